@@ -1,0 +1,254 @@
+"""The ``dc-invariant`` command line: a thin layer over the library.
+
+Heavy imports (DeepChem, RDKit) happen inside the commands, so ``dc-invariant --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn, Optional
+
+
+class UsageError(Exception):
+    """A problem with the user's arguments or files: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``dc-invariant`` (also used to render the README's usage)."""
+    parser = _Parser(
+        prog="dc-invariant",
+        description="Invariant 3D featurization and models for DeepChem. "
+        "Without a command, runs 'featurize' on the built-in example molecules.",
+    )
+    from dc_invariant import __version__
+
+    parser.add_argument("--version", action="version", version=f"dc-invariant {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    feat = commands.add_parser(
+        "featurize",
+        help="turn molecules into 3D conformers (R, X) and print a summary table",
+        description="Featurize molecules with ConformerFeaturizer and print one row per "
+        "molecule. Input defaults to the built-in example molecules.",
+    )
+    source = feat.add_mutually_exclusive_group()
+    source.add_argument("--smiles", nargs="+", metavar="SMILES", help="SMILES strings")
+    source.add_argument("--csv", metavar="PATH", help="CSV file with a SMILES column")
+    source.add_argument("--sdf", metavar="PATH", help="SDF file; its 3D coordinates are kept")
+    feat.add_argument(
+        "--smiles-column", default="smiles", help="CSV column of SMILES (default: smiles)"
+    )
+    feat.add_argument("--limit", type=int, metavar="N", help="featurize only the first N molecules")
+    feat.add_argument("--seed", type=int, default=0, help="ETKDGv3 random seed (default: 0)")
+    feat.add_argument("--n-jobs", type=int, default=1, help="worker processes; -1 for all cores")
+    feat.add_argument(
+        "--elements",
+        metavar="SYM,SYM",
+        help="one-hot element vocabulary (default: H,C,N,O,F,P,S,Cl,Br,I)",
+    )
+    feat.add_argument(
+        "--no-other-element", action="store_true", help="no column for elements outside --elements"
+    )
+    feat.add_argument(
+        "--atom-properties",
+        metavar="NAME,NAME",
+        help="extra columns from formal_charge,aromatic,hybridization",
+    )
+    feat.add_argument("--heavy-atoms-only", action="store_true", help="drop hydrogens")
+    feat.add_argument(
+        "--force-field", choices=("none", "MMFF", "UFF"), default="none", help="geometry clean-up"
+    )
+    feat.add_argument("--n-conformers", type=int, default=1, help="geometries per molecule")
+    feat.add_argument("--out", metavar="PATH.npz", help="also save the arrays to this .npz file")
+    return parser
+
+
+def _split(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    return None if text is None else tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _readable_file(path: str, suffixes: tuple[str, ...]) -> str:
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {path}: permission denied")
+    if not path.lower().endswith(suffixes):
+        raise UsageError(f"{path} does not look like a {'/'.join(suffixes)} file")
+    return path
+
+
+def _writable_target(path: str, suffix: str) -> str:
+    if not path.lower().endswith(suffix):
+        raise UsageError(f"--out must name a {suffix} file, got {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: folder {folder} is not writable")
+    return path
+
+
+def _read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
+    """Molecules to featurize and a label for each."""
+    if args.smiles:
+        inputs: list[Any] = list(args.smiles)
+        labels = list(args.smiles)
+    elif args.csv:
+        import pandas as pd
+
+        try:
+            table = pd.read_csv(_readable_file(args.csv, (".csv", ".csv.gz")), nrows=args.limit)
+        except (ValueError, OSError) as err:
+            raise UsageError(f"cannot read {args.csv} as CSV: {err}") from err
+        if args.smiles_column not in table.columns:
+            raise UsageError(
+                f"{args.csv} has no column {args.smiles_column!r}; "
+                f"columns are {list(table.columns)}"
+            )
+        inputs = table[args.smiles_column].tolist()
+        labels = [str(s) for s in inputs]
+    elif args.sdf:
+        from rdkit import Chem, rdBase
+
+        blocker = rdBase.BlockLogs()
+        try:
+            supplier = Chem.SDMolSupplier(_readable_file(args.sdf, (".sdf",)), removeHs=False)
+            inputs = [mol for _, mol in zip(range(args.limit or sys.maxsize), supplier)]
+        except OSError as err:
+            raise UsageError(f"cannot read {args.sdf} as SDF: {err}") from err
+        finally:
+            del blocker
+        labels = [
+            (mol.GetProp("_Name") or f"record {i}") if mol is not None else f"record {i}"
+            for i, mol in enumerate(inputs)
+        ]
+    else:
+        from dc_invariant.builtin import EXAMPLE_MOLECULES
+
+        inputs = list(EXAMPLE_MOLECULES.values())
+        labels = list(EXAMPLE_MOLECULES)
+    if args.limit is not None:
+        inputs, labels = inputs[: args.limit], labels[: args.limit]
+    if not inputs:
+        raise UsageError("no molecules to featurize")
+    return inputs, labels
+
+
+def _featurize(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    out = _writable_target(args.out, ".npz") if args.out else None
+    inputs, labels = _read_inputs(args)
+
+    import numpy as np
+
+    from dc_invariant.featurizer import ConformerFeaturizer
+
+    options: dict[str, Any] = {
+        "random_seed": args.seed,
+        "n_jobs": args.n_jobs,
+        "other_element": not args.no_other_element,
+        "heavy_atoms_only": args.heavy_atoms_only,
+        "force_field": None if args.force_field == "none" else args.force_field,
+        "n_conformers": args.n_conformers,
+        "progress": len(inputs) > 100 and sys.stderr.isatty(),
+    }
+    if args.elements is not None:
+        options["elements"] = _split(args.elements)
+    if args.atom_properties is not None:
+        options["atom_properties"] = _split(args.atom_properties)
+    try:
+        featurizer = ConformerFeaturizer(**options)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from err
+
+    results = featurizer.featurize(inputs)
+    print(_table(labels, results))
+    done = [r for r in results if not isinstance(r, np.ndarray)]
+    print(
+        f"\n{len(done)} of {len(results)} molecules featurized; "
+        f"{featurizer.n_features} features per atom: {', '.join(featurizer.feature_names)}"
+    )
+    if out is not None and done:
+        np.savez_compressed(
+            out,
+            positions=np.concatenate([c.positions for c in done]),
+            features=np.concatenate([c.features for c in done]),
+            atomic_numbers=np.concatenate([c.atomic_numbers for c in done]),
+            n_atoms=np.array([c.n_atoms for c in done]),
+            smiles=np.array([c.smiles or "" for c in done]),
+            feature_names=np.array(featurizer.feature_names),
+        )
+        print(f"saved {out} (positions/features are concatenated; split them with n_atoms)")
+    return 0 if done else 1
+
+
+def _table(labels: Sequence[str], results: Sequence[Any]) -> str:
+    import numpy as np
+
+    rows = [("#", "molecule", "atoms", "heavy", "Rg/Å", "extent/Å")]
+    for i, (label, r) in enumerate(zip(labels, results)):
+        if isinstance(r, np.ndarray):
+            rows.append((str(i), _short(label), "-", "-", "-", "failed"))
+            continue
+        centred = r.positions - r.positions.mean(axis=0)
+        radius = float(np.sqrt((centred**2).sum(axis=1).mean()))
+        extent = float(np.ptp(r.positions, axis=0).max())
+        heavy = int((r.atomic_numbers > 1).sum())
+        rows.append(
+            (str(i), _short(label), str(r.n_atoms), str(heavy), f"{radius:.2f}", f"{extent:.2f}")
+        )
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].rjust(widths[0]), row[1].ljust(widths[1])]
+        cells += [cell.rjust(w) for cell, w in zip(row[2:], widths[2:])]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show the library's warnings (skipped molecules) as plain lines while a command runs."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    ours = logging.getLogger("dc_invariant")
+    ours.addHandler(handler)
+    propagate, ours.propagate = ours.propagate, False
+    try:
+        yield
+    finally:
+        ours.removeHandler(handler)
+        ours.propagate = propagate
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``dc-invariant``; returns the exit status (2 for bad arguments or files)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            args = parser.parse_args(["featurize"])
+        with _warnings_to_stderr():
+            return _featurize(args)
+    except UsageError as err:
+        print(f"dc-invariant: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

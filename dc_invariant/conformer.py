@@ -1,0 +1,187 @@
+"""The `Conformer` datapoint and the helper that pads a list of them into batch arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+
+from dc_invariant._types import BoolArray, FloatArray, IntArray
+
+
+class Conformer:
+    """One molecule in 3D: coordinates ``R``, per-atom features ``X`` and atomic numbers.
+
+    This is what `ConformerFeaturizer` puts in each entry of a DeepChem dataset's ``X``.
+    It is deliberately a plain object (no ``__len__``, ``__getitem__`` or ``__array__``) so
+    that NumPy stores it as one element of an object array instead of unpacking it.
+
+    Parameters
+    ----------
+    positions : np.ndarray of shape (n_atoms, 3)
+        Cartesian coordinates in Å, stored as float64.
+    features : np.ndarray of shape (n_atoms, n_features)
+        Per-atom features; row ``i`` describes the atom at ``positions[i]``.
+    atomic_numbers : np.ndarray of shape (n_atoms,)
+        Element of each atom, stored as int64.
+    smiles : str or None, default=None
+        The SMILES the datapoint came from (as given for SMILES input; canonical for a Mol).
+    ensemble : np.ndarray of shape (n_conformers, n_atoms, 3) or None, default=None
+        All geometries when several conformers were generated; ``ensemble[0]`` equals
+        ``positions``. ``None`` for a single conformer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = Conformer(np.zeros((2, 3)), np.eye(2), np.array([6, 1]), smiles="[CH]")
+    >>> c.n_atoms, c.n_features, c.n_conformers
+    (2, 2, 1)
+    """
+
+    __slots__ = ("atomic_numbers", "ensemble", "features", "positions", "smiles")
+
+    def __init__(
+        self,
+        positions: FloatArray,
+        features: FloatArray,
+        atomic_numbers: IntArray,
+        smiles: Optional[str] = None,
+        ensemble: Optional[FloatArray] = None,
+    ) -> None:
+        positions = np.asarray(positions, dtype=np.float64)
+        features = np.asarray(features)
+        atomic_numbers = np.asarray(atomic_numbers, dtype=np.int64)
+        n = positions.shape[0] if positions.ndim == 2 else -1
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            raise ValueError(f"positions must have shape (n_atoms, 3), got {positions.shape}")
+        if features.ndim != 2 or features.shape[0] != n:
+            raise ValueError(
+                f"features must have shape ({n}, n_features) to match positions, "
+                f"got {features.shape}"
+            )
+        if atomic_numbers.shape != (n,):
+            raise ValueError(
+                f"atomic_numbers must have shape ({n},) to match positions, "
+                f"got {atomic_numbers.shape}"
+            )
+        if ensemble is not None:
+            ensemble = np.asarray(ensemble, dtype=np.float64)
+            if ensemble.ndim != 3 or ensemble.shape[1:] != (n, 3):
+                raise ValueError(
+                    f"ensemble must have shape (n_conformers, {n}, 3), got {ensemble.shape}"
+                )
+        self.positions = positions
+        self.features = features
+        self.atomic_numbers = atomic_numbers
+        self.smiles = smiles
+        self.ensemble = ensemble
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of atoms."""
+        return int(self.positions.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Width ``F`` of the per-atom feature matrix."""
+        return int(self.features.shape[1])
+
+    @property
+    def n_conformers(self) -> int:
+        """Number of geometries held (1 unless an ensemble was generated)."""
+        return 1 if self.ensemble is None else int(self.ensemble.shape[0])
+
+    def split_ensemble(self) -> list[Conformer]:
+        """One single-geometry `Conformer` per member of the ensemble, in ensemble order.
+
+        Features and atomic numbers are shared (not copied) between the returned datapoints.
+        """
+        if self.ensemble is None:
+            return [self]
+        return [
+            Conformer(geometry, self.features, self.atomic_numbers, self.smiles)
+            for geometry in self.ensemble
+        ]
+
+    def __repr__(self) -> str:
+        extra = f", n_conformers={self.n_conformers}" if self.ensemble is not None else ""
+        return (
+            f"Conformer(smiles={self.smiles!r}, n_atoms={self.n_atoms}, "
+            f"n_features={self.n_features}{extra})"
+        )
+
+
+def pad_batch(
+    conformers: Sequence[Conformer],
+    n_max: Optional[int] = None,
+    dtype: np.dtype | type = np.float64,
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Stack molecules of different sizes into zero-padded batch arrays.
+
+    Parameters
+    ----------
+    conformers : sequence of Conformer
+        The molecules of the batch, all with the same feature width ``F``.
+    n_max : int, optional
+        Padded atom count; defaults to the largest molecule of the batch.
+    dtype : numpy dtype, default=np.float64
+        dtype of the returned positions and features.
+
+    Returns
+    -------
+    positions : np.ndarray of shape (B, n_max, 3)
+        Coordinates in Å; padding rows are zero.
+    features : np.ndarray of shape (B, n_max, F)
+        Per-atom features; padding rows are zero.
+    mask : np.ndarray of bool, shape (B, n_max)
+        True for real atoms, False for padding.
+
+    Raises
+    ------
+    ValueError
+        For an empty batch, an entry that is not a `Conformer` (such as the empty array
+        DeepChem stores for a failed featurization), mixed feature widths, or a molecule
+        larger than ``n_max``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = Conformer(np.zeros((1, 3)), np.ones((1, 2)), np.array([6]))
+    >>> b = Conformer(np.ones((3, 3)), np.ones((3, 2)), np.array([6, 1, 1]))
+    >>> R, X, mask = pad_batch([a, b])
+    >>> R.shape, X.shape, mask.sum(axis=1).tolist()
+    ((2, 3, 3), (2, 3, 2), [1, 3])
+    """
+    if len(conformers) == 0:
+        raise ValueError("cannot pad an empty batch: pass at least one Conformer")
+    for i, c in enumerate(conformers):
+        if not isinstance(c, Conformer):
+            raise ValueError(
+                f"entry {i} is {type(c).__name__}, not a Conformer (a failed featurization "
+                "leaves an empty array; drop those entries before batching)"
+            )
+    width = conformers[0].n_features
+    for i, c in enumerate(conformers):
+        if c.n_features != width:
+            raise ValueError(
+                f"all molecules need the same feature width: molecule 0 has {width}, "
+                f"molecule {i} ({c.smiles!r}) has {c.n_features}"
+            )
+    sizes = np.array([c.n_atoms for c in conformers])
+    largest = int(sizes.max())
+    if n_max is None:
+        n_max = largest
+    elif largest > n_max:
+        i = int(sizes.argmax())
+        raise ValueError(
+            f"molecule {i} ({conformers[i].smiles!r}) has {largest} atoms, more than n_max={n_max}"
+        )
+    batch = len(conformers)
+    positions = np.zeros((batch, n_max, 3), dtype=dtype)
+    features = np.zeros((batch, n_max, width), dtype=dtype)
+    for i, c in enumerate(conformers):
+        positions[i, : c.n_atoms] = c.positions
+        features[i, : c.n_atoms] = c.features
+    mask = np.arange(n_max)[None, :] < sizes[:, None]
+    return positions, features, mask

@@ -1,0 +1,275 @@
+"""MoleculeNet data as datasets of `Conformer`s: QM9 with its DFT geometries, offline.
+
+For the CSV-based MoleculeNet sets (Delaney, FreeSolv, Lipophilicity, ...) DeepChem's own
+``dc.molnet.load_*`` functions work unchanged with `ConformerFeaturizer`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+HARTREE_TO_EV = 27.211386245988  # CODATA 2018
+
+#: DeepChem's twelve QM9 tasks, in DeepChem's order, and their column in the QM9 files.
+QM9_TASKS: dict[str, str] = {
+    "mu": "Dipole_debye",
+    "alpha": "Polarizability_bohr3",
+    "homo": "HOMO_au",
+    "lumo": "LUMO_au",
+    "gap": "HOMO_LUMO_gap_au",
+    "r2": "R2_bohr2",
+    "zpve": "ZPVE_au",
+    "cv": "Heatcapacity_Cv_cal_mol_K",
+    "u0": "InternalEnergy_0K_au",
+    "u298": "InternalEnergy_298K_au",
+    "h298": "Enthalphy_298K_au",
+    "g298": "GibbsFreeEnergy_298K_au",
+}
+
+#: Atomization energies (eV): the total energy minus the free atoms' energies.
+QM9_ATOMIZATION_TASKS: dict[str, str] = {
+    "u0_atom": "u0",
+    "u298_atom": "u298",
+    "h298_atom": "h298",
+    "g298_atom": "g298",
+}
+
+# Energies (Hartree) of the free atoms at the QM9 level of theory, B3LYP/6-31G(2df,p), from
+# the QM9 paper's atomref table; columns follow QM9_ATOMIZATION_TASKS.
+_ATOM_REFERENCE = {
+    1: (-0.500273, -0.498857, -0.497912, -0.510927),
+    6: (-37.846772, -37.845355, -37.844411, -37.861317),
+    7: (-54.583861, -54.582445, -54.581501, -54.598897),
+    8: (-75.064579, -75.063162, -75.062219, -75.079532),
+    9: (-99.718730, -99.717314, -99.716370, -99.733544),
+}
+
+_QM9_FILES = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
+_SYMBOL_Z = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
+
+
+def qm9_data_folder() -> str:
+    """Folder holding the QM9 CSV files of the ``qm9pack`` package.
+
+    The package is located without importing it: its ``__init__`` needs ``pkg_resources``,
+    which current setuptools no longer ships, and we only read its data files.
+    """
+    spec = importlib.util.find_spec("qm9pack")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "load_qm9 needs the QM9 data package: pip install 'dc_invariant[qm9]' "
+            "(or pip install qm9pack)"
+        )
+    folder = os.path.join(next(iter(spec.submodule_search_locations)), "data")
+    missing = [f for f in _QM9_FILES if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise ImportError(
+            f"the qm9pack installation in {folder} lacks {missing}; reinstall qm9pack"
+        )
+    return folder
+
+
+def read_qm9_table(limit: Optional[int] = None, seed: int = 0) -> pd.DataFrame:
+    """QM9 as one row per molecule, indexed by the molecule id ``gdb_<n>``.
+
+    Columns: ``smiles``, ``atomic_numbers`` (int array), ``positions`` (float64 array,
+    (n_atoms, 3), Å, the DFT geometry), the twelve `QM9_TASKS` in their QM9 units (Hartree for
+    energies) and the four `QM9_ATOMIZATION_TASKS` in eV. With ``limit``, a seeded random
+    sample of that many molecules, in id order.
+    """
+    folder = qm9_data_folder()
+    columns = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", *QM9_TASKS.values()]
+    raw = pd.concat(
+        [pd.read_csv(os.path.join(folder, f), usecols=columns) for f in _QM9_FILES],
+        ignore_index=True,
+    )
+    raw = raw.set_index(raw["Index"].map("gdb_{}".format)).rename_axis("mol_id")
+    if raw.index.has_duplicates:
+        raise ValueError("the QM9 files list a molecule id twice; the qm9pack data is damaged")
+    raw = raw.sort_values("Index")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"limit must be a positive number of molecules, got {limit}")
+        picked = np.random.default_rng(seed).permutation(len(raw))[: min(limit, len(raw))]
+        raw = raw.iloc[np.sort(picked)]
+
+    table = pd.DataFrame(index=raw.index)
+    table["smiles"] = raw["SMILES"].astype(str)
+    table["atomic_numbers"] = [
+        np.array([_SYMBOL_Z[s.strip(" '")] for s in e.strip("[]").split(",")], dtype=np.int64)
+        for e in raw["Elements"]
+    ]
+    table["positions"] = [
+        np.array(x.replace("[", "").replace("]", "").split(","), dtype=np.float64).reshape(-1, 3)
+        for x in raw["XYZ_Ang"]
+    ]
+    for mol_id, n, z, r in zip(
+        table.index, raw["N_atoms"], table["atomic_numbers"], table["positions"]
+    ):
+        if len(z) != n or len(r) != n:
+            raise ValueError(
+                f"{mol_id}: QM9 lists {n} atoms but {len(z)} elements and {len(r)} positions"
+            )
+    for task, column in QM9_TASKS.items():
+        table[task] = raw[column].astype(np.float64)
+    reference = np.zeros((119, 4))
+    for z, energies in _ATOM_REFERENCE.items():
+        reference[z] = energies
+    free_atoms = np.stack([reference[z].sum(axis=0) for z in table["atomic_numbers"]])
+    for k, (task, total) in enumerate(QM9_ATOMIZATION_TASKS.items()):
+        table[task] = (table[total].to_numpy() - free_atoms[:, k]) * HARTREE_TO_EV
+    return table
+
+
+def qm9_mol(atomic_numbers: np.ndarray, positions: np.ndarray, bond_orders: bool = False) -> Any:
+    """An RDKit Mol with this QM9 geometry as its 3D conformer.
+
+    Connectivity is perceived from the geometry; with ``bond_orders`` the bond orders too
+    (needed for aromaticity and hybridisation features). Perception raises for the few
+    molecules it cannot assign.
+    """
+    from rdkit import Chem, rdBase
+    from rdkit.Chem import rdDetermineBonds
+
+    mol = Chem.RWMol()
+    for z in atomic_numbers:
+        mol.AddAtom(Chem.Atom(int(z)))
+    conformer = Chem.Conformer(len(atomic_numbers))
+    conformer.SetPositions(np.ascontiguousarray(positions, dtype=np.float64))
+    conformer.Set3D(True)
+    mol.AddConformer(conformer, assignId=True)
+    blocker = rdBase.BlockLogs()  # failures are reported by the caller, not on stderr
+    try:
+        if bond_orders:
+            rdDetermineBonds.DetermineBonds(mol, charge=0)
+        else:
+            rdDetermineBonds.DetermineConnectivity(mol)
+    finally:
+        del blocker
+    return mol.GetMol()
+
+
+def load_qm9(
+    featurizer: Any = None,
+    *,
+    tasks: Optional[Sequence[str]] = None,
+    limit: Optional[int] = None,
+    splitter: Optional[str] = "random",
+    frac_train: float = 0.8,
+    frac_valid: float = 0.1,
+    frac_test: float = 0.1,
+    seed: int = 0,
+) -> tuple[list[str], tuple[Any, ...], list]:
+    """QM9 (130,831 molecules) with DFT geometries, as DeepChem datasets of `Conformer`s.
+
+    Geometries are QM9's B3LYP/6-31G(2df,p) equilibrium structures, never re-embedded.
+    Each label row is taken from the same record as its geometry and carried by the
+    molecule id (``gdb_<n>``) through every filter, so labels cannot shift against
+    molecules (DeepChem 2.8's ``load_qm9`` can misalign them across shards: deepchem#4485).
+
+    Parameters
+    ----------
+    featurizer : ConformerFeaturizer, optional
+        Defaults to ``ConformerFeaturizer()``. Its ``n_jobs`` and ``progress`` apply.
+    tasks : sequence of str, optional
+        Label columns, from `QM9_TASKS` (DeepChem's names and QM9 units: Debye, bohr³,
+        Hartree, bohr², cal/(mol K)) and `QM9_ATOMIZATION_TASKS` (eV). Defaults to DeepChem's
+        twelve tasks.
+    limit : int, optional
+        Use a seeded random sample of this many molecules (QM9's file order runs from small
+        to large molecules, so a prefix would not be representative).
+    splitter : {"random", None}, default="random"
+        ``"random"`` returns (train, valid, test) from DeepChem's ``RandomSplitter``;
+        ``None`` returns a 1-tuple with the whole dataset.
+    frac_train, frac_valid, frac_test : float, default=0.8, 0.1, 0.1
+        Split fractions.
+    seed : int, default=0
+        Seed of the sample and the split.
+
+    Returns
+    -------
+    tasks : list of str
+    datasets : tuple of dc.data.NumpyDataset
+    transformers : list
+        Empty; apply DeepChem transformers yourself if you want them.
+
+    Examples
+    --------
+    >>> tasks, (train, valid, test), _ = load_qm9(tasks=["u0_atom"], limit=100)  # doctest: +SKIP
+    >>> train.X[0].positions.shape  # doctest: +SKIP
+    (17, 3)
+    """
+    from dc_invariant._deepchem import import_deepchem
+    from dc_invariant.featurizer import ConformerFeaturizer
+
+    dc = import_deepchem()
+    tasks = list(QM9_TASKS) if tasks is None else list(tasks)
+    known = [*QM9_TASKS, *QM9_ATOMIZATION_TASKS]
+    unknown = [t for t in tasks if t not in known]
+    if unknown or not tasks:
+        raise ValueError(f"tasks must be a non-empty list drawn from {known}, got {tasks}")
+    if splitter not in ("random", None):
+        raise ValueError(f"splitter must be 'random' or None, got {splitter!r}")
+    if featurizer is None:
+        featurizer = ConformerFeaturizer()
+    if not isinstance(featurizer, ConformerFeaturizer):
+        raise TypeError(
+            f"featurizer must be a ConformerFeaturizer, got {type(featurizer).__name__}"
+        )
+
+    table = read_qm9_table(limit=limit, seed=seed)
+    needs_bond_orders = bool(featurizer.settings.atom_properties)
+    mols: list[Any] = []
+    perception_failures: list[tuple[int, Any, str]] = []
+    for i, (mol_id, z, r) in enumerate(
+        zip(table.index, table["atomic_numbers"], table["positions"])
+    ):
+        try:
+            mols.append(qm9_mol(z, r, bond_orders=needs_bond_orders))
+        except Exception as err:  # noqa: BLE001 - RDKit raises several types here
+            mols.append(None)
+            perception_failures.append((i, mol_id, f"bond perception failed: {err}"))
+    perceived = [i for i, m in enumerate(mols) if m is not None]
+    # QM9's own SMILES is attached below, so the featurizer need not write one per Mol.
+    quiet = featurizer.replace(record_smiles=False)
+    features = quiet.featurize([mols[i] for i in perceived], log_failures=False)
+    X = np.empty(len(mols), dtype=object)
+    ok = np.zeros(len(mols), dtype=bool)
+    for i, x in zip(perceived, features):
+        X[i] = x
+        ok[i] = not isinstance(x, np.ndarray)
+    featurizer.failures = sorted(
+        perception_failures
+        + [(perceived[j], table.index[perceived[j]], why) for j, _, why in quiet.failures]
+    )
+    if featurizer.failures:
+        reasons = Counter(
+            re.sub(r" \(atom \d+\)|: .*", "", why) for _, _, why in featurizer.failures
+        )
+        logger.warning(
+            "load_qm9: %d of %d molecules skipped (listed in featurizer.failures): %s",
+            len(featurizer.failures),
+            len(mols),
+            "; ".join(f"{n} x {why}" for why, n in reasons.most_common()),
+        )
+    for conformer, smiles in zip(X[ok], table["smiles"].to_numpy()[ok]):
+        conformer.smiles = smiles
+    y = table.loc[ok, tasks].to_numpy(dtype=np.float64)
+    dataset = dc.data.NumpyDataset(X=X[ok], y=y, w=np.ones_like(y), ids=table.index.to_numpy()[ok])
+    if splitter is None:
+        return tasks, (dataset,), []
+    parts = dc.splits.RandomSplitter().train_valid_test_split(
+        dataset, frac_train=frac_train, frac_valid=frac_valid, frac_test=frac_test, seed=seed
+    )
+    return tasks, tuple(parts), []

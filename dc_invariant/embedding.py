@@ -1,0 +1,281 @@
+"""RDKit work behind `ConformerFeaturizer`: settings, geometry (own conformer or ETKDGv3), features.
+
+This module imports RDKit but not DeepChem, so joblib workers that featurize in parallel
+start without paying DeepChem's multi-second import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from rdkit import Chem, rdBase
+from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
+
+from dc_invariant.conformer import Conformer
+
+DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
+ATOM_PROPERTIES: tuple[str, ...] = ("formal_charge", "aromatic", "hybridization")
+FORCE_FIELDS: tuple[Optional[str], ...] = (None, "MMFF", "UFF")
+HYBRIDIZATIONS: tuple[str, ...] = ("s", "sp", "sp2", "sp3", "other")
+
+_HYBRIDIZATION_COLUMN = {
+    Chem.HybridizationType.S: 0,
+    Chem.HybridizationType.SP: 1,
+    Chem.HybridizationType.SP2: 2,
+    Chem.HybridizationType.SP3: 3,
+}
+_PERIODIC_TABLE = Chem.GetPeriodicTable()
+_SYMBOL_TO_Z = {_PERIODIC_TABLE.GetElementSymbol(z): z for z in range(1, 119)}
+
+
+class FeaturizationError(Exception):
+    """One input could not be turned into a `Conformer`; the message is the reason."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class FeaturizerSettings:
+    """Validated settings of `ConformerFeaturizer`; see that class for their meaning.
+
+    Raises ``TypeError`` for a value of the wrong type and ``ValueError`` for a value out of
+    range, each naming the setting, what arrived and what is allowed.
+    """
+
+    elements: tuple[str, ...] = DEFAULT_ELEMENTS
+    other_element: bool = True
+    atom_properties: tuple[str, ...] = ()
+    heavy_atoms_only: bool = False
+    n_conformers: int = 1
+    random_seed: int = 0
+    max_attempts: int = 0
+    force_field: Optional[str] = None
+    record_smiles: bool = True
+    canonical_atom_order: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("other_element", "heavy_atoms_only", "record_smiles", "canonical_atom_order"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name, low in (("n_conformers", 1), ("random_seed", 0), ("max_attempts", 0)):
+            value = getattr(self, name)
+            if not _is_int(value):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if isinstance(self.elements, str) or not isinstance(self.elements, Sequence):
+            raise TypeError(
+                f"elements must be a sequence of element symbols such as ('C', 'H'), "
+                f"got {self.elements!r}"
+            )
+        unknown = [e for e in self.elements if e not in _SYMBOL_TO_Z]
+        if unknown:
+            raise ValueError(
+                f"unknown element symbol(s) {unknown} in elements; use symbols such as 'C', "
+                "'Cl', 'Br' (case matters)"
+            )
+        if len(set(self.elements)) != len(self.elements):
+            raise ValueError(f"elements lists a symbol twice: {list(self.elements)}")
+        if not self.elements and not self.other_element:
+            raise ValueError(
+                "elements is empty and other_element is False: no atom could be encoded"
+            )
+        if isinstance(self.atom_properties, str) or not isinstance(self.atom_properties, Sequence):
+            raise TypeError(
+                f"atom_properties must be a sequence drawn from {ATOM_PROPERTIES}, "
+                f"got {self.atom_properties!r}"
+            )
+        bad = [p for p in self.atom_properties if p not in ATOM_PROPERTIES]
+        if bad or len(set(self.atom_properties)) != len(self.atom_properties):
+            raise ValueError(
+                f"atom_properties must be distinct names from {ATOM_PROPERTIES}, "
+                f"got {list(self.atom_properties)}"
+            )
+        if self.force_field not in FORCE_FIELDS:
+            raise ValueError(f"force_field must be one of {FORCE_FIELDS}, got {self.force_field!r}")
+        object.__setattr__(self, "elements", tuple(self.elements))
+        object.__setattr__(self, "atom_properties", tuple(self.atom_properties))
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Name of every column of ``Conformer.features``, in order."""
+        names = [f"element={e}" for e in self.elements]
+        if self.other_element:
+            names.append("element=other")
+        for prop in self.atom_properties:
+            if prop == "hybridization":
+                names.extend(f"hybridization={h}" for h in HYBRIDIZATIONS)
+            else:
+                names.append(prop)
+        return names
+
+    def column_of_element(self) -> np.ndarray:
+        """Lookup table ``Z -> one-hot column`` (``-1`` where no column encodes ``Z``)."""
+        table = np.full(119, len(self.elements) if self.other_element else -1, dtype=np.int64)
+        for column, symbol in enumerate(self.elements):
+            table[_SYMBOL_TO_Z[symbol]] = column
+        return table
+
+
+def describe_input(item: Any) -> str:
+    """Short text for an input in a log line: the SMILES, or a Mol's SMILES/name."""
+    if isinstance(item, str):
+        text = item
+    elif isinstance(item, Chem.Mol):
+        try:
+            text = Chem.MolToSmiles(item)
+        except Exception:  # noqa: BLE001 - a Mol too broken to write still deserves a label
+            text = f"<Mol with {item.GetNumAtoms()} atoms>"
+    else:
+        text = repr(item)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Encoder:
+    """Turns RDKit Mols into `Conformer`s under one `FeaturizerSettings`."""
+
+    def __init__(self, settings: FeaturizerSettings) -> None:
+        self.settings = settings
+        self.columns = settings.column_of_element()
+        self.n_element_columns = len(settings.elements) + int(settings.other_element)
+        self.n_features = len(settings.feature_names)
+
+    def to_mol(self, item: Any) -> Chem.Mol:
+        if isinstance(item, str):
+            mol = Chem.MolFromSmiles(item)
+            if mol is None:
+                raise FeaturizationError("RDKit could not parse the SMILES")
+            if mol.GetNumAtoms() == 0:
+                raise FeaturizationError("the molecule has no atoms")
+            if self.settings.canonical_atom_order:
+                # Canonical numbering makes 'CCO' and 'OCC' give the same arrays, as in DeepChem.
+                mol = Chem.RenumberAtoms(mol, list(Chem.CanonicalRankAtoms(mol)))
+            return mol
+        if isinstance(item, Chem.Mol):
+            return item
+        if item is None:
+            raise FeaturizationError("no molecule (None), e.g. a record RDKit could not read")
+        raise FeaturizationError(
+            f"expected a SMILES string or an RDKit Mol, got {type(item).__name__}"
+        )
+
+    def geometry(self, mol: Chem.Mol) -> tuple[Chem.Mol, np.ndarray]:
+        """The Mol whose atoms are featurized and its geometries, shape (k, n_atoms, 3)."""
+        own = [c.GetId() for c in mol.GetConformers() if c.Is3D()]
+        if own:
+            if self.settings.heavy_atoms_only:
+                mol = Chem.RemoveHs(
+                    mol
+                )  # a new Mol: its conformers keep the heavy atoms' coordinates
+            ids = own[: self.settings.n_conformers]
+            geometries = np.stack([mol.GetConformer(i).GetPositions() for i in ids])
+            if not np.isfinite(geometries).all():
+                raise FeaturizationError("the Mol's 3D conformer has non-finite coordinates")
+            return mol, geometries
+        mol = self.embed(mol)
+        return mol, np.stack([c.GetPositions() for c in mol.GetConformers()])
+
+    def embed(self, mol: Chem.Mol) -> Chem.Mol:
+        s = self.settings
+        work = Chem.AddHs(mol)  # always a copy, so the caller's Mol is never touched
+        params = rdDistGeom.ETKDGv3()
+        params.randomSeed = s.random_seed
+        params.maxIterations = s.max_attempts
+        if not self._embed_once(work, params):
+            # RDKit's advice for molecules that fail from eigenvector starts: random starts.
+            params.useRandomCoords = True
+            if not self._embed_once(work, params):
+                attempts = s.max_attempts or "RDKit's default number of"
+                raise FeaturizationError(
+                    f"ETKDGv3 embedding failed after {attempts} attempts, also from random "
+                    "starting coordinates"
+                )
+        if s.force_field == "MMFF":
+            if not rdForceFieldHelpers.MMFFHasAllMoleculeParams(work):
+                raise FeaturizationError(
+                    "MMFF94 has no parameters for this molecule; use force_field='UFF' or None"
+                )
+            rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(work, numThreads=1)
+        elif s.force_field == "UFF":
+            if not rdForceFieldHelpers.UFFHasAllMoleculeParams(work):
+                raise FeaturizationError(
+                    "UFF has no parameters for this molecule; use force_field=None"
+                )
+            rdForceFieldHelpers.UFFOptimizeMoleculeConfs(work, numThreads=1)
+        return Chem.RemoveHs(work) if s.heavy_atoms_only else work
+
+    def _embed_once(self, mol: Chem.Mol, params: Any) -> bool:
+        k = self.settings.n_conformers
+        if k == 1:
+            return rdDistGeom.EmbedMolecule(mol, params) == 0
+        return len(rdDistGeom.EmbedMultipleConfs(mol, k, params)) == k
+
+    def features(self, mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
+        n = mol.GetNumAtoms()
+        atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
+        z = np.fromiter((a.GetAtomicNum() for a in atoms), dtype=np.int64, count=n)
+        columns = self.columns[z]
+        if (columns < 0).any():
+            i = int(np.flatnonzero(columns < 0)[0])
+            symbol = atoms[i].GetSymbol()
+            raise FeaturizationError(
+                f"element {symbol} is not in elements {list(self.settings.elements)} and "
+                f"other_element is False (atom {i})"
+            )
+        x = np.zeros((n, self.n_features), dtype=np.float64)
+        x[np.arange(n), columns] = 1.0
+        column = self.n_element_columns
+        for prop in self.settings.atom_properties:
+            if prop == "formal_charge":
+                x[:, column] = [a.GetFormalCharge() for a in atoms]
+                column += 1
+            elif prop == "aromatic":
+                x[:, column] = [a.GetIsAromatic() for a in atoms]
+                column += 1
+            else:
+                hybrid = [_HYBRIDIZATION_COLUMN.get(a.GetHybridization(), 4) for a in atoms]
+                x[np.arange(n), column + np.asarray(hybrid, dtype=np.int64)] = 1.0
+                column += len(HYBRIDIZATIONS)
+        return z, x
+
+    def __call__(self, item: Any) -> Conformer:
+        mol = self.to_mol(item)
+        if mol.GetNumAtoms() == 0:
+            raise FeaturizationError("the molecule has no atoms")
+        mol, geometries = self.geometry(mol)
+        z, x = self.features(mol)
+        if isinstance(item, str):
+            smiles: Optional[str] = item
+        else:
+            smiles = Chem.MolToSmiles(mol) if self.settings.record_smiles else None
+        ensemble = geometries if self.settings.n_conformers > 1 else None
+        return Conformer(geometries[0], x, z, smiles=smiles, ensemble=ensemble)
+
+
+def featurize_chunk(
+    settings: FeaturizerSettings, items: Sequence[Any]
+) -> list[tuple[Optional[Conformer], Optional[str]]]:
+    """Featurize consecutive inputs; one ``(conformer, None)`` or ``(None, reason)`` each.
+
+    Never raises for a bad input: RDKit errors become the reason text, and RDKit's own log
+    output is blocked so that only the caller decides what the user sees.
+    """
+    encode = _Encoder(settings)
+    out: list[tuple[Optional[Conformer], Optional[str]]] = []
+    blocker = rdBase.BlockLogs()
+    try:
+        for item in items:
+            try:
+                out.append((encode(item), None))
+            except FeaturizationError as err:
+                out.append((None, str(err)))
+            except Exception as err:  # noqa: BLE001 - RDKit raises many types; keep the text
+                out.append((None, f"{type(err).__name__}: {err}".strip()))
+    finally:
+        del blocker
+    return out

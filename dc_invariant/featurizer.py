@@ -1,0 +1,286 @@
+"""`ConformerFeaturizer`: a DeepChem featurizer from SMILES / RDKit Mols to `Conformer`s."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
+
+import joblib
+import numpy as np
+from rdkit import Chem
+from tqdm.auto import tqdm
+
+from dc_invariant._deepchem import import_deepchem
+from dc_invariant.conformer import Conformer
+from dc_invariant.embedding import (
+    DEFAULT_ELEMENTS,
+    FeaturizationError,
+    FeaturizerSettings,
+    _Encoder,
+    _is_int,
+    describe_input,
+    featurize_chunk,
+)
+
+dc = import_deepchem()
+logger = logging.getLogger(__name__)
+
+# Large enough to amortise joblib's per-task cost, small enough for a smooth progress bar.
+_MAX_CHUNK = 256
+
+
+class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
+    """Featurize molecules as 3D point clouds ``(R, X)`` for invariant models.
+
+    Each input (a SMILES string or an RDKit ``Mol``) becomes one `Conformer` holding
+    coordinates ``R`` of shape (n_atoms, 3) in Å and atom features ``X`` of shape
+    (n_atoms, F). An input that cannot be featurized becomes DeepChem's empty array, so
+    DeepChem's loaders drop it as they do for every featurizer; the reason is logged as one
+    warning line and kept in `failures`.
+
+    **Geometry.** A Mol that carries a 3D conformer (read from an SDF, a QM9 geometry, or
+    embedded beforehand) keeps it exactly and its atoms are used as they are. Otherwise
+    (SMILES, or a Mol with no conformer or only a 2D one) hydrogens are added and the
+    molecule is embedded with RDKit's ETKDGv3 using ``random_seed``, so the same input and
+    seed give identical arrays in any process. An optional force-field clean-up follows.
+    The caller's Mol is never modified.
+
+    **Features.** ``X`` is a one-hot block over ``elements`` (plus an "other element" column
+    when ``other_element``), followed by the requested ``atom_properties`` in the order
+    given: ``"formal_charge"`` (one column, the integer charge), ``"aromatic"`` (one column,
+    0/1), ``"hybridization"`` (five one-hot columns: s, sp, sp2, sp3, other). The names of all
+    columns are in `feature_names`. The tutorial's encoding, ``[1, 0]`` for carbon and
+    ``[0, 1]`` for hydrogen, is ``elements=("C", "H"), other_element=False``.
+
+    **Several conformers.** With ``n_conformers=k`` each input still gives one `Conformer`:
+    ``positions`` is the first geometry and ``ensemble`` holds all ``k``, shape
+    (k, n_atoms, 3); an input for which fewer than ``k`` embed is a failure. A Mol that already
+    has 3D conformers contributes its first ``k`` of them. `Conformer.split_ensemble` gives one
+    datapoint per geometry.
+
+    Parameters
+    ----------
+    elements : sequence of str, default=("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
+        Element symbols of the one-hot block, in column order.
+    other_element : bool, default=True
+        Add one column for every element not in ``elements``. Without it such an atom makes
+        its molecule a failure.
+    atom_properties : sequence of str, default=()
+        Extra per-atom columns appended after the one-hot block, from
+        ``("formal_charge", "aromatic", "hybridization")``.
+    heavy_atoms_only : bool, default=False
+        Drop hydrogens from the output (embedding still places them, for a sound geometry).
+    n_conformers : int, default=1
+        Geometries per molecule (see above).
+    random_seed : int, default=0
+        Seed of the ETKDGv3 embedding.
+    max_attempts : int, default=0
+        Embedding attempts before giving up (RDKit's ``maxIterations``; 0 lets RDKit decide).
+        A failed embedding is retried once from random starting coordinates.
+    force_field : {None, "MMFF", "UFF"}, default=None
+        Optimise embedded geometries with this force field. Never applied to a Mol's own
+        conformer.
+    record_smiles : bool, default=True
+        Store a canonical SMILES in `Conformer.smiles` for Mol inputs (SMILES inputs are
+        stored as given). Writing SMILES costs about as much as featurizing a pre-embedded
+        Mol; switch it off for bulk work on molecules that already have conformers.
+    use_original_atoms_order : bool, default=False
+        DeepChem's option: SMILES are renumbered canonically unless this is True, so that
+        ``"CCO"`` and ``"OCC"`` give the same datapoint. Mols are never renumbered.
+    n_jobs : int, default=1
+        Worker processes (joblib/loky); -1 uses every core. Results are identical to a serial
+        run and in input order.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Attributes
+    ----------
+    failures : list of (int, object, str)
+        ``(index, input, reason)`` for each input of the last `featurize` call that failed.
+
+    Examples
+    --------
+    >>> featurizer = ConformerFeaturizer(elements=("C", "H"), other_element=False)
+    >>> conformer = featurizer.featurize(["C"])[0]
+    >>> conformer.positions.shape, conformer.features.tolist()[:2]
+    ((5, 3), [[1.0, 0.0], [0.0, 1.0]])
+    """
+
+    def __init__(
+        self,
+        *,
+        elements: Sequence[str] = DEFAULT_ELEMENTS,
+        other_element: bool = True,
+        atom_properties: Sequence[str] = (),
+        heavy_atoms_only: bool = False,
+        n_conformers: int = 1,
+        random_seed: int = 0,
+        max_attempts: int = 0,
+        force_field: Optional[str] = None,
+        record_smiles: bool = True,
+        use_original_atoms_order: bool = False,
+        n_jobs: int = 1,
+        progress: bool = False,
+    ) -> None:
+        if not isinstance(use_original_atoms_order, (bool, np.bool_)):
+            raise TypeError(
+                f"use_original_atoms_order must be True or False, got {use_original_atoms_order!r}"
+            )
+        if not _is_int(n_jobs) or n_jobs == 0:
+            raise (TypeError if not _is_int(n_jobs) else ValueError)(
+                f"n_jobs must be a non-zero int (-1 for every core), got {n_jobs!r}"
+            )
+        if not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True or False, got {progress!r}")
+        super().__init__(use_original_atoms_order=bool(use_original_atoms_order))
+        self.settings = FeaturizerSettings(
+            elements=elements,
+            other_element=other_element,
+            atom_properties=atom_properties,
+            heavy_atoms_only=heavy_atoms_only,
+            n_conformers=n_conformers,
+            random_seed=random_seed,
+            max_attempts=max_attempts,
+            force_field=force_field,
+            record_smiles=record_smiles,
+            canonical_atom_order=not use_original_atoms_order,
+        )
+        self.n_jobs = int(n_jobs)
+        self.progress = bool(progress)
+        self.failures: list[tuple[int, Any, str]] = []
+        self._encoder = _Encoder(self.settings)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Name of each column of `Conformer.features`, in order."""
+        return self.settings.feature_names
+
+    @property
+    def n_features(self) -> int:
+        """Width ``F`` of the per-atom features."""
+        return len(self.feature_names)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this featurizer."""
+        params: dict[str, Any] = {
+            name: getattr(self.settings, name)
+            for name in FeaturizerSettings.__dataclass_fields__
+            if name != "canonical_atom_order"
+        }
+        params["use_original_atoms_order"] = not self.settings.canonical_atom_order
+        params["n_jobs"] = self.n_jobs
+        params["progress"] = self.progress
+        return params
+
+    def replace(self, **changes: Any) -> ConformerFeaturizer:
+        """A new featurizer with some constructor arguments changed.
+
+        Examples
+        --------
+        >>> ConformerFeaturizer().replace(random_seed=7).settings.random_seed
+        7
+        """
+        params = self.get_params()
+        unknown = sorted(set(changes) - set(params))
+        if unknown:
+            raise TypeError(
+                f"unknown ConformerFeaturizer argument(s) {unknown}; allowed: {sorted(params)}"
+            )
+        return ConformerFeaturizer(**{**params, **changes})
+
+    def _featurize(self, datapoint: Any, **kwargs: Any) -> Conformer:
+        """Featurize one SMILES or Mol; raises `FeaturizationError` with the reason.
+
+        ``kwargs`` are accepted for DeepChem's loaders (``SDFLoader`` passes ``pos_x``,
+        ``pos_y``, ``pos_z``) and ignored: coordinates are read from the Mol's conformer,
+        which holds them at full precision.
+        """
+        return self._encoder(datapoint)
+
+    def featurize(
+        self, datapoints: Any, log_every_n: int = 1000, *, log_failures: bool = True, **kwargs: Any
+    ) -> np.ndarray:
+        """Featurize SMILES strings and/or RDKit Mols.
+
+        Parameters
+        ----------
+        datapoints : str, rdkit.Chem.Mol or iterable of them
+            The molecules; a mixed list is fine.
+        log_every_n : int, default=1000
+            Accepted for DeepChem compatibility; progress is shown with ``progress=True``.
+        log_failures : bool, default=True
+            Log one warning line per failed input (they are in `failures` either way).
+        **kwargs
+            Per-datapoint columns passed by DeepChem loaders; ignored (see `_featurize`).
+
+        Returns
+        -------
+        np.ndarray of object, shape (n_inputs,)
+            A `Conformer` per input, or an empty float array where featurization failed.
+        """
+        if isinstance(datapoints, (str, Chem.Mol)):
+            items: list[Any] = [datapoints]
+        else:
+            items = list(datapoints)
+        outcomes = self._run(items)
+        result = np.empty(len(items), dtype=object)
+        self.failures = []
+        for i, (conformer, reason) in enumerate(outcomes):
+            if conformer is None:
+                result[i] = np.array([])
+                self.failures.append((i, items[i], reason))
+                if log_failures:
+                    logger.warning(
+                        "ConformerFeaturizer: input %d (%s) skipped: %s",
+                        i,
+                        describe_input(items[i]),
+                        reason,
+                    )
+            else:
+                result[i] = conformer
+        return result
+
+    def _run(self, items: list[Any]) -> list[tuple[Optional[Conformer], Optional[str]]]:
+        workers = joblib.effective_n_jobs(self.n_jobs)
+        size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (4 * workers))))
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        bar = tqdm(total=len(items), disable=not self.progress, desc="featurize", unit="mol")
+        outcomes: list[tuple[Optional[Conformer], Optional[str]]] = []
+        if workers == 1 or len(chunks) == 1:
+            parts: Iterable = (featurize_chunk(self.settings, chunk) for chunk in chunks)
+        else:
+            parts = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")(
+                joblib.delayed(featurize_chunk)(self.settings, chunk) for chunk in chunks
+            )
+        with bar:
+            for part in parts:
+                outcomes.extend(part)
+                bar.update(len(part))
+        return outcomes
+
+    def _changed_settings(self) -> list[tuple[str, Any]]:
+        defaults = FeaturizerSettings()
+        changed = [
+            (name, getattr(self.settings, name))
+            for name in FeaturizerSettings.__dataclass_fields__
+            if getattr(self.settings, name) != getattr(defaults, name)
+        ]
+        return changed
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._changed_settings())
+        return f"ConformerFeaturizer({inner})"
+
+    def __str__(self) -> str:
+        # DeepChem names its MoleculeNet cache folders after str(featurizer); its own version
+        # only sees positional arguments, so every setting that changes the arrays goes here.
+        parts = ["ConformerFeaturizer"]
+        for name, value in self._changed_settings():
+            text = "-".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            parts.append(f"{name}_{text}")
+        return "_".join(parts)
+
+
+__all__ = ["ConformerFeaturizer", "FeaturizationError"]
