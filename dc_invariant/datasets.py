@@ -71,24 +71,24 @@ def qm9_data_folder() -> str:
             "load_qm9 needs the QM9 data package: pip install 'dc_invariant[qm9]' "
             "(or pip install qm9pack)"
         )
-    folder = os.path.join(next(iter(spec.submodule_search_locations)), "data")
-    missing = [f for f in _QM9_FILES if not os.path.isfile(os.path.join(folder, f))]
-    if missing:
-        raise ImportError(
-            f"the qm9pack installation in {folder} lacks {missing}; reinstall qm9pack"
-        )
-    return folder
+    return os.path.join(next(iter(spec.submodule_search_locations)), "data")
 
 
-def read_qm9_table(limit: Optional[int] = None, seed: int = 0) -> pd.DataFrame:
+def read_qm9_table(
+    limit: Optional[int] = None, seed: int = 0, data_dir: Optional[str] = None
+) -> pd.DataFrame:
     """QM9 as one row per molecule, indexed by the molecule id ``gdb_<n>``.
 
     Columns: ``smiles``, ``atomic_numbers`` (int array), ``positions`` (float64 array,
     (n_atoms, 3), Å, the DFT geometry), the twelve `QM9_TASKS` in their QM9 units (Hartree for
     energies) and the four `QM9_ATOMIZATION_TASKS` in eV. With ``limit``, a seeded random
-    sample of that many molecules, in id order.
+    sample of that many molecules, in id order. ``data_dir`` is a folder with files laid out
+    as in ``qm9pack`` (``qm9_part1.csv`` ... ``qm9_part3.csv``); it defaults to that package's.
     """
-    folder = qm9_data_folder()
+    folder = qm9_data_folder() if data_dir is None else data_dir
+    missing = [f for f in _QM9_FILES if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise FileNotFoundError(f"QM9 folder {folder} lacks {missing}")
     columns = ["Index", "SMILES", "N_atoms", "Elements", "XYZ_Ang", *QM9_TASKS.values()]
     raw = pd.concat(
         [pd.read_csv(os.path.join(folder, f), usecols=columns) for f in _QM9_FILES],
@@ -170,6 +170,7 @@ def load_qm9(
     frac_valid: float = 0.1,
     frac_test: float = 0.1,
     seed: int = 0,
+    data_dir: Optional[str] = None,
 ) -> tuple[list[str], tuple[Any, ...], list]:
     """QM9 (130,831 molecules) with DFT geometries, as DeepChem datasets of `Conformer`s.
 
@@ -196,6 +197,9 @@ def load_qm9(
         Split fractions.
     seed : int, default=0
         Seed of the sample and the split.
+    data_dir : str, optional
+        Folder with the QM9 files in ``qm9pack``'s layout; defaults to the installed
+        ``qm9pack`` package (``pip install 'dc_invariant[qm9]'``).
 
     Returns
     -------
@@ -228,7 +232,7 @@ def load_qm9(
             f"featurizer must be a ConformerFeaturizer, got {type(featurizer).__name__}"
         )
 
-    table = read_qm9_table(limit=limit, seed=seed)
+    table = read_qm9_table(limit=limit, seed=seed, data_dir=data_dir)
     needs_bond_orders = bool(featurizer.settings.atom_properties)
     mols: list[Any] = []
     perception_failures: list[tuple[int, Any, str]] = []

@@ -62,12 +62,17 @@ class FeaturizerSettings:
         for name in ("other_element", "heavy_atoms_only", "record_smiles", "canonical_atom_order"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        for name, low in (("n_conformers", 1), ("random_seed", 0), ("max_attempts", 0)):
+        limits = (
+            ("n_conformers", 1, 10_000),
+            ("random_seed", 0, 2**31 - 2),
+            ("max_attempts", 0, 10**6),
+        )
+        for name, low, high in limits:
             value = getattr(self, name)
             if not _is_int(value):
                 raise TypeError(f"{name} must be an int, got {value!r}")
-            if value < low:
-                raise ValueError(f"{name} must be >= {low}, got {value}")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
         if isinstance(self.elements, str) or not isinstance(self.elements, Sequence):
             raise TypeError(
                 f"elements must be a sequence of element symbols such as ('C', 'H'), "
@@ -153,8 +158,9 @@ class _Encoder:
             if mol.GetNumAtoms() == 0:
                 raise FeaturizationError("the molecule has no atoms")
             if self.settings.canonical_atom_order:
-                # Canonical numbering makes 'CCO' and 'OCC' give the same arrays, as in DeepChem.
-                mol = Chem.RenumberAtoms(mol, list(Chem.CanonicalRankAtoms(mol)))
+                # Re-reading the canonical SMILES orders atoms *and* bonds canonically; ETKDG
+                # depends on both, so only then do 'CCO' and 'OCC' give identical arrays.
+                mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
             return mol
         if isinstance(item, Chem.Mol):
             return item
@@ -169,9 +175,13 @@ class _Encoder:
         own = [c.GetId() for c in mol.GetConformers() if c.Is3D()]
         if own:
             if self.settings.heavy_atoms_only:
-                mol = Chem.RemoveHs(
-                    mol
-                )  # a new Mol: its conformers keep the heavy atoms' coordinates
+                # A new, sanitized Mol whose conformers keep the heavy atoms' coordinates.
+                mol = Chem.RemoveHs(mol)
+            elif self.settings.atom_properties:
+                # Aromaticity and hybridisation are only set by sanitization, which DeepChem's
+                # SDFLoader skips by default; sanitize a copy so they are never silently wrong.
+                mol = Chem.Mol(mol)
+                Chem.SanitizeMol(mol)
             ids = own[: self.settings.n_conformers]
             geometries = np.stack([mol.GetConformer(i).GetPositions() for i in ids])
             if not np.isfinite(geometries).all():
@@ -183,8 +193,11 @@ class _Encoder:
     def embed(self, mol: Chem.Mol) -> Chem.Mol:
         s = self.settings
         work = Chem.AddHs(mol)  # always a copy, so the caller's Mol is never touched
+        if "hybridization" in s.atom_properties:
+            Chem.SetHybridization(work)  # AddHs leaves new hydrogens UNSPECIFIED; RDKit's is S
         params = rdDistGeom.ETKDGv3()
-        params.randomSeed = s.random_seed
+        # RDKit's seed 0 gives every member of an ensemble the same geometry; shift it.
+        params.randomSeed = s.random_seed + 1
         params.maxIterations = s.max_attempts
         if not self._embed_once(work, params):
             # RDKit's advice for molecules that fail from eigenvector starts: random starts.

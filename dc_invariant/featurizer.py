@@ -87,8 +87,9 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         stored as given). Writing SMILES costs about as much as featurizing a pre-embedded
         Mol; switch it off for bulk work on molecules that already have conformers.
     use_original_atoms_order : bool, default=False
-        DeepChem's option: SMILES are renumbered canonically unless this is True, so that
-        ``"CCO"`` and ``"OCC"`` give the same datapoint. Mols are never renumbered.
+        DeepChem's option. Unless True, a SMILES is first rewritten as RDKit's canonical
+        SMILES (atoms and bonds in canonical order), so that ``"CCO"`` and ``"OCC"`` give
+        identical arrays. Mols are never renumbered.
     n_jobs : int, default=1
         Worker processes (joblib/loky); -1 uses every core. Results are identical to a serial
         run and in input order.

@@ -1,0 +1,104 @@
+import os
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from dc_invariant.builtin import EXAMPLE_MOLECULES
+from dc_invariant.cli import main
+
+
+def test_default_run_featurizes_the_builtin_molecules(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in EXAMPLE_MOLECULES:
+        assert name in out
+    assert f"{len(EXAMPLE_MOLECULES)} of {len(EXAMPLE_MOLECULES)} molecules featurized" in out
+    water = next(line for line in out.splitlines() if " water " in line)
+    assert water.split()[2:4] == ["3", "1"]  # atoms, heavy atoms
+
+
+def test_smiles_with_a_failure_warns_on_stderr(capsys):
+    assert main(["featurize", "--smiles", "CCO", "not_smiles", "--heavy-atoms-only"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 2 molecules featurized" in captured.out
+    assert "failed" in captured.out
+    [warning] = captured.err.strip().splitlines()
+    assert warning.startswith("warning: ") and "RDKit could not parse the SMILES" in warning
+    ethanol = next(line for line in captured.out.splitlines() if line.split()[1:2] == ["CCO"])
+    assert ethanol.split()[2] == "3"
+
+
+def test_csv_and_npz_output(tmp_path, capsys):
+    csv = tmp_path / "mols.csv"
+    csv.write_text("name,SMILES\nethanol,CCO\nbenzene,c1ccccc1\nphenol,Oc1ccccc1\n")
+    out = tmp_path / "out.npz"
+    argv = ["featurize", "--csv", str(csv), "--smiles-column", "SMILES", "--limit", "2"]
+    assert main([*argv, "--out", str(out), "--elements", "C,H,O", "--no-other-element"]) == 0
+    assert "2 of 2 molecules featurized; 3 features per atom" in capsys.readouterr().out
+    with np.load(out, allow_pickle=False) as saved:
+        assert saved["n_atoms"].tolist() == [9, 12]
+        assert saved["positions"].shape == (21, 3) and saved["features"].shape == (21, 3)
+        assert saved["smiles"].tolist() == ["CCO", "c1ccccc1"]
+        assert saved["feature_names"].tolist() == ["element=C", "element=H", "element=O"]
+
+
+def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
+    path = tmp_path / "mols.sdf"
+    writer = Chem.SDWriter(str(path))
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)O"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    mol.SetProp("_Name", "acetic acid")
+    writer.write(mol)
+    writer.close()
+    out = tmp_path / "a.npz"
+    assert main(["featurize", "--sdf", str(path), "--out", str(out), "--seed", "9"]) == 0
+    assert "acetic acid" in capsys.readouterr().out
+    reread = next(Chem.SDMolSupplier(str(path), removeHs=False))
+    with np.load(out) as saved:
+        np.testing.assert_allclose(saved["positions"], reread.GetConformer().GetPositions())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["featurize", "--csv", "missing.csv"], "no such file: missing.csv"),
+        (["featurize", "--sdf", __file__], "does not look like a .sdf file"),
+        (["featurize", "--elements", "C,Xx"], "unknown element symbol"),
+        (["featurize", "--n-jobs", "0"], "n_jobs must be a non-zero int"),
+        (["featurize", "--limit", "0"], "--limit must be at least 1"),
+        (["featurize", "--out", "x.txt"], "--out must name a .npz file"),
+        (["featurize", "--out", "/no/such/dir/x.npz"], "folder /no/such/dir does not exist"),
+        (["featurize", "--seed", "abc"], "invalid int value: 'abc'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["featurize", "--smiles", "C", "--csv", "x.csv"], "not allowed with argument"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("dc-invariant: error: ") and message in line
+    assert "Traceback" not in captured.err
+
+
+def test_csv_without_the_column(tmp_path, capsys):
+    csv = tmp_path / "m.csv"
+    csv.write_text("name,smi\na,C\n")
+    assert main(["featurize", "--csv", str(csv)]) == 2
+    assert "has no column 'smiles'; columns are ['name', 'smi']" in capsys.readouterr().err
+
+
+def test_all_molecules_failing_is_exit_status_1(capsys):
+    assert main(["featurize", "--smiles", "xx", "yy"]) == 1
+    assert "0 of 2 molecules featurized" in capsys.readouterr().out
+
+
+def test_unreadable_file(tmp_path, capsys, monkeypatch):
+    csv = tmp_path / "locked.csv"
+    csv.write_text("smiles\nC\n")
+    # Root (as in CI) may read anything, so the permission answer is simulated.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert main(["featurize", "--csv", str(csv)]) == 2
+    assert "permission denied" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dc_invariant import Conformer, ConformerFeaturizer
+from dc_invariant.datasets import (
+    HARTREE_TO_EV,
+    QM9_ATOMIZATION_TASKS,
+    QM9_TASKS,
+    load_qm9,
+    read_qm9_table,
+)
+
+# Fourteen real QM9 records in qm9pack's layout; part 1 is stored out of id order on purpose.
+MINI = str(Path(__file__).parent / "data" / "qm9_mini")
+HAS_QM9PACK = importlib.util.find_spec("qm9pack") is not None
+
+
+def test_table_reads_geometries_and_labels_by_id():
+    table = read_qm9_table(data_dir=MINI)
+    assert len(table) == 14 and table.index.is_unique
+    numbers = [int(i.split("_")[1]) for i in table.index]
+    assert numbers == sorted(numbers)
+    methane = table.loc["gdb_1"]
+    assert methane["smiles"] == "C" and methane["atomic_numbers"].tolist() == [6, 1, 1, 1, 1]
+    assert methane["positions"].shape == (5, 3)
+    np.testing.assert_allclose(methane["positions"][1], [0.002150416, -0.0060313176, 0.0019761204])
+    assert methane["u0"] == pytest.approx(-40.47893)
+    # Atomization energy: total minus the free atoms (C + 4 H) at the same level of theory.
+    expected = (-40.47893 - (-37.846772 + 4 * -0.500273)) * HARTREE_TO_EV
+    assert methane["u0_atom"] == pytest.approx(expected, abs=1e-9)
+    assert -17.3 < methane["u0_atom"] < -17.0
+    assert table.loc["gdb_184", "smiles"] == "FC(F)(F)F"
+    assert table.loc["gdb_184", "atomic_numbers"].tolist().count(9) == 4
+
+
+def test_load_qm9_keeps_dft_geometry_and_aligns_labels():
+    tasks, (dataset,), transformers = load_qm9(
+        tasks=["u0", "mu", "u0_atom"], splitter=None, data_dir=MINI
+    )
+    table = read_qm9_table(data_dir=MINI)
+    assert tasks == ["u0", "mu", "u0_atom"] and transformers == []
+    assert len(dataset) == 14
+    for conformer, y, mol_id in zip(dataset.X, dataset.y, dataset.ids):
+        assert isinstance(conformer, Conformer)
+        np.testing.assert_array_equal(conformer.positions, table.loc[mol_id, "positions"])
+        assert conformer.smiles == table.loc[mol_id, "smiles"]
+        assert y.tolist() == table.loc[mol_id, ["u0", "mu", "u0_atom"]].tolist()
+
+
+def test_dropped_molecules_do_not_shift_labels(caplog):
+    no_fluorine = ConformerFeaturizer(elements=("H", "C", "N", "O"), other_element=False)
+    _, (dataset,), _ = load_qm9(no_fluorine, tasks=["u0"], splitter=None, data_dir=MINI)
+    table = read_qm9_table(data_dir=MINI)
+    assert set(table.index) - set(dataset.ids) == {"gdb_184", "gdb_826"}
+    for y, mol_id in zip(dataset.y[:, 0], dataset.ids):
+        assert y == table.loc[mol_id, "u0"]
+    assert sorted(mol_id for _, mol_id, _ in no_fluorine.failures) == ["gdb_184", "gdb_826"]
+    assert "2 of 14 molecules skipped" in caplog.text
+
+
+def test_random_split_partitions_ids_deterministically():
+    _, parts, _ = load_qm9(
+        tasks=["gap"], data_dir=MINI, frac_train=0.5, frac_valid=0.25, frac_test=0.25
+    )
+    _, again, _ = load_qm9(
+        tasks=["gap"], data_dir=MINI, frac_train=0.5, frac_valid=0.25, frac_test=0.25
+    )
+    ids = [set(p.ids) for p in parts]
+    assert sum(len(s) for s in ids) == 14 and len(ids[0]) == 7
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert [list(p.ids) for p in parts] == [list(p.ids) for p in again]
+
+
+def test_limit_takes_a_seeded_sample():
+    a = read_qm9_table(limit=5, seed=1, data_dir=MINI)
+    b = read_qm9_table(limit=5, seed=1, data_dir=MINI)
+    c = read_qm9_table(limit=5, seed=2, data_dir=MINI)
+    assert list(a.index) == list(b.index) and len(a) == 5
+    assert list(a.index) != list(c.index)
+
+
+def test_bond_dependent_features_use_perceived_bond_orders():
+    featurizer = ConformerFeaturizer(atom_properties=("hybridization",))
+    _, (dataset,), _ = load_qm9(featurizer, tasks=["u0"], splitter=None, data_dir=MINI)
+    acetylene = dataset.X[list(dataset.ids).index("gdb_4")]
+    sp = featurizer.feature_names.index("hybridization=sp")
+    carbons = acetylene.atomic_numbers == 6
+    assert (acetylene.features[carbons, sp] == 1.0).all()
+
+
+def test_heavy_atoms_only_drops_qm9_hydrogens():
+    featurizer = ConformerFeaturizer(heavy_atoms_only=True)
+    _, (dataset,), _ = load_qm9(featurizer, tasks=["u0"], splitter=None, data_dir=MINI)
+    assert all((c.atomic_numbers > 1).all() for c in dataset.X)
+    water = dataset.X[list(dataset.ids).index("gdb_3")]
+    assert water.atomic_numbers.tolist() == [8]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"tasks": ["u0", "energy"]}, ValueError, "tasks must be a non-empty list drawn from"),
+        ({"tasks": []}, ValueError, "tasks must be a non-empty list"),
+        ({"splitter": "scaffold"}, ValueError, "splitter must be 'random' or None"),
+        (
+            {"featurizer": "ConformerFeaturizer"},
+            TypeError,
+            "featurizer must be a ConformerFeaturizer",
+        ),
+        ({"limit": 0}, ValueError, "limit must be a positive number"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        load_qm9(data_dir=MINI, **kwargs)
+
+
+def test_missing_files_and_missing_extra(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="lacks"):
+        read_qm9_table(data_dir=str(tmp_path))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"pip install 'dc_invariant\[qm9\]'"):
+        load_qm9()
+
+
+def test_task_names_match_deepchem():
+    assert list(QM9_TASKS) == [
+        "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "cv", "u0", "u298", "h298", "g298"
+    ]  # fmt: skip
+    assert list(QM9_ATOMIZATION_TASKS) == ["u0_atom", "u298_atom", "h298_atom", "g298_atom"]
+
+
+@pytest.mark.skipif(not HAS_QM9PACK, reason="needs the qm9 extra: pip install 'dc_invariant[qm9]'")
+def test_real_qm9_sample():
+    _, (train, valid, test), _ = load_qm9(tasks=["u0_atom", "gap"], limit=300, seed=3)
+    assert len(train) + len(valid) + len(test) == 300
+    for conformer in train.X:
+        assert conformer.n_atoms <= 29
+        assert set(conformer.atomic_numbers.tolist()) <= {1, 6, 7, 8, 9}
+    assert (train.y[:, 0] < 0).all() and (train.y[:, 1] > 0).all()

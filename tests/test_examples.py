@@ -1,0 +1,26 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+
+# What each example must print in its --small run.
+EXPECTED = {
+    "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
+}
+
+
+def test_every_example_has_expectations():
+    assert {p.stem for p in EXAMPLES} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs_small(path, capsys):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--small"]) == 0
+    out = capsys.readouterr().out
+    for text in EXPECTED[path.stem]:
+        assert text in out

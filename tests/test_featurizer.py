@@ -1,0 +1,336 @@
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DRUG_LIKE
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from dc_invariant import Conformer, ConformerFeaturizer
+from dc_invariant.embedding import DEFAULT_ELEMENTS
+
+
+def embedded(smiles: str, seed: int = 42) -> Chem.Mol:
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    assert AllChem.EmbedMolecule(mol, randomSeed=seed) == 0
+    return mol
+
+
+def one(featurizer: ConformerFeaturizer, item) -> Conformer:
+    out = featurizer.featurize([item])[0]
+    assert isinstance(out, Conformer), featurizer.failures
+    return out
+
+
+def test_is_a_deepchem_molecular_featurizer(dc):
+    assert isinstance(ConformerFeaturizer(), dc.feat.MolecularFeaturizer)
+
+
+def test_smiles_give_coordinates_features_and_atomic_numbers():
+    c = one(ConformerFeaturizer(), "CCO")
+    assert c.positions.shape == (9, 3) and c.positions.dtype == np.float64
+    assert c.features.shape == (9, 11)
+    assert sorted(c.atomic_numbers.tolist()) == [1] * 6 + [6, 6, 8]
+    assert c.smiles == "CCO"
+    # Each row of the default encoding is one-hot and matches the atom's element.
+    columns = [
+        DEFAULT_ELEMENTS.index(Chem.GetPeriodicTable().GetElementSymbol(int(z)))
+        for z in c.atomic_numbers
+    ]
+    np.testing.assert_array_equal(c.features.argmax(axis=1), columns)
+    np.testing.assert_array_equal(c.features.sum(axis=1), 1.0)
+    # A real geometry: C-H bonds near 1.09 Å, nothing overlapping.
+    d = np.linalg.norm(c.positions[:, None] - c.positions[None], axis=-1)
+    assert d[np.triu_indices(9, 1)].min() > 0.9
+
+
+def test_tutorial_encoding_is_expressible():
+    featurizer = ConformerFeaturizer(elements=("C", "H"), other_element=False)
+    c = one(featurizer, "C")
+    assert featurizer.feature_names == ["element=C", "element=H"]
+    expected = [[1.0, 0.0] if z == 6 else [0.0, 1.0] for z in c.atomic_numbers]
+    assert c.features.tolist() == expected
+
+
+def test_other_element_column_catches_elements_outside_the_vocabulary():
+    featurizer = ConformerFeaturizer(elements=("C", "H"))
+    c = one(featurizer, "C[Si](C)(C)C")
+    silicon = c.atomic_numbers == 14
+    assert featurizer.feature_names[-1] == "element=other"
+    assert c.features[silicon, -1].tolist() == [1.0] and c.features[~silicon, -1].sum() == 0
+
+
+def test_atom_properties_follow_the_one_hot_block_in_the_order_given():
+    featurizer = ConformerFeaturizer(
+        elements=("H", "C", "N"), atom_properties=("hybridization", "aromatic", "formal_charge")
+    )
+    names = featurizer.feature_names
+    assert names[:4] == ["element=H", "element=C", "element=N", "element=other"]
+    assert names[4:] == [
+        "hybridization=s",
+        "hybridization=sp",
+        "hybridization=sp2",
+        "hybridization=sp3",
+        "hybridization=other",
+        "aromatic",
+        "formal_charge",
+    ]
+    col = {name: k for k, name in enumerate(names)}
+    ammonium = one(featurizer, "[NH4+]")
+    nitrogen = ammonium.atomic_numbers == 7
+    assert ammonium.features[nitrogen, col["formal_charge"]].tolist() == [1.0]
+    assert ammonium.features[nitrogen, col["hybridization=sp3"]].tolist() == [1.0]
+    assert (ammonium.features[~nitrogen, col["hybridization=s"]] == 1.0).all()
+    benzene = one(featurizer, "c1ccccc1")
+    carbon = benzene.atomic_numbers == 6
+    assert (benzene.features[carbon, col["aromatic"]] == 1.0).all()
+    assert (benzene.features[carbon, col["hybridization=sp2"]] == 1.0).all()
+    assert (benzene.features[~carbon, col["aromatic"]] == 0.0).all()
+
+
+def test_a_mols_own_3d_conformer_is_kept_exactly_and_the_mol_is_untouched():
+    mol = embedded("CC(=O)Nc1ccc(O)cc1")
+    before = mol.ToBinary()
+    original = mol.GetConformer().GetPositions().copy()
+    c = one(ConformerFeaturizer(random_seed=7), mol)
+    np.testing.assert_array_equal(c.positions, original)
+    assert [a.GetAtomicNum() for a in mol.GetAtoms()] == c.atomic_numbers.tolist()
+    assert mol.ToBinary() == before
+
+
+def test_smiles_embedding_does_not_modify_an_input_mol_without_conformer():
+    mol = Chem.MolFromSmiles("CCN")
+    before = mol.ToBinary()
+    c = one(ConformerFeaturizer(), mol)
+    assert c.n_atoms == 10  # hydrogens were added to a copy
+    assert mol.ToBinary() == before and mol.GetNumConformers() == 0
+
+
+def test_a_2d_conformer_is_not_taken_for_3d():
+    mol = Chem.MolFromSmiles("CCCO")
+    AllChem.Compute2DCoords(mol)
+    assert not mol.GetConformer().Is3D()
+    c = one(ConformerFeaturizer(), mol)
+    assert np.ptp(c.positions[:, 2]) > 0.1  # embedded in 3D, not the flat drawing
+    assert c.n_atoms == 12  # C3H8O
+
+
+def test_heavy_atoms_only_for_smiles_and_for_3d_mols():
+    featurizer = ConformerFeaturizer(heavy_atoms_only=True)
+    assert (one(featurizer, "CC(=O)O").atomic_numbers > 1).all()
+    mol = embedded("CCOC")
+    c = one(featurizer, mol)
+    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+    np.testing.assert_array_equal(c.positions, mol.GetConformer().GetPositions()[heavy])
+    assert mol.GetNumAtoms() == 12  # the caller's Mol keeps its hydrogens
+
+
+def test_same_seed_same_arrays_and_a_new_seed_new_geometry():
+    a = one(ConformerFeaturizer(random_seed=3), "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
+    b = one(ConformerFeaturizer(random_seed=3), "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
+    c = one(ConformerFeaturizer(random_seed=4), "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
+    np.testing.assert_array_equal(a.positions, b.positions)
+    assert not np.allclose(a.positions, c.positions)
+
+
+def test_canonical_atom_order_makes_equivalent_smiles_identical():
+    a = one(ConformerFeaturizer(), "OCC")
+    b = one(ConformerFeaturizer(), "CCO")
+    np.testing.assert_array_equal(a.positions, b.positions)
+    np.testing.assert_array_equal(a.atomic_numbers, b.atomic_numbers)
+    kept = one(ConformerFeaturizer(use_original_atoms_order=True), "OCC")
+    assert kept.atomic_numbers[0] == 8  # the SMILES' own first atom
+
+
+def test_arrays_are_identical_in_a_fresh_process():
+    code = (
+        "import sys, numpy as np\n"
+        "from dc_invariant import ConformerFeaturizer\n"
+        "c = ConformerFeaturizer(random_seed=11).featurize(['CC(=O)Oc1ccccc1C(=O)O'])[0]\n"
+        "sys.stdout.buffer.write(c.positions.tobytes())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    here = one(ConformerFeaturizer(random_seed=11), "CC(=O)Oc1ccccc1C(=O)O")
+    np.testing.assert_array_equal(
+        np.frombuffer(out, dtype=np.float64).reshape(-1, 3), here.positions
+    )
+
+
+def test_force_field_clean_up_moves_atoms_and_is_deterministic():
+    plain = one(ConformerFeaturizer(), "CCCCO")
+    for name in ("MMFF", "UFF"):
+        first = one(ConformerFeaturizer(force_field=name), "CCCCO")
+        again = one(ConformerFeaturizer(force_field=name), "CCCCO")
+        np.testing.assert_array_equal(first.positions, again.positions)
+        assert np.abs(first.positions - plain.positions).max() > 1e-3
+
+
+def test_several_conformers_come_out_as_an_ensemble():
+    c = one(ConformerFeaturizer(n_conformers=4), "CCCCCCO")
+    assert c.n_conformers == 4 and c.ensemble.shape == (4, c.n_atoms, 3)
+    np.testing.assert_array_equal(c.ensemble[0], c.positions)
+    assert not np.allclose(c.ensemble[0], c.ensemble[1])
+    assert [p.n_conformers for p in c.split_ensemble()] == [1, 1, 1, 1]
+
+
+def test_mixed_inputs_and_input_types():
+    featurizer = ConformerFeaturizer()
+    out = featurizer.featurize(pd.Series(["CCO", "c1ccccc1"]))
+    assert out.shape == (2,) and all(isinstance(c, Conformer) for c in out)
+    mixed = featurizer.featurize(["CCO", embedded("CCN"), Chem.MolFromSmiles("CS")])
+    assert [c.n_atoms for c in mixed] == [9, 10, 6]
+    assert mixed[1].smiles == "[H]N([H])C([H])([H])C([H])([H])[H]"  # canonical, from the Mol
+    assert featurizer.featurize("CCO").shape == (1,)
+
+
+def test_record_smiles_off_skips_smiles_for_mols_only():
+    featurizer = ConformerFeaturizer(record_smiles=False)
+    out = featurizer.featurize([embedded("CCN"), "CCO"])
+    assert out[0].smiles is None and out[1].smiles == "CCO"
+
+
+BAD_INPUTS = [
+    ("not_a_smiles", "RDKit could not parse the SMILES"),
+    ("C1#CC1", "ETKDGv3 embedding failed after RDKit's default number of attempts"),
+    ("", "the molecule has no atoms"),
+    (Chem.Mol(), "the molecule has no atoms"),
+    (42, "expected a SMILES string or an RDKit Mol, got int"),
+    (None, r"no molecule \(None\)"),
+]
+
+
+@pytest.mark.parametrize(("bad", "reason"), BAD_INPUTS)
+def test_each_failure_is_isolated_logged_once_and_recorded(bad, reason, caplog):
+    featurizer = ConformerFeaturizer()
+    with caplog.at_level(logging.WARNING, logger="dc_invariant"):
+        out = featurizer.featurize(["CCO", bad, "c1ccccc1"])
+    assert isinstance(out[0], Conformer) and isinstance(out[2], Conformer)
+    assert isinstance(out[1], np.ndarray) and out[1].size == 0
+    assert out[2].smiles == "c1ccccc1"
+    [(index, item, why)] = featurizer.failures
+    assert index == 1 and item is bad
+    assert pytest.importorskip("re").search(reason, why)
+    [record] = [r for r in caplog.records if r.name.startswith("dc_invariant")]
+    message = record.getMessage()
+    assert "input 1" in message and why in message and "\n" not in message
+
+
+def test_element_outside_vocabulary_without_other_slot_is_a_failure():
+    featurizer = ConformerFeaturizer(elements=("C", "H"), other_element=False)
+    out = featurizer.featurize(["CC", "CCl"])
+    assert isinstance(out[0], Conformer)
+    [(index, _, why)] = featurizer.failures
+    assert index == 1
+    assert "element Cl is not in elements ['C', 'H'] and other_element is False" in why
+
+
+def test_mmff_without_parameters_is_a_failure_with_advice():
+    featurizer = ConformerFeaturizer(force_field="MMFF")
+    featurizer.featurize(["OB(O)c1ccccc1"])
+    assert "MMFF94 has no parameters" in featurizer.failures[0][2]
+    assert "UFF" in featurizer.failures[0][2]
+
+
+def test_non_finite_coordinates_in_a_given_conformer_are_a_failure():
+    mol = embedded("CO")
+    mol.GetConformer().SetAtomPosition(0, (float("nan"), 0.0, 0.0))
+    featurizer = ConformerFeaturizer()
+    featurizer.featurize([mol])
+    assert "non-finite coordinates" in featurizer.failures[0][2]
+
+
+def test_failures_list_is_reset_by_each_call():
+    featurizer = ConformerFeaturizer()
+    featurizer.featurize(["bad_smiles"])
+    assert len(featurizer.failures) == 1
+    featurizer.featurize(["C"])
+    assert featurizer.failures == []
+
+
+def test_rdkit_writes_nothing_to_stderr(capfd):
+    ConformerFeaturizer().featurize(["C1CC", "C(C)(C)(C)(C)C", "C1#CC1"], log_failures=False)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_parallel_matches_serial_in_order(nci_smiles):
+    inputs = [*nci_smiles[:24], "bad_smiles", *DRUG_LIKE[:4]]
+    serial = ConformerFeaturizer(n_jobs=1)
+    parallel = ConformerFeaturizer(n_jobs=2)
+    a, b = serial.featurize(inputs), parallel.featurize(inputs)
+    assert len(a) == len(b) == len(inputs)
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and y.size == 0
+            continue
+        np.testing.assert_array_equal(x.positions, y.positions)
+        np.testing.assert_array_equal(x.features, y.features)
+        assert x.smiles == y.smiles
+    assert (
+        [f[:2] for f in serial.failures]
+        == [f[:2] for f in parallel.failures]
+        == [(24, "bad_smiles")]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"elements": ("C", "Xx")}, ValueError, r"unknown element symbol\(s\) \['Xx'\]"),
+        ({"elements": "CH"}, TypeError, "elements must be a sequence of element symbols"),
+        ({"elements": ("C", "C")}, ValueError, "lists a symbol twice"),
+        ({"elements": (), "other_element": False}, ValueError, "no atom could be encoded"),
+        ({"other_element": "yes"}, TypeError, "other_element must be True or False, got 'yes'"),
+        ({"atom_properties": ("charge",)}, ValueError, "atom_properties must be distinct names"),
+        ({"atom_properties": "aromatic"}, TypeError, "atom_properties must be a sequence"),
+        ({"n_conformers": 0}, ValueError, r"n_conformers must be in \[1, 10000\], got 0"),
+        ({"n_conformers": 2.0}, TypeError, "n_conformers must be an int, got 2.0"),
+        ({"random_seed": -1}, ValueError, "random_seed must be in"),
+        ({"max_attempts": True}, TypeError, "max_attempts must be an int"),
+        (
+            {"force_field": "mmff94"},
+            ValueError,
+            r"force_field must be one of \(None, 'MMFF', 'UFF'\)",
+        ),
+        ({"n_jobs": 0}, ValueError, "n_jobs must be a non-zero int"),
+        ({"n_jobs": "2"}, TypeError, "n_jobs must be a non-zero int"),
+        ({"progress": 1}, TypeError, "progress must be True or False"),
+        ({"use_original_atoms_order": None}, TypeError, "use_original_atoms_order must be True"),
+    ],
+)
+def test_bad_configuration_fails_at_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ConformerFeaturizer(**kwargs)
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="random_sed"):
+        ConformerFeaturizer(random_sed=1)
+
+
+def test_replace_and_get_params_round_trip():
+    base = ConformerFeaturizer(elements=("C", "H"), n_jobs=2)
+    changed = base.replace(random_seed=5)
+    assert changed.settings.random_seed == 5 and changed.settings.elements == ("C", "H")
+    assert changed.n_jobs == 2 and base.settings.random_seed == 0
+    assert ConformerFeaturizer(**base.get_params()).settings == base.settings
+    with pytest.raises(TypeError, match="unknown ConformerFeaturizer argument"):
+        base.replace(seed=1)
+
+
+def test_str_names_every_setting_that_changes_the_arrays():
+    # DeepChem's MoleculeNet loaders cache featurized data in a folder named str(featurizer).
+    assert str(ConformerFeaturizer()) == "ConformerFeaturizer"
+    assert str(ConformerFeaturizer(n_jobs=2, progress=True)) == "ConformerFeaturizer"
+    names = {
+        str(ConformerFeaturizer(random_seed=1)),
+        str(ConformerFeaturizer(elements=("C", "H"))),
+        str(ConformerFeaturizer(heavy_atoms_only=True)),
+        str(ConformerFeaturizer(force_field="MMFF")),
+        str(ConformerFeaturizer(atom_properties=("aromatic",))),
+    }
+    assert len(names) == 5 and all("/" not in n and " " not in n for n in names)
+    assert repr(ConformerFeaturizer(random_seed=1)) == "ConformerFeaturizer(random_seed=1)"

@@ -1,0 +1,64 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dc_invariant
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_public_name_resolves_and_all_is_sorted():
+    assert dc_invariant.__all__ == sorted(dc_invariant.__all__)
+    for name in dc_invariant.__all__:
+        assert getattr(dc_invariant, name) is not None, name
+    assert set(dc_invariant.__all__) <= set(dir(dc_invariant))
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    import pytest
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        dc_invariant.Nope  # noqa: B018
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_import_is_quiet_and_loads_neither_deepchem_nor_torch():
+    run = _fresh(
+        "import sys, dc_invariant\n"
+        "heavy = [m for m in ('deepchem', 'torch', 'rdkit', 'pandas') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    assert run.stdout == "[]\n" and run.stderr == ""
+
+
+def test_help_needs_no_heavy_import():
+    run = _fresh(
+        "import sys, contextlib, io\n"
+        "from dc_invariant.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        "        main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'featurize' in out.getvalue()\n"
+        "print([m for m in ('deepchem', 'torch', 'rdkit', 'numpy') if m in sys.modules])"
+    )
+    assert run.stdout == "[]\n" and run.stderr == ""
+
+
+def test_quiet_deepchem_import_swallows_its_log_lines():
+    run = _fresh("from dc_invariant._deepchem import import_deepchem\nimport_deepchem()")
+    assert run.stdout == "" and run.stderr == ""
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    [command] = re.findall(r"<!-- test-command -->\n```bash\n(.+?)\n```", readme)
+    assert "test-command" in ci and "README.md" in ci
+    assert command.startswith("python -m pytest")
