@@ -15,7 +15,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Conformer": "dc_invariant.conformer",
     "ConformerFeaturizer": "dc_invariant.featurizer",
+    "DenseModel": "dc_invariant.models",
     "FeaturizationError": "dc_invariant.embedding",
+    "PermutationInvariantModel": "dc_invariant.models",
+    "RotationInvariantModel": "dc_invariant.models",
+    "SchNetModel": "dc_invariant.models",
+    "TranslationInvariantModel": "dc_invariant.models",
+    "load_model": "dc_invariant.models",
     "load_qm9": "dc_invariant.datasets",
     "pad_batch": "dc_invariant.conformer",
 }

@@ -233,30 +233,18 @@ def load_qm9(
         )
 
     table = read_qm9_table(limit=limit, seed=seed, data_dir=data_dir)
-    needs_bond_orders = bool(featurizer.settings.atom_properties)
-    mols: list[Any] = []
-    perception_failures: list[tuple[int, Any, str]] = []
-    for i, (mol_id, z, r) in enumerate(
-        zip(table.index, table["atomic_numbers"], table["positions"])
-    ):
-        try:
-            mols.append(qm9_mol(z, r, bond_orders=needs_bond_orders))
-        except Exception as err:  # noqa: BLE001 - RDKit raises several types here
-            mols.append(None)
-            perception_failures.append((i, mol_id, f"bond perception failed: {err}"))
-    perceived = [i for i, m in enumerate(mols) if m is not None]
-    # QM9's own SMILES is attached below, so the featurizer need not write one per Mol.
-    quiet = featurizer.replace(record_smiles=False)
-    features = quiet.featurize([mols[i] for i in perceived], log_failures=False)
-    X = np.empty(len(mols), dtype=object)
-    ok = np.zeros(len(mols), dtype=bool)
-    for i, x in zip(perceived, features):
-        X[i] = x
-        ok[i] = not isinstance(x, np.ndarray)
-    featurizer.failures = sorted(
-        perception_failures
-        + [(perceived[j], table.index[perceived[j]], why) for j, _, why in quiet.failures]
-    )
+    if featurizer.settings.atom_properties:
+        X, featurizer.failures = _featurize_as_mols(featurizer, table)
+    else:
+        # Element features need no bonds: skip RDKit Mols entirely (the fast path).
+        X = featurizer.featurize_arrays(
+            list(table["atomic_numbers"]),
+            list(table["positions"]),
+            list(table["smiles"]),
+            log_failures=False,
+        )
+        featurizer.failures = [(i, table.index[i], why) for i, _, why in featurizer.failures]
+    ok = np.array([not isinstance(x, np.ndarray) for x in X], dtype=bool)
     if featurizer.failures:
         reasons = Counter(
             re.sub(r" \(atom \d+\)|: .*", "", why) for _, _, why in featurizer.failures
@@ -264,11 +252,9 @@ def load_qm9(
         logger.warning(
             "load_qm9: %d of %d molecules skipped (listed in featurizer.failures): %s",
             len(featurizer.failures),
-            len(mols),
+            len(table),
             "; ".join(f"{n} x {why}" for why, n in reasons.most_common()),
         )
-    for conformer, smiles in zip(X[ok], table["smiles"].to_numpy()[ok]):
-        conformer.smiles = smiles
     y = table.loc[ok, tasks].to_numpy(dtype=np.float64)
     dataset = dc.data.NumpyDataset(X=X[ok], y=y, w=np.ones_like(y), ids=table.index.to_numpy()[ok])
     if splitter is None:
@@ -277,3 +263,31 @@ def load_qm9(
         dataset, frac_train=frac_train, frac_valid=frac_valid, frac_test=frac_test, seed=seed
     )
     return tasks, tuple(parts), []
+
+
+def _featurize_as_mols(featurizer: Any, table: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """Featurize QM9 through RDKit Mols with perceived bond orders (for atom properties)."""
+    mols: list[Any] = []
+    failures: list[tuple[int, Any, str]] = []
+    for i, (mol_id, z, r) in enumerate(
+        zip(table.index, table["atomic_numbers"], table["positions"])
+    ):
+        try:
+            mols.append(qm9_mol(z, r, bond_orders=True))
+        except Exception as err:  # noqa: BLE001 - RDKit raises several types here
+            mols.append(None)
+            failures.append((i, mol_id, f"bond perception failed: {err}"))
+    perceived = [i for i, m in enumerate(mols) if m is not None]
+    # QM9's own SMILES is attached afterwards, so the featurizer need not write one per Mol.
+    quiet = featurizer.replace(record_smiles=False)
+    features = quiet.featurize([mols[i] for i in perceived], log_failures=False)
+    X = np.empty(len(mols), dtype=object)
+    for i in range(len(mols)):
+        X[i] = np.array([])
+    for i, x in zip(perceived, features):
+        X[i] = x
+    failures += [(perceived[j], table.index[perceived[j]], why) for j, _, why in quiet.failures]
+    for i, x in enumerate(X):
+        if not isinstance(x, np.ndarray):
+            x.smiles = table["smiles"].iloc[i]
+    return X, sorted(failures)

@@ -172,7 +172,15 @@ class _Encoder:
 
     def geometry(self, mol: Chem.Mol) -> tuple[Chem.Mol, np.ndarray]:
         """The Mol whose atoms are featurized and its geometries, shape (k, n_atoms, 3)."""
-        own = [c.GetId() for c in mol.GetConformers() if c.Is3D()]
+        count = mol.GetNumConformers()
+        if count == 0:
+            own: list[int] = []
+        elif count == 1 or (self.settings.n_conformers == 1 and mol.GetConformer().Is3D()):
+            # Iterating GetConformers() costs more than the rest of this path; skip it when
+            # the first conformer answers the question.
+            own = [mol.GetConformer().GetId()] if mol.GetConformer().Is3D() else []
+        else:
+            own = [c.GetId() for c in mol.GetConformers() if c.Is3D()]
         if own:
             if self.settings.heavy_atoms_only:
                 # A new, sanitized Mol whose conformers keep the heavy atoms' coordinates.
@@ -228,20 +236,25 @@ class _Encoder:
             return rdDistGeom.EmbedMolecule(mol, params) == 0
         return len(rdDistGeom.EmbedMultipleConfs(mol, k, params)) == k
 
-    def features(self, mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
-        n = mol.GetNumAtoms()
-        atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
-        z = np.fromiter((a.GetAtomicNum() for a in atoms), dtype=np.int64, count=n)
+    def element_block(self, z: np.ndarray) -> np.ndarray:
+        """Features with the one-hot element block filled in and room for atom properties."""
         columns = self.columns[z]
         if (columns < 0).any():
             i = int(np.flatnonzero(columns < 0)[0])
-            symbol = atoms[i].GetSymbol()
+            symbol = _PERIODIC_TABLE.GetElementSymbol(int(z[i])) if 0 < z[i] < 119 else str(z[i])
             raise FeaturizationError(
                 f"element {symbol} is not in elements {list(self.settings.elements)} and "
                 f"other_element is False (atom {i})"
             )
-        x = np.zeros((n, self.n_features), dtype=np.float64)
-        x[np.arange(n), columns] = 1.0
+        x = np.zeros((len(z), self.n_features), dtype=np.float64)
+        x[np.arange(len(z)), columns] = 1.0
+        return x
+
+    def features(self, mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:
+        n = mol.GetNumAtoms()
+        atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
+        z = np.fromiter((a.GetAtomicNum() for a in atoms), dtype=np.int64, count=n)
+        x = self.element_block(z)
         column = self.n_element_columns
         for prop in self.settings.atom_properties:
             if prop == "formal_charge":
@@ -268,6 +281,26 @@ class _Encoder:
             smiles = Chem.MolToSmiles(mol) if self.settings.record_smiles else None
         ensemble = geometries if self.settings.n_conformers > 1 else None
         return Conformer(geometries[0], x, z, smiles=smiles, ensemble=ensemble)
+
+
+def conformer_from_arrays(
+    encoder: _Encoder, atomic_numbers: Any, positions: Any, smiles: Optional[str]
+) -> Conformer:
+    """A `Conformer` from a geometry given as arrays, with no RDKit Mol in between."""
+    z = np.asarray(atomic_numbers, dtype=np.int64).reshape(-1)
+    r = np.asarray(positions, dtype=np.float64)
+    if len(z) == 0:
+        raise FeaturizationError("the molecule has no atoms")
+    if r.shape != (len(z), 3):
+        raise FeaturizationError(f"positions must have shape ({len(z)}, 3), got {r.shape}")
+    if not np.isfinite(r).all():
+        raise FeaturizationError("the geometry has non-finite coordinates")
+    if ((z < 1) | (z > 118)).any():
+        raise FeaturizationError(f"atomic numbers must lie in 1..118, got {z.min()}..{z.max()}")
+    if encoder.settings.heavy_atoms_only:
+        keep = z > 1
+        z, r = z[keep], r[keep]
+    return Conformer(r, encoder.element_block(z), z, smiles=smiles)
 
 
 def featurize_chunk(

@@ -20,6 +20,7 @@ from dc_invariant.embedding import (
     FeaturizerSettings,
     _Encoder,
     _is_int,
+    conformer_from_arrays,
     describe_input,
     featurize_chunk,
 )
@@ -27,8 +28,10 @@ from dc_invariant.embedding import (
 dc = import_deepchem()
 logger = logging.getLogger(__name__)
 
-# Large enough to amortise joblib's per-task cost, small enough for a smooth progress bar.
-_MAX_CHUNK = 256
+# Chunks of at most 64 molecules: large enough to amortise joblib's per-task cost, small
+# enough that uneven embedding times still even out across workers (~16 chunks per worker).
+_MAX_CHUNK = 64
+_CHUNKS_PER_WORKER = 16
 
 
 class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
@@ -243,9 +246,75 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
                 result[i] = conformer
         return result
 
+    def featurize_arrays(
+        self,
+        atomic_numbers: Sequence[Any],
+        positions: Sequence[Any],
+        smiles: Optional[Sequence[Optional[str]]] = None,
+        *,
+        log_failures: bool = True,
+    ) -> np.ndarray:
+        """Featurize geometries given as arrays (XYZ files, QM9 tables, MD frames).
+
+        No RDKit Mol is built, which makes this the fast path for molecules that already
+        have coordinates: only the element block of the features is needed. Bond-dependent
+        ``atom_properties`` need a Mol and raise ``ValueError`` here.
+
+        Parameters
+        ----------
+        atomic_numbers : sequence of int arrays, each of shape (n_atoms,)
+        positions : sequence of float arrays, each of shape (n_atoms, 3)
+            Coordinates in Å, kept exactly (never re-embedded).
+        smiles : sequence of str, optional
+            Stored in `Conformer.smiles`.
+        log_failures : bool, default=True
+            As in `featurize`.
+
+        Returns
+        -------
+        np.ndarray of object, shape (n_molecules,)
+            A `Conformer` per molecule, or an empty float array where it failed (listed in
+            `failures`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> water = ConformerFeaturizer(elements=("H", "O")).featurize_arrays(
+        ...     [np.array([8, 1, 1])], [np.array([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])]
+        ... )[0]
+        >>> water.features.tolist()
+        [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+        """
+        if self.settings.atom_properties:
+            raise ValueError(
+                "atom_properties need bonds, which arrays do not carry; featurize RDKit Mols "
+                "instead (or drop atom_properties)"
+            )
+        if len(atomic_numbers) != len(positions) or (
+            smiles is not None and len(smiles) != len(positions)
+        ):
+            raise ValueError(
+                f"got {len(atomic_numbers)} atomic-number arrays, {len(positions)} position "
+                f"arrays and {'no' if smiles is None else len(smiles)} SMILES: lengths must match"
+            )
+        names = [None] * len(positions) if smiles is None else list(smiles)
+        result = np.empty(len(positions), dtype=object)
+        self.failures = []
+        for i, (z, r, name) in enumerate(zip(atomic_numbers, positions, names)):
+            try:
+                result[i] = conformer_from_arrays(self._encoder, z, r, name)
+            except (FeaturizationError, ValueError) as err:
+                result[i] = np.array([])
+                self.failures.append((i, name, str(err)))
+                if log_failures:
+                    logger.warning(
+                        "ConformerFeaturizer: molecule %d (%s) skipped: %s", i, name, err
+                    )
+        return result
+
     def _run(self, items: list[Any]) -> list[tuple[Optional[Conformer], Optional[str]]]:
         workers = joblib.effective_n_jobs(self.n_jobs)
-        size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (4 * workers))))
+        size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (_CHUNKS_PER_WORKER * workers))))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         bar = tqdm(total=len(items), disable=not self.progress, desc="featurize", unit="mol")
         outcomes: list[tuple[Optional[Conformer], Optional[str]]] = []

@@ -334,3 +334,39 @@ def test_str_names_every_setting_that_changes_the_arrays():
     }
     assert len(names) == 5 and all("/" not in n and " " not in n for n in names)
     assert repr(ConformerFeaturizer(random_seed=1)) == "ConformerFeaturizer(random_seed=1)"
+
+
+def test_featurize_arrays_matches_the_mol_path():
+    mol = embedded("CC(=O)Nc1ccc(O)cc1")
+    z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
+    r = mol.GetConformer().GetPositions()
+    featurizer = ConformerFeaturizer()
+    [from_arrays] = featurizer.featurize_arrays([z], [r], ["paracetamol"])
+    from_mol = one(featurizer, mol)
+    np.testing.assert_array_equal(from_arrays.positions, from_mol.positions)
+    np.testing.assert_array_equal(from_arrays.features, from_mol.features)
+    assert from_arrays.smiles == "paracetamol"
+    [heavy] = ConformerFeaturizer(heavy_atoms_only=True).featurize_arrays([z], [r])
+    np.testing.assert_array_equal(heavy.positions, r[z > 1])
+
+
+def test_featurize_arrays_failures_and_errors(caplog):
+    featurizer = ConformerFeaturizer(elements=("C", "H"), other_element=False)
+    good = (np.array([6, 1]), np.zeros((2, 3)))
+    bad = [
+        ((np.array([6, 8]), np.zeros((2, 3))), "element O is not in elements"),
+        ((np.array([6, 1]), np.zeros((3, 3))), r"positions must have shape \(2, 3\)"),
+        ((np.array([6, 1]), np.full((2, 3), np.inf)), "non-finite coordinates"),
+        ((np.array([], dtype=int), np.zeros((0, 3))), "no atoms"),
+        ((np.array([6, 0]), np.zeros((2, 3))), "atomic numbers must lie in 1..118"),
+    ]
+    for (z, r), reason in bad:
+        out = featurizer.featurize_arrays([good[0], z], [good[1], r], ["ok", "bad"])
+        assert isinstance(out[0], Conformer) and out[1].size == 0
+        [(index, name, why)] = featurizer.failures
+        assert index == 1 and name == "bad"
+        assert pytest.importorskip("re").search(reason, why)
+    with pytest.raises(ValueError, match="atom_properties need bonds"):
+        ConformerFeaturizer(atom_properties=("aromatic",)).featurize_arrays([good[0]], [good[1]])
+    with pytest.raises(ValueError, match="lengths must match"):
+        featurizer.featurize_arrays([good[0]], [good[1], good[1]])

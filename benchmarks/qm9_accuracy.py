@@ -1,0 +1,186 @@
+"""QM9 U0 atomization energy: test MAE of SchNet, the tutorial's rotation network and a
+DeepChem Coulomb-matrix baseline, trained on the same fixed split in the same run.
+
+Split: a seeded random 10,000 / 1,000 / 1,000 molecules of QM9 with its DFT geometries
+(``dc_invariant.datasets``, needs ``pip install 'dc_invariant[qm9]'``). Target: ``u0_atom``
+in eV. Peers:
+
+* ``SchNetModel`` trained for a wall-clock budget (default 60 minutes) with Adam and a
+  learning rate decaying exponentially in *time* from 5e-4 to 1e-5, so the schedule fills
+  the budget on any machine; the weights with the best validation MAE are kept and saved.
+* ``RotationInvariantModel`` (hidden 16, tanh) with y normalised, for a short budget.
+* DeepChem's ``CoulombMatrixEig`` + kernel ridge regression (Laplacian kernel, ``alpha`` and
+  ``gamma`` chosen on the validation set).
+
+Run ``python benchmarks/qm9_accuracy.py`` (``--quick`` for a 2-minute smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import time
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from dc_invariant._deepchem import import_deepchem
+from dc_invariant.datasets import load_qm9, qm9_mol, read_qm9_table
+from dc_invariant.models import RotationInvariantModel, SchNetModel
+from dc_invariant.models.base import InvariantModel
+
+TARGET_MAE_EV = 0.06
+
+
+def split(dataset: Any, sizes: tuple[int, int, int], seed: int) -> tuple[Any, Any, Any]:
+    """Exactly ``sizes`` molecules per part, chosen by a seeded permutation."""
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    edges = np.cumsum((0, *sizes))
+    return tuple(dataset.select(np.sort(order[a:b])) for a, b in zip(edges[:-1], edges[1:]))
+
+
+def mae(model: InvariantModel, dataset: Any, transformers: list) -> float:
+    predicted = model.predict(dataset, transformers).reshape(-1)
+    return float(np.abs(predicted - dataset.y.reshape(-1)).mean())
+
+
+def train_for(
+    model: InvariantModel,
+    train: Any,
+    valid: Any,
+    minutes: float,
+    lr: tuple[float, float],
+    transformers: list,
+    valid_transformers: list,
+) -> tuple[float, int, float]:
+    """Train until the time budget is spent; keep the best-validation weights.
+
+    Returns the best validation MAE, the epochs run and the seconds spent.
+    """
+    budget = 60.0 * minutes
+    start = time.perf_counter()
+    first, last = lr
+
+    def schedule(m: InvariantModel, step: int) -> None:
+        fraction = min(1.0, (time.perf_counter() - start) / budget)
+        m.set_learning_rate(first * (last / first) ** fraction)
+
+    best, best_state, epochs = np.inf, None, 0
+    while time.perf_counter() - start < budget:
+        model.fit(train, nb_epoch=1, checkpoint_interval=0, callbacks=[schedule])
+        epochs += 1
+        score = mae(model, valid, valid_transformers)
+        if score < best:
+            best, best_state = score, copy.deepcopy(model.model.state_dict())
+        print(
+            f"    epoch {epochs:4d}  {time.perf_counter() - start:7.0f} s  valid MAE {score:.4f} eV"
+        )
+    model.model.load_state_dict(best_state)
+    return best, epochs, time.perf_counter() - start
+
+
+def coulomb_krr(tables: list[Any], dc: Any) -> tuple[float, float]:
+    """DeepChem CoulombMatrixEig + Laplacian kernel ridge; returns (test MAE, seconds)."""
+    from sklearn.kernel_ridge import KernelRidge
+
+    start = time.perf_counter()
+    featurizer = dc.feat.CoulombMatrixEig(max_atoms=29)
+    features = []
+    for table in tables:
+        mols = [qm9_mol(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
+        features.append(
+            np.asarray(featurizer.featurize(mols), dtype=np.float64).reshape(len(mols), -1)
+        )
+    (x_train, x_valid, x_test) = features
+    y_train, y_valid, y_test = (t["u0_atom"].to_numpy() for t in tables)
+    best = (np.inf, None)
+    for gamma in (1e-4, 3e-4, 1e-3, 3e-3):
+        for alpha in (1e-8, 1e-6, 1e-4):
+            krr = KernelRidge(kernel="laplacian", gamma=gamma, alpha=alpha).fit(x_train, y_train)
+            score = float(np.abs(krr.predict(x_valid) - y_valid).mean())
+            if score < best[0]:
+                best = (score, krr)
+    test_mae = float(np.abs(best[1].predict(x_test) - y_test).mean())
+    return test_mae, time.perf_counter() - start
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Train and evaluate all peers; print the table and save the SchNet model."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=10_000)
+    parser.add_argument("--valid", type=int, default=1_000)
+    parser.add_argument("--test", type=int, default=1_000)
+    parser.add_argument("--minutes", type=float, default=60.0, help="SchNet training budget")
+    parser.add_argument("--baseline-minutes", type=float, default=5.0, help="rotation net budget")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=os.path.join("benchmarks", "results", "qm9_schnet"))
+    parser.add_argument("--quick", action="store_true", help="500/100/100 molecules, 2 minutes")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train, args.valid, args.test = 500, 100, 100
+        args.minutes, args.baseline_minutes = 1.5, 0.5
+    dc = import_deepchem()
+    sizes = (args.train, args.valid, args.test)
+    print(
+        f"# QM9 U0 atomization energy (eV): {sizes[0]}/{sizes[1]}/{sizes[2]} split, "
+        f"seed {args.seed}"
+    )
+    print(
+        f"# {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), deepchem {dc.__version__}\n"
+    )
+
+    _, (everything,), _ = load_qm9(
+        tasks=["u0_atom"], limit=sum(sizes), splitter=None, seed=args.seed
+    )
+    train, valid, test = split(everything, sizes, args.seed)
+    table = read_qm9_table(limit=sum(sizes), seed=args.seed)
+    tables = [table.loc[list(part.ids)] for part in (train, valid, test)]
+    rows = []
+
+    print("DeepChem CoulombMatrixEig + kernel ridge regression")
+    cm_mae, cm_seconds = coulomb_krr(tables, dc)
+    rows.append(("CoulombMatrixEig + KRR (DeepChem)", cm_mae, cm_seconds, "-"))
+
+    print("RotationInvariantModel (tutorial network, hidden 16)")
+    normalise = dc.trans.NormalizationTransformer(transform_y=True, dataset=train)
+    rot = RotationInvariantModel(batch_size=32, seed=args.seed)
+    _, epochs, seconds = train_for(
+        rot, normalise.transform(train), valid, args.baseline_minutes, (1e-2, 1e-4), [], [normalise]
+    )
+    rows.append(("RotationInvariantModel", mae(rot, test, [normalise]), seconds, str(epochs)))
+
+    print("SchNetModel")
+    # 64-wide, 4 interactions: on 2 CPU cores this trains ~2.5x faster per epoch than the
+    # paper's 128-wide blocks, and in a fixed hour more epochs beat more width at 10k molecules.
+    schnet = SchNetModel(
+        n_atom_basis=64,
+        n_filters=64,
+        n_interactions=4,
+        n_rbf=25,
+        batch_size=32,
+        seed=args.seed,
+        model_dir=args.out,
+    )
+    _, epochs, seconds = train_for(schnet, train, valid, args.minutes, (5e-4, 1e-5), [], [])
+    schnet_mae = mae(schnet, test, [])
+    schnet.save_checkpoint(max_checkpoints_to_keep=1)
+    rows.append(("SchNetModel (dc_invariant)", schnet_mae, seconds, str(epochs)))
+
+    print("\n| model | test MAE (eV) | gain vs CM-KRR | train time (s) | epochs |")
+    print("|---|---:|---:|---:|---:|")
+    for name, score, secs, ep in rows:
+        print(f"| {name} | {score:.4f} | {cm_mae / score:.1f} | {secs:.0f} | {ep} |")
+    met = schnet_mae <= TARGET_MAE_EV
+    print(
+        f"\nSchNet target ≤ {TARGET_MAE_EV} eV: {'met' if met else 'NOT met'} "
+        f"({schnet_mae:.4f} eV); saved to {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

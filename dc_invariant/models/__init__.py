@@ -1,0 +1,20 @@
+"""Trainable invariant models: DeepChem ``TorchModel``s over datasets of `Conformer`s."""
+
+from dc_invariant.models.base import InvariantModel, load_model
+from dc_invariant.models.schnet import SchNetModel
+from dc_invariant.models.tutorial import (
+    DenseModel,
+    PermutationInvariantModel,
+    RotationInvariantModel,
+    TranslationInvariantModel,
+)
+
+__all__ = [
+    "DenseModel",
+    "InvariantModel",
+    "PermutationInvariantModel",
+    "RotationInvariantModel",
+    "SchNetModel",
+    "TranslationInvariantModel",
+    "load_model",
+]

@@ -1,0 +1,392 @@
+"""`InvariantModel`: the DeepChem `TorchModel` plumbing shared by every dc_invariant model.
+
+Datasets hold `Conformer` datapoints; this module turns batches of them into tensors (after
+checking them), keeps float64 when asked (DeepChem casts to float32), shuffles with a seeded
+generator, saves settings as JSON beside the checkpoints, restores with
+``torch.load(weights_only=True)``, and computes forces by autograd.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Optional
+
+import numpy as np
+import torch
+
+from dc_invariant._deepchem import import_deepchem
+from dc_invariant.conformer import Conformer
+
+dc = import_deepchem()
+
+CONFIG_FILE = "dc_invariant_model.json"
+MODES = ("regression", "classification")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# Constructor arguments of TorchModel that users may pass through; the rest are ours to set.
+_TORCH_MODEL_KWARGS = frozenset(inspect.signature(dc.models.TorchModel.__init__).parameters) - {
+    "self",
+    "model",
+    "loss",
+    "output_types",
+    "kwargs",
+} | {"model_dir"}
+
+#: Every model class that `load_model` may rebuild, by name (filled by subclasses).
+MODEL_CLASSES: dict[str, type[InvariantModel]] = {}
+
+
+@dataclass
+class Batch:
+    """Network inputs for a batch of molecules, and how to map per-atom arrays back."""
+
+    inputs: list[np.ndarray]
+    n_atoms: np.ndarray
+    #: position of the coordinate tensor in ``inputs`` (forces differentiate against it)
+    positions_input: int = 0
+    #: coordinates are padded (B, n_max, 3) rather than all atoms stacked (n_total, 3)
+    padded: bool = True
+
+    def split_atoms(self, values: np.ndarray) -> list[np.ndarray]:
+        """Per-molecule arrays (n_atoms, ...) from a padded (B, n_max, ...) or flat array."""
+        if self.padded:
+            return [values[b, :n] for b, n in enumerate(self.n_atoms)]
+        return np.split(values, np.cumsum(self.n_atoms)[:-1])
+
+
+def check_conformers(
+    items: Sequence[Any],
+    n_features: int,
+    labels: Sequence[Any],
+    n_atoms_limit: Optional[int] = None,
+) -> list[Conformer]:
+    """Validate a batch of datapoints; raise ``ValueError`` naming the bad molecule.
+
+    ``labels`` names each item in messages (dataset position and id).
+    """
+    out = []
+    for item, label in zip(items, labels):
+        if not isinstance(item, Conformer):
+            raise ValueError(
+                f"molecule {label} is {type(item).__name__}, not a Conformer; an empty array "
+                "marks a molecule the featurizer could not handle: drop those before training"
+            )
+        if item.n_features != n_features:
+            raise ValueError(
+                f"molecule {label} ({item.smiles!r}) has {item.n_features} features per atom, "
+                f"the model expects n_features={n_features}"
+            )
+        if item.n_atoms == 0:
+            raise ValueError(f"molecule {label} ({item.smiles!r}) has no atoms")
+        if not np.isfinite(item.positions).all():
+            raise ValueError(f"molecule {label} ({item.smiles!r}) has NaN or infinite coordinates")
+        if not np.isfinite(item.features).all():
+            raise ValueError(f"molecule {label} ({item.smiles!r}) has NaN or infinite features")
+        if n_atoms_limit is not None and item.n_atoms > n_atoms_limit:
+            raise ValueError(
+                f"molecule {label} ({item.smiles!r}) has {item.n_atoms} atoms, more than this "
+                f"model's n_atoms={n_atoms_limit} (the dense network's input size is fixed)"
+            )
+        out.append(item)
+    return out
+
+
+def check_hyperparameters(h: dict[str, Any]) -> None:
+    """Validate the settings every model shares; subclasses call it before building."""
+    for name in ("n_tasks", "n_features", "n_classes", "seed"):
+        value = h[name]
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < (0 if name == "seed" else 1):
+            raise ValueError(f"{name} must be >= {0 if name == 'seed' else 1}, got {value}")
+    if h["mode"] not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {h['mode']!r}")
+    if h["mode"] == "classification" and h["n_classes"] < 2:
+        raise ValueError(f"classification needs n_classes >= 2, got {h['n_classes']}")
+    if h["dtype"] not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {h['dtype']!r}")
+
+
+class InvariantModel(dc.models.TorchModel):
+    """Base class: a DeepChem `TorchModel` over datasets of `Conformer` datapoints.
+
+    Subclasses build the torch network and say how a batch becomes inputs (`_make_batch`).
+    The network returns per-molecule outputs of shape (B, n_tasks) in regression mode and
+    logits (B, n_tasks, n_classes) in classification mode.
+    """
+
+    #: hyperparameters stored in the JSON settings file, in constructor order
+    hyperparameter_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODEL_CLASSES[cls.__name__] = cls
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        *,
+        hyperparameters: dict[str, Any],
+        torch_kwargs: dict[str, Any],
+    ) -> None:
+        unknown = sorted(set(torch_kwargs) - _TORCH_MODEL_KWARGS)
+        if unknown:
+            raise TypeError(
+                f"unknown keyword argument(s) {unknown} for {type(self).__name__}; "
+                f"TorchModel accepts {sorted(_TORCH_MODEL_KWARGS)}"
+            )
+        check_hyperparameters(hyperparameters)
+        self.hyperparameters = dict(hyperparameters)
+        self.n_tasks = hyperparameters["n_tasks"]
+        self.n_features = hyperparameters["n_features"]
+        self.mode = hyperparameters["mode"]
+        self.n_classes = hyperparameters["n_classes"]
+        self.dtype = DTYPES[hyperparameters["dtype"]]
+        network = network.to(self.dtype)
+        if self.mode == "regression":
+            loss: Any = dc.models.losses.L2Loss()
+            output_types = ["prediction"]
+        else:
+            loss = dc.models.losses.SoftmaxCrossEntropy()
+            output_types = ["prediction", "loss"]
+        self._torch_kwargs = dict(torch_kwargs)
+        super().__init__(
+            _Head(network, self.mode, self.n_tasks),
+            loss=loss,
+            output_types=output_types,
+            **torch_kwargs,
+        )
+        self._rng = np.random.default_rng(hyperparameters["seed"])
+
+    # ---- batches -------------------------------------------------------------------------
+
+    def _make_batch(self, conformers: list[Conformer]) -> Batch:
+        raise NotImplementedError
+
+    def _n_atoms_limit(self) -> Optional[int]:
+        return None
+
+    def _batches(
+        self, dataset: Any, epochs: int, shuffle: bool, pad_to: Optional[int]
+    ) -> Iterable[tuple[Batch, np.ndarray, np.ndarray]]:
+        X, y, w, ids = (
+            dataset.X,
+            dataset.y,
+            dataset.w,
+            dataset.ids,
+        )  # read once: DiskDataset reloads
+        n = len(X)
+        size = self.batch_size
+        for _ in range(epochs):
+            order = self._rng.permutation(n) if shuffle else np.arange(n)
+            for start in range(0, n, size):
+                chosen = order[start : start + size]
+                if pad_to and len(chosen) < pad_to:
+                    # DeepChem pads training batches to a full batch by repeating samples.
+                    chosen = np.resize(chosen, pad_to)
+                labels = [f"{i} (id {ids[i]!r})" for i in chosen]
+                conformers = check_conformers(
+                    X[chosen], self.n_features, labels, self._n_atoms_limit()
+                )
+                yield (
+                    self._make_batch(conformers),
+                    _labels(y, chosen, n, self.n_tasks),
+                    _labels(w, chosen, n, self.n_tasks),
+                )
+
+    def default_generator(
+        self,
+        dataset: Any,
+        epochs: int = 1,
+        mode: str = "fit",
+        deterministic: bool = True,
+        pad_batches: bool = True,
+    ) -> Iterable[tuple[list, list, list]]:
+        """Batches of ``([inputs...], [labels], [weights])`` built from `Conformer` datasets.
+
+        Training order is shuffled with this model's seeded generator (``seed``), not
+        NumPy's global state, so the same seed gives the same training run.
+        """
+        shuffle = mode == "fit" and not deterministic
+        pad_to = self.batch_size if pad_batches and mode == "fit" else None
+        for batch, y, w in self._batches(dataset, epochs, shuffle, pad_to):
+            if self.mode == "classification":
+                y = dc.metrics.to_one_hot(y.flatten(), self.n_classes).reshape(
+                    -1, self.n_tasks, self.n_classes
+                )
+            yield batch.inputs, [y], [w]
+
+    def _prepare_batch(self, batch: tuple[Any, Any, Any]) -> tuple[list, list, list]:
+        # DeepChem casts every float64 array to float32; float64 models must stay float64.
+        inputs, labels, weights = batch
+
+        def tensors(arrays: Optional[Sequence[np.ndarray]]) -> list[torch.Tensor]:
+            if arrays is None:
+                return []
+            out = []
+            for a in arrays:
+                t = torch.as_tensor(a, device=self.device)
+                out.append(t.to(self.dtype) if t.is_floating_point() else t)
+            return out
+
+        return tensors(inputs), tensors(labels), tensors(weights)
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Change the optimiser's learning rate from now on (for schedules driven by callbacks)."""
+        self._ensure_built()
+        self.learning_rate = learning_rate
+        for group in self._pytorch_optimizer.param_groups:
+            group["lr"] = learning_rate
+
+    # ---- forces --------------------------------------------------------------------------
+
+    def predict_forces(
+        self, dataset: Any, transformers: Sequence[Any] = (), task: int = 0
+    ) -> list[np.ndarray]:
+        """Forces ``F = -dE/dR`` on every atom, one (n_atoms, 3) array per molecule.
+
+        Atoms are in each datapoint's own order, without padding. ``transformers`` that were
+        applied to ``y`` (e.g. ``NormalizationTransformer``) are undone, so forces are in the
+        label's units per Å. Only for regression models.
+        """
+        if self.mode != "regression":
+            raise ValueError("forces are the gradient of an energy: use a regression model")
+        if not 0 <= task < self.n_tasks:
+            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
+        scale = _transform_scale(transformers, self.n_tasks)[task]
+        self._ensure_built()
+        self.model.eval()
+        forces: list[np.ndarray] = []
+        for batch, _, _ in self._batches(dataset, 1, shuffle=False, pad_to=None):
+            inputs, _, _ = self._prepare_batch((batch.inputs, None, None))
+            positions = inputs[batch.positions_input].requires_grad_(True)
+            energy = self.model(inputs)[:, task].sum()
+            (gradient,) = torch.autograd.grad(energy, positions)
+            forces.extend(batch.split_atoms(-scale * gradient.detach().cpu().numpy()))
+        return forces
+
+    # ---- persistence ---------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model, as JSON-compatible data."""
+        torch_settings = {k: v for k, v in self._torch_kwargs.items() if k != "model_dir"}
+        return {
+            "class": type(self).__name__,
+            "hyperparameters": self.hyperparameters,
+            "torch_model": _jsonable(torch_settings),
+        }
+
+    def save_checkpoint(
+        self, max_checkpoints_to_keep: int = 5, model_dir: Optional[str] = None
+    ) -> None:
+        """Save weights (DeepChem's checkpoint) and the settings file beside them."""
+        super().save_checkpoint(max_checkpoints_to_keep, model_dir)
+        if max_checkpoints_to_keep == 0:
+            return
+        folder = model_dir or self.model_dir
+        with open(os.path.join(folder, CONFIG_FILE), "w") as handle:
+            json.dump(self.get_config(), handle, indent=2, sort_keys=True)
+
+    def restore(
+        self,
+        checkpoint: Optional[str] = None,
+        model_dir: Optional[str] = None,
+        strict: Optional[bool] = True,
+    ) -> None:
+        """Load weights from a checkpoint, with ``torch.load(..., weights_only=True)``."""
+        self._ensure_built()
+        if checkpoint is None:
+            checkpoints = sorted(self.get_checkpoints(model_dir))
+            if not checkpoints:
+                raise ValueError(f"no checkpoint found in {model_dir or self.model_dir}")
+            checkpoint = checkpoints[0]
+        data = torch.load(checkpoint, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(data["model_state_dict"], strict=bool(strict))
+        self._pytorch_optimizer.load_state_dict(data["optimizer_state_dict"])
+        self._global_step = data["global_step"]
+
+
+def load_model(model_dir: str, **overrides: Any) -> InvariantModel:
+    """Rebuild a saved dc_invariant model from its folder and restore its newest weights.
+
+    Parameters
+    ----------
+    model_dir : str
+        A folder written by ``fit`` / ``save_checkpoint`` of a dc_invariant model.
+    **overrides
+        TorchModel settings to change (for example ``batch_size``).
+    """
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{model_dir} holds no {CONFIG_FILE}: not a saved dc_invariant model"
+        )
+    with open(path) as handle:
+        config = json.load(handle)
+    name = config.get("class")
+    if name not in MODEL_CLASSES:
+        raise ValueError(
+            f"{path} names unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}"
+        )
+    settings = {**config["torch_model"], **overrides, "model_dir": model_dir}
+    model = MODEL_CLASSES[name](**config["hyperparameters"], **settings)
+    model.restore()
+    return model
+
+
+class _Head(torch.nn.Module):
+    """Adds DeepChem's classification outputs (probabilities, logits) to a network."""
+
+    def __init__(self, network: torch.nn.Module, mode: str, n_tasks: int) -> None:
+        super().__init__()
+        self.network = network
+        self.mode = mode
+        self.n_tasks = n_tasks
+
+    def forward(self, inputs: list[torch.Tensor]) -> Any:
+        out = self.network(*inputs)
+        if self.mode == "classification":
+            logits = out.reshape(out.shape[0], self.n_tasks, -1)
+            return [torch.softmax(logits, dim=-1), logits]
+        return out
+
+
+def _labels(values: Any, chosen: np.ndarray, n: int, n_tasks: int) -> np.ndarray:
+    if values is None or len(values) != n:
+        return np.zeros((len(chosen), n_tasks))
+    out = np.asarray(values)[chosen]
+    return out.reshape(len(chosen), -1)
+
+
+def _transform_scale(transformers: Sequence[Any], n_tasks: int) -> np.ndarray:
+    """d(untransformed y)/d(y) for linear y-transformers such as NormalizationTransformer."""
+    if not transformers:
+        return np.ones(n_tasks)
+    ones = dc.trans.undo_transforms(np.ones((1, n_tasks)), list(transformers))
+    zeros = dc.trans.undo_transforms(np.zeros((1, n_tasks)), list(transformers))
+    return (ones - zeros).reshape(-1)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+    return out
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation function called ``name``."""
+    functions = {
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "silu": torch.nn.functional.silu,
+        "softplus": torch.nn.functional.softplus,
+    }
+    if name not in functions:
+        raise ValueError(f"activation must be one of {sorted(functions)}, got {name!r}")
+    return functions[name]
