@@ -53,3 +53,34 @@ def neighbor_pairs(positions: FloatArray, cutoff: float, *, directed: bool = Tru
         i, j = pairs[:, 0], pairs[:, 1]
     order = np.lexsort((j, i))
     return np.stack([i[order], j[order]]).astype(np.int64)
+
+
+def all_pairs(counts: IntArray) -> IntArray:
+    """Every ordered pair ``(i, j)`` within each molecule, ``i == j`` included.
+
+    Parameters
+    ----------
+    counts : np.ndarray of int, shape (n_molecules,)
+        Atoms per molecule; molecule ``m`` owns the stacked atoms
+        ``starts[m] .. starts[m] + counts[m] - 1``.
+
+    Returns
+    -------
+    np.ndarray of int64, shape (2, sum(counts**2))
+        Stacked atom indices ``i`` (row 0) and ``j`` (row 1), molecule by molecule, built
+        without a Python loop over molecules.
+
+    Examples
+    --------
+    >>> all_pairs(np.array([1, 2])).tolist()
+    [[0, 1, 1, 2, 2], [0, 1, 2, 1, 2]]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    per_molecule = counts**2
+    size = np.repeat(counts, per_molecule)
+    first = np.repeat(starts, per_molecule)
+    k = np.arange(per_molecule.sum()) - np.repeat(
+        np.cumsum(per_molecule) - per_molecule, per_molecule
+    )
+    return np.stack([first + k // size, first + k % size])

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -58,41 +58,75 @@ class Batch:
         return np.split(values, np.cumsum(self.n_atoms)[:-1])
 
 
-def check_conformers(
+@dataclass
+class Stacked:
+    """A validated batch of molecules with all atoms stacked: (n_total, ...) arrays."""
+
+    conformers: list[Conformer]
+    positions: np.ndarray
+    features: np.ndarray
+    atomic_numbers: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of each molecule's first atom in the stacked arrays."""
+        return np.cumsum(self.counts) - self.counts
+
+    @property
+    def molecule(self) -> np.ndarray:
+        """Molecule of every stacked atom, shape (n_total,)."""
+        return np.repeat(np.arange(len(self.counts)), self.counts)
+
+
+def stack_conformers(
     items: Sequence[Any],
     n_features: int,
-    labels: Sequence[Any],
+    name: Callable[[int], str],
     n_atoms_limit: Optional[int] = None,
-) -> list[Conformer]:
-    """Validate a batch of datapoints; raise ``ValueError`` naming the bad molecule.
+) -> Stacked:
+    """Validate a batch of datapoints and stack their atoms.
 
-    ``labels`` names each item in messages (dataset position and id).
+    Raises ``ValueError`` naming the bad molecule (``name(k)`` labels item ``k``): not a
+    `Conformer`, wrong feature width, no atoms, too many atoms, NaN or infinite values.
     """
-    out = []
-    for item, label in zip(items, labels):
+    conformers = list(items)
+    for k, item in enumerate(conformers):
         if not isinstance(item, Conformer):
             raise ValueError(
-                f"molecule {label} is {type(item).__name__}, not a Conformer; an empty array "
+                f"molecule {name(k)} is {type(item).__name__}, not a Conformer; an empty array "
                 "marks a molecule the featurizer could not handle: drop those before training"
             )
-        if item.n_features != n_features:
+        if item.features.shape[1] != n_features:
             raise ValueError(
-                f"molecule {label} ({item.smiles!r}) has {item.n_features} features per atom, "
-                f"the model expects n_features={n_features}"
+                f"molecule {name(k)} ({item.smiles!r}) has {item.features.shape[1]} features "
+                f"per atom, the model expects n_features={n_features}"
             )
-        if item.n_atoms == 0:
-            raise ValueError(f"molecule {label} ({item.smiles!r}) has no atoms")
-        if not np.isfinite(item.positions).all():
-            raise ValueError(f"molecule {label} ({item.smiles!r}) has NaN or infinite coordinates")
-        if not np.isfinite(item.features).all():
-            raise ValueError(f"molecule {label} ({item.smiles!r}) has NaN or infinite features")
-        if n_atoms_limit is not None and item.n_atoms > n_atoms_limit:
+        n_atoms = item.positions.shape[0]
+        if n_atoms == 0:
+            raise ValueError(f"molecule {name(k)} ({item.smiles!r}) has no atoms")
+        if n_atoms_limit is not None and n_atoms > n_atoms_limit:
             raise ValueError(
-                f"molecule {label} ({item.smiles!r}) has {item.n_atoms} atoms, more than this "
+                f"molecule {name(k)} ({item.smiles!r}) has {n_atoms} atoms, more than this "
                 f"model's n_atoms={n_atoms_limit} (the dense network's input size is fixed)"
             )
-        out.append(item)
-    return out
+    counts = np.fromiter((c.positions.shape[0] for c in conformers), np.int64, len(conformers))
+    stacked = Stacked(
+        conformers,
+        np.concatenate([c.positions for c in conformers]),
+        np.concatenate([c.features for c in conformers]),
+        np.concatenate([c.atomic_numbers for c in conformers]),
+        counts,
+    )
+    # One vectorised check for the whole batch; only a failure pays for finding the molecule.
+    for what, values in (("coordinates", stacked.positions), ("features", stacked.features)):
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.all():
+            k = int(np.searchsorted(np.cumsum(counts), np.flatnonzero(~finite)[0], side="right"))
+            raise ValueError(
+                f"molecule {name(k)} ({conformers[k].smiles!r}) has NaN or infinite {what}"
+            )
+    return stacked
 
 
 def check_hyperparameters(h: dict[str, Any]) -> None:
@@ -118,9 +152,6 @@ class InvariantModel(dc.models.TorchModel):
     The network returns per-molecule outputs of shape (B, n_tasks) in regression mode and
     logits (B, n_tasks, n_classes) in classification mode.
     """
-
-    #: hyperparameters stored in the JSON settings file, in constructor order
-    hyperparameter_names: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -164,7 +195,7 @@ class InvariantModel(dc.models.TorchModel):
 
     # ---- batches -------------------------------------------------------------------------
 
-    def _make_batch(self, conformers: list[Conformer]) -> Batch:
+    def _make_batch(self, stacked: Stacked) -> Batch:
         raise NotImplementedError
 
     def _n_atoms_limit(self) -> Optional[int]:
@@ -188,12 +219,14 @@ class InvariantModel(dc.models.TorchModel):
                 if pad_to and len(chosen) < pad_to:
                     # DeepChem pads training batches to a full batch by repeating samples.
                     chosen = np.resize(chosen, pad_to)
-                labels = [f"{i} (id {ids[i]!r})" for i in chosen]
-                conformers = check_conformers(
-                    X[chosen], self.n_features, labels, self._n_atoms_limit()
+                stacked = stack_conformers(
+                    X[chosen],
+                    self.n_features,
+                    lambda k, chosen=chosen: f"{chosen[k]} (id {ids[chosen[k]]!r})",
+                    self._n_atoms_limit(),
                 )
                 yield (
-                    self._make_batch(conformers),
+                    self._make_batch(stacked),
                     _labels(y, chosen, n, self.n_tasks),
                     _labels(w, chosen, n, self.n_tasks),
                 )

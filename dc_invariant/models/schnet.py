@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from dc_invariant.conformer import Conformer
-from dc_invariant.models.base import Batch, InvariantModel, check_hyperparameters
+from dc_invariant.models.base import Batch, InvariantModel, Stacked, check_hyperparameters
 from dc_invariant.neighbors import neighbor_pairs
 
 
@@ -192,22 +192,6 @@ class SchNetModel(InvariantModel):
     (1, 1)
     """
 
-    hyperparameter_names = (
-        "n_tasks",
-        "n_features",
-        "n_atom_basis",
-        "n_filters",
-        "n_interactions",
-        "n_rbf",
-        "cutoff",
-        "pooling",
-        "standardize",
-        "mode",
-        "n_classes",
-        "dtype",
-        "seed",
-    )
-
     def __init__(
         self,
         *,
@@ -271,26 +255,20 @@ class SchNetModel(InvariantModel):
         self.cutoff = float(cutoff)
         super().__init__(network, hyperparameters=hyperparameters, torch_kwargs=kwargs)
 
-    def _make_batch(self, conformers: list[Conformer]) -> Batch:
-        counts = np.array([c.n_atoms for c in conformers], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    def _make_batch(self, stacked: Stacked) -> Batch:
+        counts, starts = stacked.counts, stacked.starts
         # Centring in float64 here, before any cast to float32, keeps large translations exact.
-        positions = np.concatenate([c.positions - c.positions.mean(axis=0) for c in conformers])
+        centres = np.add.reduceat(stacked.positions, starts, axis=0) / counts[:, None]
+        positions = stacked.positions - np.repeat(centres, counts, axis=0)
         pairs = np.concatenate(
             [
-                neighbor_pairs(c.positions, self.cutoff, directed=False) + s
-                for c, s in zip(conformers, starts)
+                neighbor_pairs(positions[s : s + n], self.cutoff, directed=False) + s
+                for s, n in zip(starts, counts)
             ],
             axis=1,
         )
-        inputs = [
-            positions,
-            np.concatenate([c.features for c in conformers]),
-            np.concatenate([c.atomic_numbers for c in conformers]),
-            counts,
-            pairs,
-        ]
-        return Batch(inputs, counts, positions_input=0, padded=False)
+        inputs = [positions, stacked.features, stacked.atomic_numbers, counts, pairs]
+        return Batch(inputs, counts, padded=False)
 
     def fit(self, dataset: Any, *args: Any, **kwargs: Any) -> float:
         """DeepChem's ``fit``; the first call of a regression model also fits target statistics."""

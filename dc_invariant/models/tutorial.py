@@ -1,9 +1,10 @@
-"""The tutorial's four networks as trainable DeepChem models, batched over padded molecules.
+"""The tutorial's four networks as trainable DeepChem models.
 
-Each network computes exactly what its `dc_invariant.reference` twin computes, for a batch:
-coordinates (B, n_max, 3), features (B, n_max, F) and a mask (B, n_max) of real atoms.
-Padded atoms and pairs are masked out of every sum, so a molecule's prediction does not
-depend on what it is batched with.
+Each network computes exactly what its `dc_invariant.reference` twin computes, for a whole
+batch at once. The invariant three work on the batch's atoms stacked together (and, for the
+pair networks, on the list of every molecule's atom pairs), so no padding ever enters a sum
+and a molecule's prediction does not depend on what it is batched with. The dense baseline
+needs a fixed input size, so it alone pads every molecule to ``n_atoms``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from dc_invariant.conformer import Conformer, pad_batch
-from dc_invariant.models.base import Batch, InvariantModel, activation, check_hyperparameters
+from dc_invariant.conformer import pad_batch
+from dc_invariant.models.base import (
+    Batch,
+    InvariantModel,
+    Stacked,
+    activation,
+    check_hyperparameters,
+)
+from dc_invariant.neighbors import all_pairs
 from dc_invariant.reference import Weights
 
 
@@ -39,20 +47,29 @@ class DenseNetwork(_TwoLayer):
         return self.layer2(self.act(self.layer1(inputs)))
 
 
+def _pool(values: torch.Tensor, molecule: torch.Tensor, n_molecules: int) -> torch.Tensor:
+    """Sum rows of ``values`` into their molecules: (n_rows, H) -> (n_molecules, H)."""
+    pooled = torch.zeros(n_molecules, values.shape[1], dtype=values.dtype, device=values.device)
+    return pooled.index_add_(0, molecule, values)
+
+
+def _molecule_of_atoms(counts: torch.Tensor) -> torch.Tensor:
+    return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+
+
 class PermutationNetwork(_TwoLayer):
-    """Per-atom hidden layer on ``[r_i, x_i]``, summed over real atoms."""
+    """Per-atom hidden layer on ``[r_i, x_i]``, summed over each molecule's atoms."""
 
     def __init__(self, n_features: int, hidden: int, n_outputs: int, act: str):
         super().__init__(3 + n_features, hidden, n_outputs, act)
 
-    def forward(self, positions: torch.Tensor, features: torch.Tensor, mask: torch.Tensor):
+    def forward(self, positions: torch.Tensor, features: torch.Tensor, counts: torch.Tensor):
         hidden = self.act(self.layer1(torch.cat([positions, features], dim=-1)))
-        pooled = (hidden * mask.unsqueeze(-1).to(hidden.dtype)).sum(dim=1)
-        return self.layer2(pooled)
+        return self.layer2(_pool(hidden, _molecule_of_atoms(counts), len(counts)))
 
 
 class _PairNetwork(_TwoLayer):
-    """Per-pair hidden layer on ``[g(r_j - r_i), x_j]``, summed over real pairs (i, j)."""
+    """Per-pair hidden layer on ``[g(r_j - r_i), x_j]``, summed over each molecule's pairs."""
 
     geometry_width: ClassVar[int]
 
@@ -62,18 +79,22 @@ class _PairNetwork(_TwoLayer):
     def pair_geometry(self, differences: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, positions: torch.Tensor, features: torch.Tensor, mask: torch.Tensor):
-        # differences[b, i, j] = r_j - r_i, as in the reference.
-        differences = positions.unsqueeze(1) - positions.unsqueeze(2)
-        geometry = self.pair_geometry(differences)
+    def forward(
+        self,
+        positions: torch.Tensor,
+        features: torch.Tensor,
+        counts: torch.Tensor,
+        pairs: torch.Tensor,
+    ):
+        i, j = pairs[0], pairs[1]
+        geometry = self.pair_geometry(positions[j] - positions[i])
         w = self.layer1.weight  # (hidden, geometry_width + F)
         # Linear([g_ij, x_j]) = g_ij W_g + x_j W_x + b: the x_j part is computed once per atom
-        # instead of once per pair, which saves an (B, n, n, F) tensor.
+        # instead of once per pair.
         per_atom = features @ w[:, self.geometry_width :].T
-        pre = geometry @ w[:, : self.geometry_width].T + per_atom.unsqueeze(1) + self.layer1.bias
-        real = mask.unsqueeze(1) & mask.unsqueeze(2)
-        hidden = self.act(pre) * real.unsqueeze(-1).to(pre.dtype)
-        return self.layer2(hidden.sum(dim=(1, 2)))
+        pre = geometry @ w[:, : self.geometry_width].T + per_atom[j] + self.layer1.bias
+        molecule = _molecule_of_atoms(counts)[i]
+        return self.layer2(_pool(self.act(pre), molecule, len(counts)))
 
 
 class TranslationNetwork(_PairNetwork):
@@ -95,17 +116,6 @@ class RotationNetwork(_PairNetwork):
 
 
 class _TutorialModel(InvariantModel):
-    hyperparameter_names = (
-        "n_tasks",
-        "n_features",
-        "hidden",
-        "activation",
-        "mode",
-        "n_classes",
-        "dtype",
-        "seed",
-    )
-
     def __init__(
         self,
         *,
@@ -144,9 +154,10 @@ class _TutorialModel(InvariantModel):
     def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _make_batch(self, conformers: list[Conformer]) -> Batch:
-        positions, features, mask = pad_batch(conformers, n_max=self._n_atoms_limit())
-        return Batch([positions, features, mask], np.array([c.n_atoms for c in conformers]))
+    def _make_batch(self, stacked: Stacked) -> Batch:
+        return Batch(
+            [stacked.positions, stacked.features, stacked.counts], stacked.counts, padded=False
+        )
 
     def load_reference_weights(self, weights: Weights) -> None:
         """Copy weights of the matching `dc_invariant.reference` function into this model.
@@ -193,8 +204,6 @@ class DenseModel(_TutorialModel):
         ``model_dir``, ...); unknown names raise ``TypeError``.
     """
 
-    hyperparameter_names = (*_TutorialModel.hyperparameter_names, "n_atoms")
-
     def __init__(self, *, n_atoms: int = 29, **kwargs: Any) -> None:
         self._n_atoms = n_atoms
         super().__init__(**kwargs)
@@ -210,6 +219,10 @@ class DenseModel(_TutorialModel):
     def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
         return DenseNetwork(h["n_atoms"], h["n_features"], h["hidden"], n_outputs, h["activation"])
 
+    def _make_batch(self, stacked: Stacked) -> Batch:
+        positions, features, mask = pad_batch(stacked.conformers, n_max=self._n_atoms)
+        return Batch([positions, features, mask], stacked.counts)
+
 
 class PermutationInvariantModel(_TutorialModel):
     """Per-atom network with sum pooling: invariant to atom order only.
@@ -221,7 +234,13 @@ class PermutationInvariantModel(_TutorialModel):
         return PermutationNetwork(h["n_features"], h["hidden"], n_outputs, h["activation"])
 
 
-class TranslationInvariantModel(_TutorialModel):
+class _PairModel(_TutorialModel):
+    def _make_batch(self, stacked: Stacked) -> Batch:
+        inputs = [stacked.positions, stacked.features, stacked.counts, all_pairs(stacked.counts)]
+        return Batch(inputs, stacked.counts, padded=False)
+
+
+class TranslationInvariantModel(_PairModel):
     """Pair network on difference vectors: invariant to atom order and translations.
 
     Parameters as in `RotationInvariantModel`.
@@ -231,7 +250,7 @@ class TranslationInvariantModel(_TutorialModel):
         return TranslationNetwork(h["n_features"], h["hidden"], n_outputs, h["activation"])
 
 
-class RotationInvariantModel(_TutorialModel):
+class RotationInvariantModel(_PairModel):
     """Pair network on squared distances: invariant to atom order, translations, rotations
     and reflections (so blind to mirror images).
 
