@@ -22,7 +22,7 @@ class Conformer:
     positions : np.ndarray of shape (n_atoms, 3)
         Cartesian coordinates in Å, stored as float64.
     features : np.ndarray of shape (n_atoms, n_features)
-        Per-atom features; row ``i`` describes the atom at ``positions[i]``.
+        Per-atom features, stored as float64; row ``i`` describes the atom at ``positions[i]``.
     atomic_numbers : np.ndarray of shape (n_atoms,)
         Element of each atom, stored as int64.
     smiles : str or None, default=None
@@ -50,7 +50,7 @@ class Conformer:
         ensemble: Optional[FloatArray] = None,
     ) -> None:
         positions = np.asarray(positions, dtype=np.float64)
-        features = np.asarray(features)
+        features = np.asarray(features, dtype=np.float64)
         atomic_numbers = np.asarray(atomic_numbers, dtype=np.int64)
         n = positions.shape[0] if positions.ndim == 2 else -1
         if positions.ndim != 2 or positions.shape[1] != 3:

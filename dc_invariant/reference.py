@@ -56,7 +56,9 @@ def _pairs(values: FloatArray, x: FloatArray) -> FloatArray:
     return np.concatenate((values, features), axis=-1)
 
 
-def dense(r: FloatArray, x: FloatArray, w1: FloatArray, w2: FloatArray, b1: FloatArray, b2: float):
+def dense(
+    r: FloatArray, x: FloatArray, w1: FloatArray, w2: FloatArray, b1: FloatArray, b2: float
+) -> float:
     """Dense baseline: one vector of all coordinates and features; no invariance.
 
     Parameters
@@ -81,7 +83,7 @@ def dense(r: FloatArray, x: FloatArray, w1: FloatArray, w2: FloatArray, b1: Floa
 
 def permutation_invariant(
     r: FloatArray, x: FloatArray, w1: FloatArray, w2: FloatArray, b1: FloatArray, b2: float
-):
+) -> float:
     """Per-atom hidden layer summed over atoms: invariant to renumbering the atoms.
 
     ``w1`` has shape (3 + F, hidden); the other arguments are as in `dense`.
@@ -92,7 +94,7 @@ def permutation_invariant(
 
 def translation_invariant(
     r: FloatArray, x: FloatArray, w1: FloatArray, w2: FloatArray, b1: FloatArray, b2: float
-):
+) -> float:
     """Per-pair hidden layer on difference vectors ``r_j - r_i``, summed over all pairs.
 
     Invariant to renumbering and to translations; difference vectors still turn with the
@@ -105,7 +107,7 @@ def translation_invariant(
 
 def rotation_invariant(
     r: FloatArray, x: FloatArray, w1: FloatArray, w2: FloatArray, b1: FloatArray, b2: float
-):
+) -> float:
     """Per-pair hidden layer on squared distances ``|r_j - r_i|²``, summed over all pairs.
 
     Invariant to renumbering, translations, rotations and reflections. ``w1`` has shape

@@ -148,7 +148,8 @@ def check_hyperparameters(h: dict[str, Any]) -> None:
 class InvariantModel(dc.models.TorchModel):
     """Base class: a DeepChem `TorchModel` over datasets of `Conformer` datapoints.
 
-    Subclasses build the torch network and say how a batch becomes inputs (`_make_batch`).
+    Subclasses validate their settings with `check_hyperparameters`, build the torch network
+    and say how a batch becomes inputs (`_make_batch`).
     The network returns per-molecule outputs of shape (B, n_tasks) in regression mode and
     logits (B, n_tasks, n_classes) in classification mode.
     """
@@ -170,7 +171,6 @@ class InvariantModel(dc.models.TorchModel):
                 f"unknown keyword argument(s) {unknown} for {type(self).__name__}; "
                 f"TorchModel accepts {sorted(_TORCH_MODEL_KWARGS)}"
             )
-        check_hyperparameters(hyperparameters)
         self.hyperparameters = dict(hyperparameters)
         self.n_tasks = hyperparameters["n_tasks"]
         self.n_features = hyperparameters["n_features"]
@@ -204,12 +204,8 @@ class InvariantModel(dc.models.TorchModel):
     def _batches(
         self, dataset: Any, epochs: int, shuffle: bool, pad_to: Optional[int]
     ) -> Iterable[tuple[Batch, np.ndarray, np.ndarray]]:
-        X, y, w, ids = (
-            dataset.X,
-            dataset.y,
-            dataset.w,
-            dataset.ids,
-        )  # read once: DiskDataset reloads
+        # Read once: every access to a DiskDataset's X reloads all of its shards.
+        X, y, w, ids = dataset.X, dataset.y, dataset.w, dataset.ids
         n = len(X)
         size = self.batch_size
         for _ in range(epochs):
