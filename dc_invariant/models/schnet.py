@@ -301,10 +301,10 @@ class SchNetModel(InvariantModel):
         scale = per_atom.std(axis=0)
         scale[scale == 0] = 1.0
         network = self.model.network
+        device, dtype = network.atom_offset.device, network.atom_offset.dtype
         with torch.no_grad():
             network.atom_offset.zero_()
-            network.atom_offset[torch.as_tensor(np.flatnonzero(present))] = torch.as_tensor(
-                offsets, dtype=network.atom_offset.dtype
-            )
-            network.scale.copy_(torch.as_tensor(scale, dtype=network.scale.dtype))
+            rows = torch.as_tensor(np.flatnonzero(present), device=device)
+            network.atom_offset[rows] = torch.as_tensor(offsets, dtype=dtype, device=device)
+            network.scale.copy_(torch.as_tensor(scale, dtype=dtype, device=device))
             network.standardized.fill_(True)
