@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
+    "AuditReport": "dc_invariant.audit",
     "Conformer": "dc_invariant.conformer",
     "ConformerFeaturizer": "dc_invariant.featurizer",
     "DenseModel": "dc_invariant.models",
@@ -21,6 +22,8 @@ _EXPORTS = {
     "RotationInvariantModel": "dc_invariant.models",
     "SchNetModel": "dc_invariant.models",
     "TranslationInvariantModel": "dc_invariant.models",
+    "assert_invariant": "dc_invariant.audit",
+    "audit": "dc_invariant.audit",
     "load_model": "dc_invariant.models",
     "load_qm9": "dc_invariant.datasets",
     "pad_batch": "dc_invariant.conformer",

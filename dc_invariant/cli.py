@@ -29,28 +29,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dc-invariant",
         description="Invariant 3D featurization and models for DeepChem. "
-        "Without a command, runs 'featurize' on the built-in example molecules.",
+        "Without a command, runs 'audit' on the built-in example molecules.",
     )
     from dc_invariant import __version__
 
     parser.add_argument("--version", action="version", version=f"dc-invariant {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    audit = commands.add_parser(
+        "audit",
+        help="check models for permutation/translation/rotation/reflection invariance",
+        description="Audit models over a set of molecules and print one summary table per "
+        "model. Defaults: the tutorial's four networks (seeded, untrained: invariance does not "
+        "depend on training) over the built-in example molecules.",
+    )
+    _add_input_options(audit)
+    audit.add_argument(
+        "--dataset", choices=("qm9",), help="a dataset by name (qm9 needs the qm9 extra)"
+    )
+    audit.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME|DIR",
+        help="dense, permutation, translation, rotation, schnet, or a saved model folder; "
+        "repeat for several (default: the four tutorial networks)",
+    )
+    audit.add_argument(
+        "--symmetries",
+        default="permutation,translation,rotation,reflection",
+        metavar="SYM,SYM",
+        help="symmetries to check (default: all four)",
+    )
+    audit.add_argument("--n-samples", type=int, default=3, help="group elements per molecule")
+    audit.add_argument("--seed", type=int, default=0, help="seed of the group elements")
+    audit.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64", help="built-in networks"
+    )
+    audit.add_argument("--out", metavar="DIR", help="write audit.json and CSV tables per model")
+    audit.add_argument(
+        "--require",
+        metavar="SYM,SYM",
+        help="exit with status 1 if any model breaks one of these symmetries",
+    )
     feat = commands.add_parser(
         "featurize",
         help="turn molecules into 3D conformers (R, X) and print a summary table",
         description="Featurize molecules with ConformerFeaturizer and print one row per "
         "molecule. Input defaults to the built-in example molecules.",
     )
-    source = feat.add_mutually_exclusive_group()
-    source.add_argument("--smiles", nargs="+", metavar="SMILES", help="SMILES strings")
-    source.add_argument("--csv", metavar="PATH", help="CSV file with a SMILES column")
-    source.add_argument("--sdf", metavar="PATH", help="SDF file; its 3D coordinates are kept")
-    feat.add_argument(
-        "--smiles-column", default="smiles", help="CSV column of SMILES (default: smiles)"
-    )
-    feat.add_argument("--limit", type=int, metavar="N", help="featurize only the first N molecules")
+    _add_input_options(feat)
     feat.add_argument("--seed", type=int, default=0, help="ETKDGv3 random seed (default: 0)")
-    feat.add_argument("--n-jobs", type=int, default=1, help="worker processes; -1 for all cores")
     feat.add_argument(
         "--elements",
         metavar="SYM,SYM",
@@ -71,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--n-conformers", type=int, default=1, help="geometries per molecule")
     feat.add_argument("--out", metavar="PATH.npz", help="also save the arrays to this .npz file")
     return parser
+
+
+def _add_input_options(command: argparse.ArgumentParser) -> None:
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--smiles", nargs="+", metavar="SMILES", help="SMILES strings")
+    source.add_argument("--csv", metavar="PATH", help="CSV file with a SMILES column")
+    source.add_argument("--sdf", metavar="PATH", help="SDF file; its 3D coordinates are kept")
+    command.add_argument(
+        "--smiles-column", default="smiles", help="CSV column of SMILES (default: smiles)"
+    )
+    command.add_argument("--limit", type=int, metavar="N", help="use only the first N molecules")
+    command.add_argument("--n-jobs", type=int, default=1, help="worker processes; -1 for all cores")
 
 
 def _split(text: Optional[str]) -> Optional[tuple[str, ...]]:
@@ -242,8 +281,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            args = parser.parse_args(["featurize"])
+            args = parser.parse_args(["audit"])
         with _warnings_to_stderr():
+            if args.command == "audit":
+                from dc_invariant.audit.command import run_audit
+
+                return run_audit(args, _read_inputs, UsageError)
             return _featurize(args)
     except UsageError as err:
         print(f"dc-invariant: error: {err}", file=sys.stderr)

@@ -9,8 +9,38 @@ from dc_invariant.builtin import EXAMPLE_MOLECULES
 from dc_invariant.cli import main
 
 
-def test_default_run_featurizes_the_builtin_molecules(capsys):
+def test_default_run_audits_the_four_tutorial_networks(capsys):
     assert main([]) == 0
+    out = capsys.readouterr().out
+    # "== name (Class) ==" opens each model's summary table
+    sections = {block.split(" ")[0]: block for block in out.split("\n== ")[1:]}
+    assert set(sections) == {"dense", "permutation", "translation", "rotation"}
+
+    def verdicts(name):
+        rows = [line.split() for line in sections[name].splitlines()[2:6]]
+        return {row[0]: "broken" not in " ".join(row) for row in rows}
+
+    assert not any(verdicts("dense").values())
+    assert verdicts("permutation") == {
+        "permutation": True, "translation": False, "rotation": False, "reflection": False
+    }  # fmt: skip
+    assert verdicts("translation") == {
+        "permutation": True, "translation": True, "rotation": False, "reflection": False
+    }  # fmt: skip
+    assert all(verdicts("rotation").values()) and "enantiomers" in sections["rotation"]
+
+
+def test_audit_require_gates_the_exit_status(tmp_path, capsys):
+    argv = ["audit", "--smiles", "CCO", "c1ccccc1O", "--model", "translation", "--n-samples", "1"]
+    assert main([*argv, "--require", "translation"]) == 0
+    assert main([*argv, "--require", "rotation", "--out", str(tmp_path / "report")]) == 1
+    assert "required symmetry broken: rotation" in capsys.readouterr().out
+    assert (tmp_path / "report" / "translation" / "audit.json").is_file()
+    assert (tmp_path / "report" / "translation" / "summary.csv").is_file()
+
+
+def test_featurize_builtin_molecules(capsys):
+    assert main(["featurize"]) == 0
     out = capsys.readouterr().out
     for name in EXAMPLE_MOLECULES:
         assert name in out
@@ -72,6 +102,10 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["featurize", "--out", "/no/such/dir/x.npz"], "folder /no/such/dir does not exist"),
         (["featurize", "--seed", "abc"], "invalid int value: 'abc'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["audit", "--symmetries", "scaling"], "--symmetries must list symmetries from"),
+        (["audit", "--require", "rotation,mirror"], "--require must list symmetries from"),
+        (["audit", "--model", "nonexistent"], "neither one of dense"),
+        (["audit", "--n-samples", "0"], "--n-samples must be at least 1"),
         (["featurize", "--smiles", "C", "--csv", "x.csv"], "not allowed with argument"),
     ],
 )

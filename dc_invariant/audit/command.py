@@ -1,0 +1,97 @@
+"""``dc-invariant audit``: which models, over which molecules, and the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+from dc_invariant.audit.compute import SYMMETRIES, audit
+
+BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
+
+
+def build_model(name: str, n_features: int, n_atoms: int, dtype: str, seed: int) -> Any:
+    """A seeded, untrained built-in model, or a saved model loaded from folder ``name``."""
+    from dc_invariant import models
+
+    if name == "dense":
+        return models.DenseModel(n_atoms=n_atoms, n_features=n_features, dtype=dtype, seed=seed)
+    if name in ("permutation", "translation", "rotation"):
+        cls = {
+            "permutation": models.PermutationInvariantModel,
+            "translation": models.TranslationInvariantModel,
+            "rotation": models.RotationInvariantModel,
+        }[name]
+        return cls(n_features=n_features, dtype=dtype, seed=seed)
+    if name == "schnet":
+        return models.SchNetModel(n_features=n_features, dtype=dtype, seed=seed)
+    return models.load_model(name)
+
+
+def _symmetries(text: str, what: str, error: type[Exception]) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if n not in SYMMETRIES]
+    if bad or not names:
+        raise error(f"{what} must list symmetries from {','.join(SYMMETRIES)}, got {text!r}")
+    return names
+
+
+def run_audit(
+    args: argparse.Namespace, read_inputs: Callable[[argparse.Namespace], tuple], error: type
+) -> int:
+    """Run the audit command; 1 when a ``--require``d symmetry is broken."""
+    symmetries = _symmetries(args.symmetries, "--symmetries", error)
+    required = _symmetries(args.require, "--require", error) if args.require else []
+    if args.n_samples < 1:
+        raise error(f"--n-samples must be at least 1, got {args.n_samples}")
+    names = args.model or ["dense", "permutation", "translation", "rotation"]
+    for name in names:
+        if name not in BUILTIN_MODELS and not os.path.isdir(name):
+            raise error(
+                f"--model {name!r} is neither one of {', '.join(BUILTIN_MODELS)} "
+                "nor a saved model folder"
+            )
+    if args.out:
+        parent = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(parent):
+            raise error(f"cannot write {args.out}: folder {parent} does not exist")
+    data = _dataset(args, read_inputs, error)
+    n_features = int(data.X[0].n_features) if len(data) else 11
+    n_atoms = max((c.n_atoms for c in data.X if not isinstance(c, np.ndarray)), default=1)
+
+    status = 0
+    for name in names:
+        model = build_model(name, n_features, n_atoms, args.dtype, args.seed)
+        report = audit(model, data, symmetries=symmetries, n_samples=args.n_samples, seed=args.seed)
+        print(f"\n== {name} ({type(model).__name__}) ==")
+        print(report.format())
+        if args.out:
+            folder = os.path.join(args.out, os.path.basename(os.path.normpath(name)))
+            report.to_csv(folder)
+            report.to_json(os.path.join(folder, "audit.json"))
+        broken = [s for s in required if s in symmetries and not report.holds(s)]
+        if broken:
+            print(f"required symmetry broken: {', '.join(broken)}")
+            status = 1
+    return status
+
+
+def _dataset(args: argparse.Namespace, read_inputs: Callable, error: type) -> Any:
+    from dc_invariant._deepchem import import_deepchem
+    from dc_invariant.featurizer import ConformerFeaturizer
+
+    dc = import_deepchem()
+    if args.dataset == "qm9":
+        from dc_invariant.datasets import load_qm9
+
+        try:
+            _, (dataset,), _ = load_qm9(tasks=["u0"], limit=args.limit, splitter=None)
+        except ImportError as err:
+            raise error(str(err)) from err
+        return dataset
+    inputs, labels = read_inputs(args)
+    X = ConformerFeaturizer(n_jobs=args.n_jobs).featurize(inputs)
+    return dc.data.NumpyDataset(X, ids=np.array(labels))

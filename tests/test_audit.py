@@ -1,0 +1,129 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DRUG_LIKE
+
+from dc_invariant import ConformerFeaturizer
+from dc_invariant.audit import assert_invariant, audit
+from dc_invariant.models import (
+    DenseModel,
+    PermutationInvariantModel,
+    RotationInvariantModel,
+    TranslationInvariantModel,
+)
+
+ALL = ("permutation", "translation", "rotation", "reflection")
+
+
+@pytest.fixture(scope="module")
+def dataset(dc):
+    X = ConformerFeaturizer(random_seed=2).featurize(DRUG_LIKE)
+    return dc.data.NumpyDataset(X, ids=np.array(DRUG_LIKE))
+
+
+def spread(r: np.ndarray, x: np.ndarray) -> float:
+    """Known-good: sum of squared distances to the centroid, weighted by features."""
+    return float((((r - r.mean(axis=0)) ** 2).sum(axis=1) * (1 + x.sum(axis=1))).sum())
+
+
+def raw_x(r: np.ndarray, x: np.ndarray) -> float:
+    """Known-broken: reads raw x coordinates."""
+    return float(r[:, 0].sum())
+
+
+@pytest.mark.parametrize(
+    ("make", "holding"),
+    [
+        (lambda: DenseModel(n_atoms=50, dtype="float64"), set()),
+        (lambda: PermutationInvariantModel(dtype="float64"), {"permutation"}),
+        (lambda: TranslationInvariantModel(dtype="float64"), {"permutation", "translation"}),
+        (lambda: RotationInvariantModel(dtype="float64"), set(ALL)),
+    ],
+)
+def test_tutorial_networks_give_the_tutorials_conclusions(dataset, make, holding):
+    report = audit(make(), dataset, seed=1)
+    assert {s for s in ALL if report.holds(s)} == holding
+    assert len(report.molecules) == len(DRUG_LIKE) * 4
+    assert report.n_inputs == len(DRUG_LIKE) and report.skipped.empty
+
+
+def test_identity_control_gives_zero_deviation(dataset):
+    report = audit(RotationInvariantModel(), dataset, symmetries=("identity",))
+    assert (report.molecules["abs_deviation"] == 0.0).all()
+    assert report.summary["verdict"].tolist() == ["holds"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_checker_on_known_good_and_known_broken_functions(dataset, dtype):
+    def good(r, x):
+        return np.asarray(spread(r.astype(dtype), x), dtype=dtype)
+
+    def bad(r, x):
+        return np.asarray(raw_x(r.astype(dtype), x), dtype=dtype)
+
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype is np.float32 else {}
+    assert all(audit(good, dataset, **tolerance).holds(s) for s in ("permutation", "rotation"))
+    broken = audit(bad, dataset, **tolerance)
+    assert not broken.holds("translation") and not broken.holds("rotation")
+    assert broken.holds("permutation")  # a sum over atoms does not care about order
+
+
+def test_report_explains_mirror_blindness_and_formats(dataset):
+    report = audit(RotationInvariantModel(dtype="float64"), dataset, n_samples=2)
+    text = report.format()
+    assert "enantiomers" in text and "reflection" in text and "seed 0" in text
+    assert set(report.summary["verdict"]) <= {"holds", "holds within numerical noise"}
+    worst = report.worst("rotation", k=3)
+    assert len(worst) == 3 and worst["rel_deviation"].is_monotonic_decreasing
+
+
+def test_skipped_molecules_are_counted_never_lost():
+    def nan_for_bromine(r, x):
+        return np.nan if x[:, 8].any() else spread(r, x)
+
+    smiles = ["CCO", "not_a_smiles", "Brc1ccc(I)cc1", "c1ccccc1"]
+    report = audit(nan_for_bromine, smiles, n_samples=1)
+    reasons = dict(zip(report.skipped["id"], report.skipped["reason"]))
+    assert reasons == {
+        "not_a_smiles": "RDKit could not parse the SMILES",
+        "Brc1ccc(I)cc1": "the target returned NaN or infinity",
+    }
+    audited = report.molecules["id"].unique()
+    assert report.n_inputs == 4 == len(audited) + len(report.skipped)
+
+
+def test_same_seed_same_report_and_exports(dataset, tmp_path):
+    a = audit(spread, dataset, seed=5)
+    b = audit(spread, dataset, seed=5)
+    pd.testing.assert_frame_equal(a.molecules, b.molecules)
+    a.to_json(str(tmp_path / "audit.json"))
+    a.to_csv(str(tmp_path / "csv"))
+    saved = json.loads((tmp_path / "audit.json").read_text())
+    assert saved["settings"]["seed"] == 5 and len(saved["molecules"]) == len(a.molecules)
+    assert "numpy" in saved["settings"]["versions"]
+    back = pd.read_csv(tmp_path / "csv" / "molecules.csv")
+    np.testing.assert_allclose(back["rel_deviation"], a.molecules["rel_deviation"])
+
+
+def test_assert_invariant_raises_with_the_numbers(dataset):
+    assert_invariant(spread, dataset, symmetries=("rotation", "translation"))
+    with pytest.raises(AssertionError, match=r"broken: translation, rotation[\s\S]*rel dev"):
+        assert_invariant(raw_x, dataset, symmetries=("translation", "rotation"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"symmetries": ("scaling",)}, ValueError, "symmetries must be drawn from"),
+        ({"n_samples": 0}, ValueError, "n_samples must be a positive int"),
+    ],
+)
+def test_bad_arguments(dataset, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        audit(spread, dataset, **kwargs)
+    with pytest.raises(TypeError, match="target must be a model"):
+        audit(42, dataset)
+    with pytest.raises(ValueError, match="was not audited"):
+        audit(spread, dataset, symmetries=("rotation",)).holds("reflection")
