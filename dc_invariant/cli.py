@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--dtype", choices=("float32", "float64"), default="float64", help="built-in networks"
     )
-    audit.add_argument("--out", metavar="DIR", help="write audit.json and CSV tables per model")
+    audit.add_argument(
+        "--out", metavar="DIR", help="write audit.json, CSV tables and report.html per model"
+    )
     audit.add_argument(
         "--require",
         metavar="SYM,SYM",

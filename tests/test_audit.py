@@ -127,3 +127,34 @@ def test_bad_arguments(dataset, kwargs, error, match):
         audit(42, dataset)
     with pytest.raises(ValueError, match="was not audited"):
         audit(spread, dataset, symmetries=("rotation",)).holds("reflection")
+
+
+def test_deepchem_coulomb_featurizers_get_the_verdicts_their_definitions_imply(dc, capfd):
+    smiles = DRUG_LIKE[:5]
+    # Coulomb matrix: Z_i Z_j / |r_i - r_j| in atom order. Distances ignore rigid motions
+    # and mirrors, but renumbering atoms permutes its rows and columns.
+    matrix = audit(dc.feat.CoulombMatrix(max_atoms=60), smiles, n_samples=2)
+    assert not matrix.holds("permutation")
+    assert all(matrix.holds(s) for s in ("translation", "rotation", "reflection"))
+    # Its sorted eigenvalues forget the numbering too.
+    eigen = audit(dc.feat.CoulombMatrixEig(max_atoms=60), smiles, n_samples=2)
+    assert all(eigen.holds(s) for s in ALL)
+    # Raw coordinates change under every one of them.
+    coordinates = audit(dc.feat.AtomicCoordinates(), smiles, n_samples=2)
+    assert not any(coordinates.holds(s) for s in ALL)
+    assert "Exception message" not in capfd.readouterr().err
+
+
+def test_html_report_is_self_contained_and_escaped(tmp_path):
+    smiles = ["CCO", "c1ccccc1O", "C[C@@H](C(=O)O)N"]
+    report = audit(raw_x, smiles, n_samples=2)
+    report.skipped = pd.DataFrame(
+        [("<script>alert(1)</script>", "made up")], columns=["id", "reason"]
+    )
+    path = tmp_path / "report.html"
+    report.to_html(str(path))
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count("data:image/png;base64,") >= 1 + 3  # histograms + depictions
+    assert "broken" in page and "c1ccccc1O" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page

@@ -72,6 +72,7 @@ def run_audit(
             folder = os.path.join(args.out, os.path.basename(os.path.normpath(name)))
             report.to_csv(folder)
             report.to_json(os.path.join(folder, "audit.json"))
+            report.to_html(os.path.join(folder, "report.html"))
         broken = [s for s in required if s in symmetries and not report.holds(s)]
         if broken:
             print(f"required symmetry broken: {', '.join(broken)}")

@@ -7,6 +7,7 @@ all transformed copies go through the target in one call, so a model sees one la
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
@@ -57,37 +58,71 @@ def group_element(
     return {"rotation": random_reflection(rng) if sample % 2 == 0 else -random_rotation(rng)}
 
 
-def predictor(target: Any) -> tuple[Callable[[list[Conformer]], np.ndarray], Optional[str]]:
-    """A function mapping a list of molecules to outputs (n, k), and the target's dtype name.
+def predictor(
+    target: Any,
+) -> tuple[Callable[[list[Conformer]], list[np.ndarray]], Optional[str]]:
+    """A function mapping molecules to one flat output array each, and the target's dtype.
 
-    ``target`` is a dc_invariant or DeepChem model (anything with ``predict(dataset)``) or a
+    ``target`` is a dc_invariant or DeepChem model (anything with ``predict(dataset)``), a
+    DeepChem featurizer (anything with ``featurize(mols)``: each transformed molecule is
+    rebuilt as an RDKit Mol with that geometry and atom order, then featurized), or a
     callable ``f(positions, features) -> array``.
     """
+    if hasattr(target, "featurize") and not hasattr(target, "predict"):
+
+        def run_featurizer(conformers: list[Conformer]) -> list[np.ndarray]:
+            mols = [mol_from_conformer(c) for c in conformers]
+            # DeepChem logs a warning when its outputs differ in size (as raw coordinates
+            # do); each molecule is compared only with itself, so that is expected here.
+            dc_logger = logging.getLogger("deepchem")
+            level = dc_logger.level
+            dc_logger.setLevel(logging.ERROR)
+            try:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    features = target.featurize(mols)
+            finally:
+                dc_logger.setLevel(level)
+            # An empty output (a featurization DeepChem gave up on) becomes NaN: skipped.
+            return [
+                np.asarray(f, dtype=np.float64).reshape(-1) if np.size(f) else np.array([np.nan])
+                for f in features
+            ]
+
+        return run_featurizer, "float64"
     if hasattr(target, "predict"):
         from dc_invariant._deepchem import import_deepchem
 
         dc = import_deepchem()
 
-        def run_model(conformers: list[Conformer]) -> np.ndarray:
+        def run_model(conformers: list[Conformer]) -> list[np.ndarray]:
             X = np.empty(len(conformers), dtype=object)
             X[:] = conformers
             out = np.asarray(target.predict(dc.data.NumpyDataset(X)))
-            return out.reshape(len(conformers), -1)
+            return list(out.reshape(len(conformers), -1))
 
         dtype = getattr(target, "dtype", None)
         return run_model, (str(dtype).replace("torch.", "") if dtype is not None else None)
     if callable(target):
 
-        def run_callable(conformers: list[Conformer]) -> np.ndarray:
-            return np.stack(
-                [np.asarray(target(c.positions, c.features)).reshape(-1) for c in conformers]
-            )
+        def run_callable(conformers: list[Conformer]) -> list[np.ndarray]:
+            return [np.asarray(target(c.positions, c.features)).reshape(-1) for c in conformers]
 
         return run_callable, None
     raise TypeError(
         f"target must be a model with predict() or a callable f(positions, features), "
         f"got {type(target).__name__}"
     )
+
+
+def mol_from_conformer(conformer: Conformer) -> Any:
+    """An RDKit Mol with the conformer's atoms, in its order, and its geometry in 3D.
+
+    Connectivity is perceived from the geometry, which is all that geometric featurizers
+    (Coulomb matrices, coordinates) read.
+    """
+    from dc_invariant.datasets import qm9_mol
+
+    return qm9_mol(conformer.atomic_numbers, conformer.positions)
 
 
 def conformers_from(data: Any) -> tuple[list[Conformer], list[str], list[tuple[str, str]]]:
@@ -133,9 +168,10 @@ def audit(
 
     Parameters
     ----------
-    target : model or callable
-        A dc_invariant / DeepChem model predicting from datasets of `Conformer`s, or a
-        function ``f(positions, features) -> array`` of one molecule.
+    target : model, featurizer or callable
+        A dc_invariant / DeepChem model predicting from datasets of `Conformer`s, a DeepChem
+        ``MolecularFeaturizer`` (the molecule itself is moved or renumbered, then
+        featurized), or a function ``f(positions, features) -> array`` of one molecule.
     data : dataset, list of Conformer, or list of SMILES / RDKit Mols
     symmetries : sequence of str, default=("permutation", "translation", "rotation", "reflection")
         Which to check (``"identity"`` is a control).
@@ -183,15 +219,12 @@ def audit(
                 element = group_element(symmetry, sample, conformer, rng)
                 copies.append(transform(conformer, **element))
                 owners.append((m, symmetry))
-    if molecules:
-        outputs = run(molecules + copies)  # one call: the model sees one large batch
-        base, moved = outputs[: len(molecules)], outputs[len(molecules) :]
-    else:
-        base = moved = np.zeros((0, 1))
+    outputs = run(molecules + copies) if molecules else []  # one call: one large batch
+    base, moved = outputs[: len(molecules)], outputs[len(molecules) :]
 
     rows = []
-    finite = np.isfinite(base).all(axis=1)
-    bad_copies = {owners[k][0] for k in np.flatnonzero(~np.isfinite(moved).all(axis=1))}
+    finite = [bool(np.isfinite(y).all()) for y in base]
+    bad_copies = {owners[k][0] for k, y in enumerate(moved) if not np.isfinite(y).all()}
     for m in range(len(molecules)):
         if not finite[m] or m in bad_copies:
             skipped.append((ids[m], "the target returned NaN or infinity"))

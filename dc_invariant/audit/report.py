@@ -148,6 +148,17 @@ class AuditReport:
         with open(path, "w") as handle:
             json.dump(payload, handle, indent=2, default=float)
 
+    def to_html(self, path: str, worst: int = 5) -> None:
+        """Write a self-contained HTML page: summary, deviation histograms, worst molecules.
+
+        Plots and 2D depictions are embedded as PNG data, so the file can be mailed or
+        archived on its own.
+        """
+        from dc_invariant.audit.html import render
+
+        with open(path, "w") as handle:
+            handle.write(render(self, worst))
+
     def to_csv(self, folder: str) -> None:
         """Write ``molecules.csv``, ``summary.csv`` and ``skipped.csv`` into ``folder``."""
         os.makedirs(folder, exist_ok=True)
