@@ -158,3 +158,11 @@ def test_html_report_is_self_contained_and_escaped(tmp_path):
     assert page.count("data:image/png;base64,") >= 1 + 3  # histograms + depictions
     assert "broken" in page and "c1ccccc1O" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_chunk_size_changes_nothing_but_memory(dataset):
+    whole = audit(spread, dataset, seed=3, chunk_size=1000)
+    pieces = audit(spread, dataset, seed=3, chunk_size=3)
+    pd.testing.assert_frame_equal(whole.molecules, pieces.molecules)
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        audit(spread, dataset, chunk_size=0)

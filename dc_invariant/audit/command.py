@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -65,7 +66,14 @@ def run_audit(
     status = 0
     for name in names:
         model = build_model(name, n_features, n_atoms, args.dtype, args.seed)
-        report = audit(model, data, symmetries=symmetries, n_samples=args.n_samples, seed=args.seed)
+        report = audit(
+            model,
+            data,
+            symmetries=symmetries,
+            n_samples=args.n_samples,
+            seed=args.seed,
+            progress=len(data) > 1000 and sys.stderr.isatty(),
+        )
         print(f"\n== {name} ({type(model).__name__}) ==")
         print(report.format())
         if args.out:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from dc_invariant.audit.report import AuditReport, environment
 from dc_invariant.conformer import Conformer
@@ -163,6 +164,8 @@ def audit(
     seed: int = 0,
     rtol: Optional[float] = None,
     atol: Optional[float] = None,
+    chunk_size: int = 1000,
+    progress: bool = False,
 ) -> AuditReport:
     """Check a model or function for invariance under renumbering and rigid motions.
 
@@ -183,6 +186,10 @@ def audit(
         A molecule passes when ``|y(gx) - y(x)| <= max(atol, rtol * |y(x)|)`` for every
         output. Defaults by the target's precision (`TOLERANCES`; float32 when unknown for
         models, float64 for callables).
+    chunk_size : int, default=1000
+        Molecules whose transformed copies go through the target in one call.
+    progress : bool, default=False
+        Show a progress bar.
 
     Returns
     -------
@@ -202,6 +209,8 @@ def audit(
         raise ValueError(f"symmetries must be drawn from {_KNOWN}, got {list(symmetries)}")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     run, dtype = predictor(target)
     if dtype is None:
         dtype = "float32" if hasattr(target, "predict") else "float64"
@@ -212,50 +221,19 @@ def audit(
     molecules, ids, skipped = conformers_from(data)
     n_inputs = len(molecules) + len(skipped)
     rng = np.random.default_rng(seed)
-    copies, owners = [], []
-    for m, conformer in enumerate(molecules):
-        for symmetry in symmetries:
-            for sample in range(n_samples):
-                element = group_element(symmetry, sample, conformer, rng)
-                copies.append(transform(conformer, **element))
-                owners.append((m, symmetry))
-    outputs = run(molecules + copies) if molecules else []  # one call: one large batch
-    base, moved = outputs[: len(molecules)], outputs[len(molecules) :]
-
-    rows = []
-    finite = [bool(np.isfinite(y).all()) for y in base]
-    bad_copies = {owners[k][0] for k, y in enumerate(moved) if not np.isfinite(y).all()}
-    for m in range(len(molecules)):
-        if not finite[m] or m in bad_copies:
-            skipped.append((ids[m], "the target returned NaN or infinity"))
-    worst: dict[tuple[int, str], tuple[float, float, bool]] = {}
-    for (m, symmetry), y_moved in zip(owners, moved):
-        if not finite[m] or m in bad_copies:
-            continue
-        difference = np.abs(y_moved - base[m])
-        scale = np.abs(base[m])
-        passed = bool((difference <= np.maximum(atol, rtol * scale)).all())
-        absolute = float(difference.max())
-        # Relative to |y|, floored at atol so that outputs near zero give finite numbers.
-        relative = float((difference / np.maximum(scale, atol)).max())
-        old = worst.get((m, symmetry))
-        if old is None:
-            worst[(m, symmetry)] = (absolute, relative, passed)
-        else:
-            worst[(m, symmetry)] = (max(old[0], absolute), max(old[1], relative), old[2] and passed)
-    for (m, symmetry), (absolute, relative, passed) in worst.items():
-        c = molecules[m]
-        rows.append(
-            {
-                "id": ids[m],
-                "smiles": c.smiles,
-                "n_atoms": c.n_atoms,
-                "symmetry": symmetry,
-                "abs_deviation": absolute,
-                "rel_deviation": relative,
-                "passed": passed,
-            }
-        )
+    rows: list[dict] = []
+    bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
+    with bar:
+        # Chunks bound the memory of the transformed copies; the group elements are drawn
+        # molecule by molecule from one generator, so the chunk size never changes them.
+        for start in range(0, len(molecules), chunk_size):
+            part = range(start, min(start + chunk_size, len(molecules)))
+            chunk_rows, chunk_skipped = _audit_chunk(
+                run, molecules, ids, part, symmetries, n_samples, rng, rtol, atol
+            )
+            rows.extend(chunk_rows)
+            skipped.extend(chunk_skipped)
+            bar.update(len(part))
     settings = {
         "symmetries": list(symmetries),
         "n_samples": n_samples,
@@ -267,6 +245,58 @@ def audit(
         "versions": environment(),
     }
     return AuditReport.from_rows(rows, skipped, settings, n_inputs=n_inputs)
+
+
+def _audit_chunk(
+    run: Callable[[list[Conformer]], list[np.ndarray]],
+    molecules: list[Conformer],
+    ids: list[str],
+    part: range,
+    symmetries: Sequence[str],
+    n_samples: int,
+    rng: np.random.Generator,
+    rtol: float,
+    atol: float,
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Rows and skips for the molecules in ``part``, with one call of the target."""
+    copies, owners = [], []
+    for m in part:
+        for symmetry in symmetries:
+            for sample in range(n_samples):
+                element = group_element(symmetry, sample, molecules[m], rng)
+                copies.append(transform(molecules[m], **element))
+                owners.append((m, symmetry))
+    outputs = run([molecules[m] for m in part] + copies)  # one call: one large batch
+    base = dict(zip(part, outputs[: len(part)]))
+    moved = outputs[len(part) :]
+    bad = {m for m, y in base.items() if not np.isfinite(y).all()}
+    bad |= {owners[k][0] for k, y in enumerate(moved) if not np.isfinite(y).all()}
+    skipped = [(ids[m], "the target returned NaN or infinity") for m in part if m in bad]
+    worst: dict[tuple[int, str], tuple[float, float, bool]] = {}
+    for (m, symmetry), y_moved in zip(owners, moved):
+        if m in bad:
+            continue
+        difference = np.abs(y_moved - base[m])
+        scale = np.abs(base[m])
+        passed = bool((difference <= np.maximum(atol, rtol * scale)).all())
+        absolute = float(difference.max())
+        # Relative to |y|, floored at atol so that outputs near zero give finite numbers.
+        relative = float((difference / np.maximum(scale, atol)).max())
+        old = worst.get((m, symmetry), (0.0, 0.0, True))
+        worst[(m, symmetry)] = (max(old[0], absolute), max(old[1], relative), old[2] and passed)
+    rows = [
+        {
+            "id": ids[m],
+            "smiles": molecules[m].smiles,
+            "n_atoms": molecules[m].n_atoms,
+            "symmetry": symmetry,
+            "abs_deviation": absolute,
+            "rel_deviation": relative,
+            "passed": passed,
+        }
+        for (m, symmetry), (absolute, relative, passed) in worst.items()
+    ]
+    return rows, skipped
 
 
 def assert_invariant(target: Any, data: Any, **kwargs: Any) -> AuditReport:
