@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SYM,SYM",
         help="symmetries to check (default: all four)",
     )
+    audit.add_argument(
+        "--output",
+        choices=("invariant", "per_atom", "vector", "pseudoscalar"),
+        default="invariant",
+        help="how outputs must transform; 'vector' audits a model's forces (default: invariant)",
+    )
     audit.add_argument("--n-samples", type=int, default=3, help="group elements per molecule")
     audit.add_argument("--seed", type=int, default=0, help="seed of the group elements")
     audit.add_argument(

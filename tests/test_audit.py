@@ -166,3 +166,41 @@ def test_chunk_size_changes_nothing_but_memory(dataset):
     pd.testing.assert_frame_equal(whole.molecules, pieces.molecules)
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         audit(spread, dataset, chunk_size=0)
+
+
+def test_forces_are_audited_as_vectors(dataset):
+    molecules = dataset.select(np.arange(4))
+    forces = audit(RotationInvariantModel(dtype="float64"), molecules, output="vector")
+    assert all(forces.holds(s) for s in ALL)  # F(gx) = R F(x), atoms renumbered with it
+    translation = audit(TranslationInvariantModel(dtype="float64"), molecules, output="vector")
+    assert translation.holds("translation") and translation.holds("permutation")
+    assert not translation.holds("rotation")
+
+    def spread_forces(r, x):
+        return -2.0 * (r - r.mean(axis=0))  # minus the gradient of the spread
+
+    assert audit(spread_forces, molecules, output="vector").holds("rotation")
+    # Declared invariant, the same vectors must fail: they turn with the molecule.
+    assert not audit(spread_forces, molecules, symmetries=("rotation",)).holds("rotation")
+
+
+def test_per_atom_and_pseudoscalar_outputs():
+    smiles = ["CCO", "CC(=O)Nc1ccc(O)cc1", "C[C@@H](C(=O)O)N"]
+
+    def distances(r, x):
+        return np.linalg.norm(r - r.mean(axis=0), axis=1)
+
+    assert audit(distances, smiles, output="per_atom").holds("permutation")
+    assert not audit(distances, smiles, symmetries=("permutation",)).holds("permutation")
+
+    def handedness(r, x):
+        # Signed volume of the first three atoms around the centroid: flips in a mirror.
+        c = r - r.mean(axis=0)
+        return np.dot(c[0], np.cross(c[1], c[2]))
+
+    symmetries = ("translation", "rotation", "reflection")
+    pseudo = audit(handedness, smiles, symmetries=symmetries, output="pseudoscalar")
+    assert all(pseudo.holds(s) for s in symmetries)
+    assert not audit(handedness, smiles, symmetries=("reflection",)).holds("reflection")
+    with pytest.raises(ValueError, match="output must be one of"):
+        audit(handedness, smiles, output="tensor")

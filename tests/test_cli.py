@@ -37,6 +37,9 @@ def test_audit_require_gates_the_exit_status(tmp_path, capsys):
     assert "required symmetry broken: rotation" in capsys.readouterr().out
     assert (tmp_path / "report" / "translation" / "audit.json").is_file()
     assert (tmp_path / "report" / "translation" / "summary.csv").is_file()
+    assert (tmp_path / "report" / "translation" / "report.html").is_file()
+    forces = ["audit", "--smiles", "CCO", "--model", "rotation", "--output", "vector"]
+    assert main([*forces, "--require", "rotation,reflection"]) == 0
 
 
 def test_featurize_builtin_molecules(capsys):

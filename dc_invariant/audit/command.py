@@ -72,6 +72,7 @@ def run_audit(
             symmetries=symmetries,
             n_samples=args.n_samples,
             seed=args.seed,
+            output=args.output,
             progress=len(data) > 1000 and sys.stderr.isatty(),
         )
         print(f"\n== {name} ({type(model).__name__}) ==")

@@ -29,6 +29,11 @@ from dc_invariant.symmetry import (
 SYMMETRIES: tuple[str, ...] = ("permutation", "translation", "rotation", "reflection")
 _KNOWN = (*SYMMETRIES, "identity")
 
+#: How outputs should change: ``"invariant"`` not at all; ``"per_atom"`` values permute
+#: with the atoms; ``"vector"`` per-atom polar vectors such as forces permute and turn,
+#: ``F(gx) = R F(x)``; ``"pseudoscalar"`` flips sign under reflections.
+OUTPUTS: tuple[str, ...] = ("invariant", "per_atom", "vector", "pseudoscalar")
+
 #: Default (rtol, atol) by the precision of the target's output.
 TOLERANCES: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
 
@@ -59,8 +64,26 @@ def group_element(
     return {"rotation": random_reflection(rng) if sample % 2 == 0 else -random_rotation(rng)}
 
 
+def expected_output(output: str, y: np.ndarray, element: dict) -> np.ndarray:
+    """What ``y`` should become under the group element, for the declared kind of output."""
+    rotation = element.get("rotation")
+    order = element.get("permutation")
+    if output == "invariant":
+        return y
+    if output == "pseudoscalar":
+        return y * np.sign(np.linalg.det(rotation)) if rotation is not None else y
+    if output == "per_atom":
+        return y if order is None else y.reshape(len(order), -1)[order].reshape(-1)
+    vectors = y.reshape(-1, 3)
+    if order is not None:
+        vectors = vectors[order]
+    if rotation is not None:
+        vectors = vectors @ np.asarray(rotation).T
+    return vectors.reshape(-1)
+
+
 def predictor(
-    target: Any,
+    target: Any, output: str = "invariant"
 ) -> tuple[Callable[[list[Conformer]], list[np.ndarray]], Optional[str]]:
     """A function mapping molecules to one flat output array each, and the target's dtype.
 
@@ -69,6 +92,18 @@ def predictor(
     rebuilt as an RDKit Mol with that geometry and atom order, then featurized), or a
     callable ``f(positions, features) -> array``.
     """
+    if output == "vector" and hasattr(target, "predict_forces"):
+        from dc_invariant._deepchem import import_deepchem
+
+        dc = import_deepchem()
+
+        def run_forces(conformers: list[Conformer]) -> list[np.ndarray]:
+            X = np.empty(len(conformers), dtype=object)
+            X[:] = conformers
+            return [f.reshape(-1) for f in target.predict_forces(dc.data.NumpyDataset(X))]
+
+        dtype = getattr(target, "dtype", None)
+        return run_forces, (str(dtype).replace("torch.", "") if dtype is not None else None)
     if hasattr(target, "featurize") and not hasattr(target, "predict"):
 
         def run_featurizer(conformers: list[Conformer]) -> list[np.ndarray]:
@@ -164,6 +199,7 @@ def audit(
     seed: int = 0,
     rtol: Optional[float] = None,
     atol: Optional[float] = None,
+    output: str = "invariant",
     chunk_size: int = 1000,
     progress: bool = False,
 ) -> AuditReport:
@@ -186,6 +222,9 @@ def audit(
         A molecule passes when ``|y(gx) - y(x)| <= max(atol, rtol * |y(x)|)`` for every
         output. Defaults by the target's precision (`TOLERANCES`; float32 when unknown for
         models, float64 for callables).
+    output : {"invariant", "per_atom", "vector", "pseudoscalar"}, default="invariant"
+        How the target's output should transform (`OUTPUTS`). With ``"vector"``, a model
+        with ``predict_forces`` is audited on its forces, which must turn with the molecule.
     chunk_size : int, default=1000
         Molecules whose transformed copies go through the target in one call.
     progress : bool, default=False
@@ -209,9 +248,11 @@ def audit(
         raise ValueError(f"symmetries must be drawn from {_KNOWN}, got {list(symmetries)}")
     if not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    run, dtype = predictor(target)
+    run, dtype = predictor(target, output)
     if dtype is None:
         dtype = "float32" if hasattr(target, "predict") else "float64"
     default_rtol, default_atol = TOLERANCES.get(dtype, TOLERANCES["float32"])
@@ -229,7 +270,7 @@ def audit(
         for start in range(0, len(molecules), chunk_size):
             part = range(start, min(start + chunk_size, len(molecules)))
             chunk_rows, chunk_skipped = _audit_chunk(
-                run, molecules, ids, part, symmetries, n_samples, rng, rtol, atol
+                run, molecules, ids, part, symmetries, n_samples, rng, rtol, atol, output
             )
             rows.extend(chunk_rows)
             skipped.extend(chunk_skipped)
@@ -242,6 +283,7 @@ def audit(
         "atol": atol,
         "dtype": dtype,
         "target": type(target).__name__,
+        "output": output,
         "versions": environment(),
     }
     return AuditReport.from_rows(rows, skipped, settings, n_inputs=n_inputs)
@@ -257,15 +299,17 @@ def _audit_chunk(
     rng: np.random.Generator,
     rtol: float,
     atol: float,
+    output: str,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Rows and skips for the molecules in ``part``, with one call of the target."""
-    copies, owners = [], []
+    copies, owners, elements = [], [], []
     for m in part:
         for symmetry in symmetries:
             for sample in range(n_samples):
                 element = group_element(symmetry, sample, molecules[m], rng)
                 copies.append(transform(molecules[m], **element))
                 owners.append((m, symmetry))
+                elements.append(element)
     outputs = run([molecules[m] for m in part] + copies)  # one call: one large batch
     base = dict(zip(part, outputs[: len(part)]))
     moved = outputs[len(part) :]
@@ -273,11 +317,12 @@ def _audit_chunk(
     bad |= {owners[k][0] for k, y in enumerate(moved) if not np.isfinite(y).all()}
     skipped = [(ids[m], "the target returned NaN or infinity") for m in part if m in bad]
     worst: dict[tuple[int, str], tuple[float, float, bool]] = {}
-    for (m, symmetry), y_moved in zip(owners, moved):
+    for (m, symmetry), element, y_moved in zip(owners, elements, moved):
         if m in bad:
             continue
-        difference = np.abs(y_moved - base[m])
-        scale = np.abs(base[m])
+        expected = expected_output(output, base[m], element)
+        difference = np.abs(y_moved - expected)
+        scale = np.abs(expected)
         passed = bool((difference <= np.maximum(atol, rtol * scale)).all())
         absolute = float(difference.max())
         # Relative to |y|, floored at atol so that outputs near zero give finite numbers.
