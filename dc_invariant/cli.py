@@ -44,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input_options(audit)
     audit.add_argument(
-        "--dataset", choices=("qm9",), help="a dataset by name (qm9 needs the qm9 extra)"
+        "--dataset",
+        choices=("qm9", "delaney", "freesolv", "lipo"),
+        help="a dataset by name (qm9 needs the qm9 extra; the others read --data-dir)",
     )
+    audit.add_argument("--data-dir", metavar="DIR", help="folder holding the MoleculeNet raw file")
     audit.add_argument(
         "--model",
         action="append",

@@ -291,3 +291,43 @@ def _featurize_as_mols(featurizer: Any, table: pd.DataFrame) -> tuple[np.ndarray
         if not isinstance(x, np.ndarray):
             x.smiles = table["smiles"].iloc[i]
     return X, sorted(failures)
+
+
+#: MoleculeNet sets reachable by name, with the raw file DeepChem expects in ``data_dir``.
+MOLNET_FILES: dict[str, str] = {
+    "delaney": "delaney-processed.csv",
+    "freesolv": "freesolv.csv.gz",
+    "lipo": "Lipophilicity.csv",
+}
+
+
+def load_molnet(name: str, data_dir: str, featurizer: Any = None) -> Any:
+    """A whole MoleculeNet set (no split, no transformers) as a dataset of `Conformer`s.
+
+    Runs DeepChem's own ``dc.molnet.load_<name>``; its raw file must already be in
+    ``data_dir`` (see `MOLNET_FILES`): nothing is downloaded. For QM9 use `load_qm9`.
+    """
+    from dc_invariant._deepchem import import_deepchem
+    from dc_invariant.featurizer import ConformerFeaturizer
+
+    if name not in MOLNET_FILES:
+        raise ValueError(
+            f"name must be one of {sorted(MOLNET_FILES)} (or use load_qm9), got {name!r}"
+        )
+    path = os.path.join(data_dir, MOLNET_FILES[name])
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} not found: put MoleculeNet's {MOLNET_FILES[name]} there "
+            "(nothing is downloaded)"
+        )
+    dc = import_deepchem()
+    loader = getattr(dc.molnet, f"load_{name}")
+    _, (dataset,), _ = loader(
+        featurizer=featurizer or ConformerFeaturizer(),
+        splitter=None,
+        transformers=[],
+        reload=False,
+        data_dir=data_dir,
+        save_dir=data_dir,
+    )
+    return dataset

@@ -139,3 +139,18 @@ def test_unreadable_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     assert main(["featurize", "--csv", str(csv)]) == 2
     assert "permission denied" in capsys.readouterr().err
+
+
+def test_audit_a_moleculenet_set_from_its_raw_file(tmp_path, capsys):
+    rows = ["Compound ID,measured log solubility in mols per litre,smiles"]
+    rows += [f"m{i},{-float(i)},{s}" for i, s in enumerate(["CCO", "c1ccccc1O", "CC(=O)O"])]
+    (tmp_path / "delaney-processed.csv").write_text("\n".join(rows) + "\n")
+    argv = ["audit", "--dataset", "delaney", "--data-dir", str(tmp_path), "--model", "rotation"]
+    assert main([*argv, "--n-samples", "1", "--require", "rotation"]) == 0
+    assert "3 molecules in, 3 audited" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["audit", "--dataset", "lipo", "--data-dir", str(empty)]) == 2
+    assert "Lipophilicity.csv there (nothing is downloaded)" in capsys.readouterr().err
+    assert main(["audit", "--dataset", "lipo"]) == 2
+    assert "needs --data-dir" in capsys.readouterr().err

@@ -102,6 +102,18 @@ def _dataset(args: argparse.Namespace, read_inputs: Callable, error: type) -> An
         except ImportError as err:
             raise error(str(err)) from err
         return dataset
+    if args.dataset:
+        from dc_invariant.datasets import load_molnet
+
+        if not args.data_dir or not os.path.isdir(args.data_dir):
+            raise error(f"--dataset {args.dataset} needs --data-dir, an existing folder")
+        try:
+            dataset = load_molnet(
+                args.dataset, args.data_dir, ConformerFeaturizer(n_jobs=args.n_jobs)
+            )
+        except FileNotFoundError as err:
+            raise error(str(err)) from err
+        return dataset.select(np.arange(min(len(dataset), args.limit))) if args.limit else dataset
     inputs, labels = read_inputs(args)
     X = ConformerFeaturizer(n_jobs=args.n_jobs).featurize(inputs)
     return dc.data.NumpyDataset(X, ids=np.array(labels))
