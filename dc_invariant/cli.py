@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="write audit.json, CSV tables and report.html per model"
     )
     audit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted audit stored under --out (finished chunks are kept)",
+    )
+    audit.add_argument(
         "--require",
         metavar="SYM,SYM",
         help="exit with status 1 if any model breaks one of these symmetries",

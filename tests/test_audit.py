@@ -204,3 +204,27 @@ def test_per_atom_and_pseudoscalar_outputs():
     assert not audit(handedness, smiles, symmetries=("reflection",)).holds("reflection")
     with pytest.raises(ValueError, match="output must be one of"):
         audit(handedness, smiles, output="tensor")
+
+
+def test_resume_recomputes_only_missing_chunks_and_matches(dataset, tmp_path):
+    calls = []
+
+    def counting(r, x):
+        calls.append(1)
+        return spread(r, x)
+
+    uninterrupted = audit(spread, dataset, chunk_size=3, seed=2)
+    store = tmp_path / "store"
+    audit(counting, dataset, chunk_size=3, seed=2, store=str(store))
+    chunks = sorted(store.glob("chunk_*.json"))
+    assert len(chunks) == 4  # 10 molecules in chunks of 3
+    for chunk in chunks[2:]:  # as if the run had stopped after two chunks
+        chunk.unlink()
+    calls.clear()
+    resumed = audit(counting, dataset, chunk_size=3, seed=2, store=str(store), resume=True)
+    assert len(calls) == 4 * (1 + 4 * 3)  # molecules 6-9 only: each once, plus 12 copies
+    pd.testing.assert_frame_equal(resumed.molecules, uninterrupted.molecules)
+    with pytest.raises(ValueError, match=r"settings differ in \['seed'\]"):
+        audit(counting, dataset, chunk_size=3, seed=3, store=str(store), resume=True)
+    with pytest.raises(ValueError, match="already holds audit results"):
+        audit(counting, dataset, chunk_size=3, seed=2, store=str(store))

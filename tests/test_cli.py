@@ -34,6 +34,8 @@ def test_audit_require_gates_the_exit_status(tmp_path, capsys):
     argv = ["audit", "--smiles", "CCO", "c1ccccc1O", "--model", "translation", "--n-samples", "1"]
     assert main([*argv, "--require", "translation"]) == 0
     assert main([*argv, "--require", "rotation", "--out", str(tmp_path / "report")]) == 1
+    assert main([*argv, "--out", str(tmp_path / "report"), "--resume"]) == 0
+    assert main([*argv, "--out", str(tmp_path / "report")]) == 2  # would mix two runs
     assert "required symmetry broken: rotation" in capsys.readouterr().out
     assert (tmp_path / "report" / "translation" / "audit.json").is_file()
     assert (tmp_path / "report" / "translation" / "summary.csv").is_file()
@@ -109,6 +111,7 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["audit", "--require", "rotation,mirror"], "--require must list symmetries from"),
         (["audit", "--model", "nonexistent"], "neither one of dense"),
         (["audit", "--n-samples", "0"], "--n-samples must be at least 1"),
+        (["audit", "--resume"], "--resume continues the audit stored under --out"),
         (["featurize", "--smiles", "C", "--csv", "x.csv"], "not allowed with argument"),
     ],
 )

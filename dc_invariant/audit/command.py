@@ -55,6 +55,8 @@ def run_audit(
                 f"--model {name!r} is neither one of {', '.join(BUILTIN_MODELS)} "
                 "nor a saved model folder"
             )
+    if args.resume and not args.out:
+        raise error("--resume continues the audit stored under --out: give --out too")
     if args.out:
         parent = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(parent):
@@ -66,19 +68,26 @@ def run_audit(
     status = 0
     for name in names:
         model = build_model(name, n_features, n_atoms, args.dtype, args.seed)
-        report = audit(
-            model,
-            data,
-            symmetries=symmetries,
-            n_samples=args.n_samples,
-            seed=args.seed,
-            output=args.output,
-            progress=len(data) > 1000 and sys.stderr.isatty(),
+        folder = (
+            os.path.join(args.out, os.path.basename(os.path.normpath(name))) if args.out else None
         )
+        try:
+            report = audit(
+                model,
+                data,
+                symmetries=symmetries,
+                n_samples=args.n_samples,
+                seed=args.seed,
+                output=args.output,
+                progress=len(data) > 1000 and sys.stderr.isatty(),
+                store=os.path.join(folder, "chunks") if folder else None,
+                resume=args.resume,
+            )
+        except ValueError as err:
+            raise error(str(err)) from err
         print(f"\n== {name} ({type(model).__name__}) ==")
         print(report.format())
-        if args.out:
-            folder = os.path.join(args.out, os.path.basename(os.path.normpath(name)))
+        if folder:
             report.to_csv(folder)
             report.to_json(os.path.join(folder, "audit.json"))
             report.to_html(os.path.join(folder, "report.html"))

@@ -7,7 +7,9 @@ all transformed copies go through the target in one call, so a model sees one la
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
@@ -202,6 +204,8 @@ def audit(
     output: str = "invariant",
     chunk_size: int = 1000,
     progress: bool = False,
+    store: Optional[str] = None,
+    resume: bool = False,
 ) -> AuditReport:
     """Check a model or function for invariance under renumbering and rigid motions.
 
@@ -229,6 +233,12 @@ def audit(
         Molecules whose transformed copies go through the target in one call.
     progress : bool, default=False
         Show a progress bar.
+    store : str, optional
+        Folder where each finished chunk is written as it completes (JSON), so a long audit
+        that is interrupted loses at most one chunk.
+    resume : bool, default=False
+        Continue the audit in ``store``: chunks already there are read, not recomputed. The
+        settings must match the stored ones; the report equals an uninterrupted run's.
 
     Returns
     -------
@@ -261,20 +271,6 @@ def audit(
 
     molecules, ids, skipped = conformers_from(data)
     n_inputs = len(molecules) + len(skipped)
-    rng = np.random.default_rng(seed)
-    rows: list[dict] = []
-    bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
-    with bar:
-        # Chunks bound the memory of the transformed copies; the group elements are drawn
-        # molecule by molecule from one generator, so the chunk size never changes them.
-        for start in range(0, len(molecules), chunk_size):
-            part = range(start, min(start + chunk_size, len(molecules)))
-            chunk_rows, chunk_skipped = _audit_chunk(
-                run, molecules, ids, part, symmetries, n_samples, rng, rtol, atol, output
-            )
-            rows.extend(chunk_rows)
-            skipped.extend(chunk_skipped)
-            bar.update(len(part))
     settings = {
         "symmetries": list(symmetries),
         "n_samples": n_samples,
@@ -282,11 +278,74 @@ def audit(
         "rtol": rtol,
         "atol": atol,
         "dtype": dtype,
-        "target": type(target).__name__,
         "output": output,
+        "target": type(target).__name__,
         "versions": environment(),
     }
+    done = _open_store(store, resume, settings, chunk_size, n_inputs) if store else {}
+    rows: list[dict] = []
+    bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
+    with bar:
+        # Chunks bound the memory of the transformed copies. Each molecule draws its group
+        # elements from its own generator (seed, index), so neither the chunk size nor a
+        # resumed run changes them.
+        for start in range(0, len(molecules), chunk_size):
+            part = range(start, min(start + chunk_size, len(molecules)))
+            if start in done:
+                chunk_rows, chunk_skipped = done[start]
+            else:
+                chunk_rows, chunk_skipped = _audit_chunk(
+                    run, molecules, ids, part, symmetries, n_samples, seed, rtol, atol, output
+                )
+                if store:
+                    _save_chunk(store, start, chunk_rows, chunk_skipped)
+            rows.extend(chunk_rows)
+            skipped.extend(chunk_skipped)
+            bar.update(len(part))
     return AuditReport.from_rows(rows, skipped, settings, n_inputs=n_inputs)
+
+
+def _open_store(
+    store: str, resume: bool, settings: dict, chunk_size: int, n_inputs: int
+) -> dict[int, tuple[list[dict], list[tuple[str, str]]]]:
+    """Prepare ``store``; return the chunks it already holds when resuming."""
+    os.makedirs(store, exist_ok=True)
+    path = os.path.join(store, "settings.json")
+    key = {k: v for k, v in settings.items() if k != "versions"}
+    key.update(chunk_size=chunk_size, n_inputs=n_inputs)
+    chunks = sorted(f for f in os.listdir(store) if f.startswith("chunk_") and f.endswith(".json"))
+    if not resume:
+        if chunks:
+            raise ValueError(
+                f"{store} already holds audit results; resume it (resume=True, --resume) "
+                "or use an empty folder"
+            )
+        with open(path, "w") as handle:
+            json.dump(key, handle, indent=2)
+        return {}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            stored = json.load(handle)
+        if stored != key:
+            changed = sorted(k for k in key if stored.get(k) != key[k])
+            raise ValueError(f"cannot resume {store}: settings differ in {changed}")
+    else:
+        with open(path, "w") as handle:
+            json.dump(key, handle, indent=2)
+    done = {}
+    for name in chunks:
+        with open(os.path.join(store, name)) as handle:
+            saved = json.load(handle)
+        done[int(name[6:-5])] = (saved["rows"], [tuple(s) for s in saved["skipped"]])
+    return done
+
+
+def _save_chunk(store: str, start: int, rows: list[dict], skipped: list) -> None:
+    # Write then rename, so an interruption never leaves a half-written chunk behind.
+    final = os.path.join(store, f"chunk_{start:09d}.json")
+    with open(final + ".tmp", "w") as handle:
+        json.dump({"rows": rows, "skipped": skipped}, handle)
+    os.replace(final + ".tmp", final)
 
 
 def _audit_chunk(
@@ -296,7 +355,7 @@ def _audit_chunk(
     part: range,
     symmetries: Sequence[str],
     n_samples: int,
-    rng: np.random.Generator,
+    seed: int,
     rtol: float,
     atol: float,
     output: str,
@@ -304,6 +363,7 @@ def _audit_chunk(
     """Rows and skips for the molecules in ``part``, with one call of the target."""
     copies, owners, elements = [], [], []
     for m in part:
+        rng = np.random.default_rng([seed, m])
         for symmetry in symmetries:
             for sample in range(n_samples):
                 element = group_element(symmetry, sample, molecules[m], rng)
