@@ -43,6 +43,14 @@ class AuditReport:
         Seed, tolerances, dtype, symmetries, samples and library versions: enough to rerun.
     n_inputs : int
         Molecules given; always the audited molecules plus the skipped ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dc_invariant.audit import audit
+    >>> report = audit(lambda r, x: r[:, 0].sum(), ["CCO", "c1ccccc1"], n_samples=1)
+    >>> report.summary[["symmetry", "verdict"]].values.tolist()[:2]
+    [['permutation', 'holds within numerical noise'], ['translation', 'broken']]
     """
 
     molecules: pd.DataFrame

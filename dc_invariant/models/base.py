@@ -348,6 +348,16 @@ def load_model(model_dir: str, **overrides: Any) -> InvariantModel:
         A folder written by ``fit`` / ``save_checkpoint`` of a dc_invariant model.
     **overrides
         TorchModel settings to change (for example ``batch_size``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dc_invariant.models import RotationInvariantModel
+    >>> folder = tempfile.mkdtemp()
+    >>> RotationInvariantModel(model_dir=folder, seed=3).save_checkpoint()
+    >>> model = load_model(folder)
+    >>> type(model).__name__, model.hyperparameters["seed"]
+    ('RotationInvariantModel', 3)
     """
     path = os.path.join(model_dir, CONFIG_FILE)
     if not os.path.isfile(path):
