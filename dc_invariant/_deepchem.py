@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from types import ModuleType
+
+
+@contextlib.contextmanager
+def quiet_deepchem_logs() -> Iterator[None]:
+    """Hold back DeepChem's log lines below ERROR for the duration of the block."""
+    dc_logger = logging.getLogger("deepchem")
+    previous = dc_logger.level
+    dc_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        dc_logger.setLevel(previous)
 
 
 def import_deepchem() -> ModuleType:
@@ -16,11 +30,6 @@ def import_deepchem() -> ModuleType:
     """
     if "deepchem" in sys.modules:
         return sys.modules["deepchem"]
-    dc_logger = logging.getLogger("deepchem")
-    previous = dc_logger.level
-    dc_logger.setLevel(logging.ERROR)
-    try:
+    with quiet_deepchem_logs():
         import deepchem
-    finally:
-        dc_logger.setLevel(previous)
     return deepchem

@@ -8,7 +8,6 @@ all transformed copies go through the target in one call, so a model sees one la
 from __future__ import annotations
 
 import json
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
@@ -16,6 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
+from dc_invariant._deepchem import import_deepchem, quiet_deepchem_logs
 from dc_invariant.audit.report import AuditReport, environment
 from dc_invariant.conformer import Conformer
 from dc_invariant.symmetry import (
@@ -94,32 +94,14 @@ def predictor(
     rebuilt as an RDKit Mol with that geometry and atom order, then featurized), or a
     callable ``f(positions, features) -> array``.
     """
-    if output == "vector" and hasattr(target, "predict_forces"):
-        from dc_invariant._deepchem import import_deepchem
-
-        dc = import_deepchem()
-
-        def run_forces(conformers: list[Conformer]) -> list[np.ndarray]:
-            X = np.empty(len(conformers), dtype=object)
-            X[:] = conformers
-            return [f.reshape(-1) for f in target.predict_forces(dc.data.NumpyDataset(X))]
-
-        dtype = getattr(target, "dtype", None)
-        return run_forces, (str(dtype).replace("torch.", "") if dtype is not None else None)
     if hasattr(target, "featurize") and not hasattr(target, "predict"):
 
         def run_featurizer(conformers: list[Conformer]) -> list[np.ndarray]:
             mols = [mol_from_conformer(c) for c in conformers]
             # DeepChem logs a warning when its outputs differ in size (as raw coordinates
             # do); each molecule is compared only with itself, so that is expected here.
-            dc_logger = logging.getLogger("deepchem")
-            level = dc_logger.level
-            dc_logger.setLevel(logging.ERROR)
-            try:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    features = target.featurize(mols)
-            finally:
-                dc_logger.setLevel(level)
+            with quiet_deepchem_logs(), np.errstate(divide="ignore", invalid="ignore"):
+                features = target.featurize(mols)
             # An empty output (a featurization DeepChem gave up on) becomes NaN: skipped.
             return [
                 np.asarray(f, dtype=np.float64).reshape(-1) if np.size(f) else np.array([np.nan])
@@ -128,15 +110,16 @@ def predictor(
 
         return run_featurizer, "float64"
     if hasattr(target, "predict"):
-        from dc_invariant._deepchem import import_deepchem
-
         dc = import_deepchem()
+        forces = output == "vector" and hasattr(target, "predict_forces")
 
         def run_model(conformers: list[Conformer]) -> list[np.ndarray]:
             X = np.empty(len(conformers), dtype=object)
             X[:] = conformers
-            out = np.asarray(target.predict(dc.data.NumpyDataset(X)))
-            return list(out.reshape(len(conformers), -1))
+            dataset = dc.data.NumpyDataset(X)
+            if forces:
+                return [f.reshape(-1) for f in target.predict_forces(dataset)]
+            return list(np.asarray(target.predict(dataset)).reshape(len(conformers), -1))
 
         dtype = getattr(target, "dtype", None)
         return run_model, (str(dtype).replace("torch.", "") if dtype is not None else None)
