@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import joblib
@@ -24,6 +24,7 @@ from dc_invariant.embedding import (
     describe_input,
     featurize_chunk,
 )
+from dc_invariant.parallel import check_workers, dask_client, map_ordered
 
 dc = import_deepchem()
 logger = logging.getLogger(__name__)
@@ -96,6 +97,10 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
     n_jobs : int, default=1
         Worker processes (joblib/loky); -1 uses every core. Results are identical to a serial
         run and in input order.
+    scheduler : dask.distributed.Client or str, optional
+        Featurize on this Dask cluster instead (a client, or a scheduler address such as
+        ``"tcp://10.0.0.5:8786"``; needs the ``dask`` extra). Chunks of at most 64 molecules
+        stream back in order; results are identical to a serial run.
     progress : bool, default=False
         Show a progress bar.
 
@@ -126,6 +131,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         record_smiles: bool = True,
         use_original_atoms_order: bool = False,
         n_jobs: int = 1,
+        scheduler: Any = None,
         progress: bool = False,
     ) -> None:
         if not isinstance(use_original_atoms_order, (bool, np.bool_)):
@@ -138,6 +144,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             )
         if not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be True or False, got {progress!r}")
+        check_workers(int(n_jobs), scheduler)
         super().__init__(use_original_atoms_order=bool(use_original_atoms_order))
         self.settings = FeaturizerSettings(
             elements=elements,
@@ -152,6 +159,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             canonical_atom_order=not use_original_atoms_order,
         )
         self.n_jobs = int(n_jobs)
+        self.scheduler = scheduler
         self.progress = bool(progress)
         self.failures: list[tuple[int, Any, str]] = []
         self._encoder = _Encoder(self.settings)
@@ -175,6 +183,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         }
         params["use_original_atoms_order"] = not self.settings.canonical_atom_order
         params["n_jobs"] = self.n_jobs
+        params["scheduler"] = self.scheduler
         params["progress"] = self.progress
         return params
 
@@ -313,17 +322,21 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         return result
 
     def _run(self, items: list[Any]) -> list[tuple[Optional[Conformer], Optional[str]]]:
-        workers = joblib.effective_n_jobs(self.n_jobs)
+        if self.scheduler is not None:
+            workers = sum(dask_client(self.scheduler).nthreads().values())
+        else:
+            workers = joblib.effective_n_jobs(self.n_jobs)
         size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (_CHUNKS_PER_WORKER * workers))))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        local = self.scheduler is None and (workers == 1 or len(chunks) == 1)
+        parts = map_ordered(
+            featurize_chunk,
+            ((self.settings, chunk) for chunk in chunks),
+            n_jobs=1 if local or self.scheduler is not None else workers,
+            scheduler=self.scheduler,
+        )
         bar = tqdm(total=len(items), disable=not self.progress, desc="featurize", unit="mol")
         outcomes: list[tuple[Optional[Conformer], Optional[str]]] = []
-        if workers == 1 or len(chunks) == 1:
-            parts: Iterable = (featurize_chunk(self.settings, chunk) for chunk in chunks)
-        else:
-            parts = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator")(
-                joblib.delayed(featurize_chunk)(self.settings, chunk) for chunk in chunks
-            )
         with bar:
             for part in parts:
                 outcomes.extend(part)

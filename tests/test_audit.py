@@ -116,7 +116,7 @@ def test_assert_invariant_raises_with_the_numbers(dataset):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"symmetries": ("scaling",)}, ValueError, "symmetries must be drawn from"),
+        ({"symmetries": ("scaling",)}, ValueError, "symmetries must be distinct names drawn from"),
         ({"n_samples": 0}, ValueError, "n_samples must be a positive int"),
     ],
 )
@@ -161,8 +161,9 @@ def test_html_report_is_self_contained_and_escaped(tmp_path):
 
 
 def test_chunk_size_changes_nothing_but_memory(dataset):
-    whole = audit(spread, dataset, seed=3, chunk_size=1000)
-    pieces = audit(spread, dataset, seed=3, chunk_size=3)
+    many = list(dataset.X) * 20  # 200 molecules: several 64-molecule random-number blocks
+    whole = audit(spread, many, seed=3, chunk_size=1000)
+    pieces = audit(spread, many, seed=3, chunk_size=3)  # rounded up to one block, 64
     pd.testing.assert_frame_equal(whole.molecules, pieces.molecules)
     with pytest.raises(ValueError, match="chunk_size must be a positive int"):
         audit(spread, dataset, chunk_size=0)
@@ -213,18 +214,19 @@ def test_resume_recomputes_only_missing_chunks_and_matches(dataset, tmp_path):
         calls.append(1)
         return spread(r, x)
 
-    uninterrupted = audit(spread, dataset, chunk_size=3, seed=2)
+    many = list(dataset.X) * 20
+    uninterrupted = audit(spread, many, chunk_size=64, seed=2)
     store = tmp_path / "store"
-    audit(counting, dataset, chunk_size=3, seed=2, store=str(store))
+    audit(counting, many, chunk_size=64, seed=2, store=str(store))
     chunks = sorted(store.glob("chunk_*.json"))
-    assert len(chunks) == 4  # 10 molecules in chunks of 3
+    assert len(chunks) == 4  # 200 molecules in chunks of 64
     for chunk in chunks[2:]:  # as if the run had stopped after two chunks
         chunk.unlink()
     calls.clear()
-    resumed = audit(counting, dataset, chunk_size=3, seed=2, store=str(store), resume=True)
-    assert len(calls) == 4 * (1 + 4 * 3)  # molecules 6-9 only: each once, plus 12 copies
+    resumed = audit(counting, many, chunk_size=64, seed=2, store=str(store), resume=True)
+    assert len(calls) == 72 * (1 + 4 * 3)  # molecules 128-199 only: each once, plus 12 copies
     pd.testing.assert_frame_equal(resumed.molecules, uninterrupted.molecules)
     with pytest.raises(ValueError, match=r"settings differ in \['seed'\]"):
-        audit(counting, dataset, chunk_size=3, seed=3, store=str(store), resume=True)
+        audit(counting, many, chunk_size=64, seed=3, store=str(store), resume=True)
     with pytest.raises(ValueError, match="already holds audit results"):
-        audit(counting, dataset, chunk_size=3, seed=2, store=str(store))
+        audit(counting, many, chunk_size=64, seed=2, store=str(store))

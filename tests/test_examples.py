@@ -7,6 +7,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 
 # What each example must print in its --small run.
 EXPECTED = {
+    "audit_coulomb_featurizers": ["verdicts match the featurizers' definitions: True"],
     "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
     "train_invariant_model": ["forces rotate with the molecule"],
     "tutorial_tables": ["tutorial reproduced"],

@@ -1,6 +1,18 @@
-"""Symmetry audit, in layers: `compute` measures, `report` formats, `assert_invariant` asserts."""
+"""Symmetry audit, in layers: `compute` measures, `report` formats, `assert_invariant` asserts.
+
+Conformer sensitivity (`conformer_sensitivity`) is not a symmetry; it is reported separately.
+"""
 
 from dc_invariant.audit.compute import SYMMETRIES, TOLERANCES, assert_invariant, audit
 from dc_invariant.audit.report import AuditReport
+from dc_invariant.audit.sensitivity import SensitivityReport, conformer_sensitivity
 
-__all__ = ["SYMMETRIES", "TOLERANCES", "AuditReport", "assert_invariant", "audit"]
+__all__ = [
+    "SYMMETRIES",
+    "TOLERANCES",
+    "AuditReport",
+    "SensitivityReport",
+    "assert_invariant",
+    "audit",
+    "conformer_sensitivity",
+]

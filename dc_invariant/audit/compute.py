@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from dc_invariant._deepchem import import_deepchem, quiet_deepchem_logs
-from dc_invariant.audit.report import AuditReport, environment
+from dc_invariant.audit.copies import BLOCK, Molecules, draw_copies, merge_copies
+from dc_invariant.audit.deviation import compare
+from dc_invariant.audit.report import COLUMNS, AuditReport, environment
 from dc_invariant.conformer import Conformer
-from dc_invariant.symmetry import (
-    mixing_permutation,
-    random_reflection,
-    random_rotation,
-    random_translation,
-    transform,
-)
+from dc_invariant.parallel import check_workers, map_ordered
 
 #: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
 #: that must always give zero deviation.
@@ -39,100 +35,79 @@ OUTPUTS: tuple[str, ...] = ("invariant", "per_atom", "vector", "pseudoscalar")
 #: Default (rtol, atol) by the precision of the target's output.
 TOLERANCES: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
 
-# The tutorial's own rotation: 60 degrees about x.
-_TUTORIAL_ROTATION = np.array(
-    [[1.0, 0.0, 0.0], [0.0, 0.5, -np.sqrt(3) / 2], [0.0, np.sqrt(3) / 2, 0.5]]
-)
-
-
-def group_element(
-    symmetry: str, sample: int, conformer: Conformer, rng: np.random.Generator
-) -> dict:
-    """Keyword arguments of `transform` for sample ``sample`` of ``symmetry``.
-
-    Rotations: the tutorial's 60° about x first, then Haar-random. Reflections: a Householder
-    mirror and a rotation times -1 in turn (plain x -> -x is exact in floating point and would
-    prove nothing about precision). Translations alternate 10 Å and 1,000 Å, the second to
-    expose float32 cancellation. Permutations always move an atom onto another element.
-    """
-    if symmetry == "identity":
-        return {}
-    if symmetry == "permutation":
-        return {"permutation": mixing_permutation(conformer.atomic_numbers, rng)}
-    if symmetry == "translation":
-        return {"translation": random_translation(rng, 10.0 if sample % 2 == 0 else 1e3)}
-    if symmetry == "rotation":
-        return {"rotation": _TUTORIAL_ROTATION if sample == 0 else random_rotation(rng)}
-    return {"rotation": random_reflection(rng) if sample % 2 == 0 else -random_rotation(rng)}
-
-
-def expected_output(output: str, y: np.ndarray, element: dict) -> np.ndarray:
-    """What ``y`` should become under the group element, for the declared kind of output."""
-    rotation = element.get("rotation")
-    order = element.get("permutation")
-    if output == "invariant":
-        return y
-    if output == "pseudoscalar":
-        return y * np.sign(np.linalg.det(rotation)) if rotation is not None else y
-    if output == "per_atom":
-        return y if order is None else y.reshape(len(order), -1)[order].reshape(-1)
-    vectors = y.reshape(-1, 3)
-    if order is not None:
-        vectors = vectors[order]
-    if rotation is not None:
-        vectors = vectors @ np.asarray(rotation).T
-    return vectors.reshape(-1)
-
 
 def predictor(
     target: Any, output: str = "invariant"
-) -> tuple[Callable[[list[Conformer]], list[np.ndarray]], Optional[str]]:
-    """A function mapping molecules to one flat output array each, and the target's dtype.
+) -> tuple[Callable[[Molecules], tuple[np.ndarray, np.ndarray]], Optional[str]]:
+    """A function mapping stacked molecules to their outputs, and the target's dtype.
 
-    ``target`` is a dc_invariant or DeepChem model (anything with ``predict(dataset)``), a
-    DeepChem featurizer (anything with ``featurize(mols)``: each transformed molecule is
-    rebuilt as an RDKit Mol with that geometry and atom order, then featurized), or a
-    callable ``f(positions, features) -> array``.
+    The function returns ``(values, lengths)``: every molecule's output flattened and
+    concatenated, and the length of each. ``target`` is a dc_invariant model (stacked arrays
+    go straight to its network via ``predict_arrays``), another DeepChem model (anything with
+    ``predict(dataset)`` over `Conformer` datapoints), a DeepChem featurizer (anything with
+    ``featurize(mols)``: each molecule is rebuilt as an RDKit Mol with its geometry and atom
+    order, then featurized), or a callable ``f(positions, features) -> array``.
     """
     if hasattr(target, "featurize") and not hasattr(target, "predict"):
 
-        def run_featurizer(conformers: list[Conformer]) -> list[np.ndarray]:
-            mols = [mol_from_conformer(c) for c in conformers]
+        def run_featurizer(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+            mols = [mol_from_conformer(c) for c in batch.conformers()]
             # DeepChem logs a warning when its outputs differ in size (as raw coordinates
             # do); each molecule is compared only with itself, so that is expected here.
             with quiet_deepchem_logs(), np.errstate(divide="ignore", invalid="ignore"):
                 features = target.featurize(mols)
             # An empty output (a featurization DeepChem gave up on) becomes NaN: skipped.
-            return [
+            return _ragged(
                 np.asarray(f, dtype=np.float64).reshape(-1) if np.size(f) else np.array([np.nan])
                 for f in features
-            ]
+            )
 
         return run_featurizer, "float64"
+    dtype = getattr(target, "dtype", None)
+    dtype_name = str(dtype).replace("torch.", "") if dtype is not None else None
+    forces = output == "vector"
+    if hasattr(target, "predict_arrays"):
+
+        def run_ours(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+            values = target.predict_arrays(
+                batch.positions, batch.features, batch.atomic_numbers, batch.counts, forces=forces
+            )
+            lengths = batch.counts * 3 if forces else np.full(len(batch), values.shape[1])
+            return values.reshape(-1).astype(np.float64), lengths
+
+        return run_ours, dtype_name
     if hasattr(target, "predict"):
         dc = import_deepchem()
-        forces = output == "vector" and hasattr(target, "predict_forces")
+        forces = forces and hasattr(target, "predict_forces")
 
-        def run_model(conformers: list[Conformer]) -> list[np.ndarray]:
-            X = np.empty(len(conformers), dtype=object)
-            X[:] = conformers
+        def run_model(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+            X = np.empty(len(batch), dtype=object)
+            X[:] = batch.conformers()
             dataset = dc.data.NumpyDataset(X)
             if forces:
-                return [f.reshape(-1) for f in target.predict_forces(dataset)]
-            return list(np.asarray(target.predict(dataset)).reshape(len(conformers), -1))
+                return _ragged(f.reshape(-1) for f in target.predict_forces(dataset))
+            return _ragged(np.asarray(target.predict(dataset)).reshape(len(batch), -1))
 
-        dtype = getattr(target, "dtype", None)
-        return run_model, (str(dtype).replace("torch.", "") if dtype is not None else None)
+        return run_model, dtype_name
     if callable(target):
 
-        def run_callable(conformers: list[Conformer]) -> list[np.ndarray]:
-            return [np.asarray(target(c.positions, c.features)).reshape(-1) for c in conformers]
+        def run_callable(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+            return _ragged(
+                np.asarray(target(batch.positions[s], batch.features[s])).reshape(-1)
+                for s in batch.slices()
+            )
 
         return run_callable, None
     raise TypeError(
-        f"target must be a model with predict() or a callable f(positions, features), "
-        f"got {type(target).__name__}"
+        f"target must be a model with predict(), a featurizer with featurize() or a callable "
+        f"f(positions, features), got {type(target).__name__}"
     )
+
+
+def _ragged(arrays: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    return (np.concatenate(arrays) if arrays else np.empty(0)), lengths
 
 
 def mol_from_conformer(conformer: Conformer) -> Any:
@@ -146,11 +121,14 @@ def mol_from_conformer(conformer: Conformer) -> Any:
     return qm9_mol(conformer.atomic_numbers, conformer.positions)
 
 
-def conformers_from(data: Any) -> tuple[list[Conformer], list[str], list[tuple[str, str]]]:
+def conformers_from(
+    data: Any, *, n_jobs: int = 1, scheduler: Any = None
+) -> tuple[list[Conformer], list[str], list[tuple[str, str]]]:
     """Molecules to audit, their ids, and ``(id, reason)`` for inputs that were skipped.
 
     ``data``: a DeepChem dataset of `Conformer`s, a list of `Conformer`s, or SMILES strings /
-    RDKit Mols (featurized with a default `ConformerFeaturizer`).
+    RDKit Mols (featurized with a default `ConformerFeaturizer`, on ``n_jobs`` processes or
+    the Dask ``scheduler``).
     """
     if hasattr(data, "X") and hasattr(data, "ids"):
         items, ids = list(data.X), [str(i) for i in data.ids]
@@ -160,7 +138,7 @@ def conformers_from(data: Any) -> tuple[list[Conformer], list[str], list[tuple[s
     if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
         from dc_invariant.featurizer import ConformerFeaturizer
 
-        featurizer = ConformerFeaturizer()
+        featurizer = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
         items = list(featurizer.featurize(items, log_failures=False))
         reasons = {i: why for i, _, why in featurizer.failures}
     else:
@@ -185,10 +163,12 @@ def audit(
     rtol: Optional[float] = None,
     atol: Optional[float] = None,
     output: str = "invariant",
-    chunk_size: int = 1000,
+    chunk_size: int = 1024,
     progress: bool = False,
     store: Optional[str] = None,
     resume: bool = False,
+    n_jobs: int = 1,
+    scheduler: Any = None,
 ) -> AuditReport:
     """Check a model or function for invariance under renumbering and rigid motions.
 
@@ -204,7 +184,8 @@ def audit(
     n_samples : int, default=3
         Group elements per molecule and symmetry.
     seed : int, default=0
-        Seeds every group element: the same seed gives the same report.
+        Seeds every group element: the same seed gives the same report, however the work
+        is chunked or distributed.
     rtol, atol : float, optional
         A molecule passes when ``|y(gx) - y(x)| <= max(atol, rtol * |y(x)|)`` for every
         output. Defaults by the target's precision (`TOLERANCES`; float32 when unknown for
@@ -212,16 +193,22 @@ def audit(
     output : {"invariant", "per_atom", "vector", "pseudoscalar"}, default="invariant"
         How the target's output should transform (`OUTPUTS`). With ``"vector"``, a model
         with ``predict_forces`` is audited on its forces, which must turn with the molecule.
-    chunk_size : int, default=1000
-        Molecules whose transformed copies go through the target in one call.
+    chunk_size : int, default=1024
+        Molecules whose transformed copies go through the target in one call (rounded up to
+        a multiple of 64, the block of molecules that shares a random-number stream).
     progress : bool, default=False
         Show a progress bar.
     store : str, optional
         Folder where each finished chunk is written as it completes (JSON), so a long audit
-        that is interrupted loses at most one chunk.
+        that is interrupted loses at most the chunks in flight.
     resume : bool, default=False
         Continue the audit in ``store``: chunks already there are read, not recomputed. The
         settings must match the stored ones; the report equals an uninterrupted run's.
+    n_jobs : int, default=1
+        Local worker processes for the chunks (and for featurizing SMILES); -1 for all cores.
+    scheduler : dask.distributed.Client or str, optional
+        Run the chunks (and featurization) on this Dask cluster instead (a client or a
+        scheduler address). The report is the same as a serial run's.
 
     Returns
     -------
@@ -237,22 +224,26 @@ def audit(
     True
     """
     unknown = [s for s in symmetries if s not in _KNOWN]
-    if unknown or not symmetries:
-        raise ValueError(f"symmetries must be drawn from {_KNOWN}, got {list(symmetries)}")
-    if not isinstance(n_samples, int) or n_samples < 1:
+    if unknown or not symmetries or len(set(symmetries)) != len(symmetries):
+        raise ValueError(
+            f"symmetries must be distinct names drawn from {_KNOWN}, got {list(symmetries)}"
+        )
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    run, dtype = predictor(target, output)
+    check_workers(n_jobs, scheduler)
+    chunk_size = -(-chunk_size // BLOCK) * BLOCK
+    _, dtype = predictor(target, output)
     if dtype is None:
         dtype = "float32" if hasattr(target, "predict") else "float64"
     default_rtol, default_atol = TOLERANCES.get(dtype, TOLERANCES["float32"])
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
 
-    molecules, ids, skipped = conformers_from(data)
+    molecules, ids, skipped = conformers_from(data, n_jobs=n_jobs, scheduler=scheduler)
     n_inputs = len(molecules) + len(skipped)
     settings = {
         "symmetries": list(symmetries),
@@ -266,31 +257,45 @@ def audit(
         "versions": environment(),
     }
     done = _open_store(store, resume, settings, chunk_size, n_inputs) if store else {}
-    rows: list[dict] = []
+    starts = range(0, len(molecules), chunk_size)
+    # A model travels to worker processes as settings and weights, not as a pickle of the
+    # DeepChem object (which holds unpicklable closures).
+    remote = target
+    if (n_jobs != 1 or scheduler is not None) and hasattr(target, "predict_arrays"):
+        from dc_invariant.models.base import PortableModel
+
+        remote = PortableModel(target)
+    options = (list(symmetries), n_samples, seed, rtol, atol, output)
+    tasks = (
+        (remote, _stack(molecules, s, chunk_size), ids[s : s + chunk_size], s, *options)
+        for s in starts
+        if s not in done
+    )
+    results = map_ordered(audit_chunk, tasks, n_jobs=n_jobs, scheduler=scheduler)
+    columns: dict[str, list] = {name: [] for name in COLUMNS}
     bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
     with bar:
-        # Chunks bound the memory of the transformed copies. Each molecule draws its group
-        # elements from its own generator (seed, index), so neither the chunk size nor a
-        # resumed run changes them.
-        for start in range(0, len(molecules), chunk_size):
-            part = range(start, min(start + chunk_size, len(molecules)))
+        for start in starts:
             if start in done:
-                chunk_rows, chunk_skipped = done[start]
+                chunk_columns, chunk_skipped = done[start]
             else:
-                chunk_rows, chunk_skipped = _audit_chunk(
-                    run, molecules, ids, part, symmetries, n_samples, seed, rtol, atol, output
-                )
+                chunk_columns, chunk_skipped = next(results)
                 if store:
-                    _save_chunk(store, start, chunk_rows, chunk_skipped)
-            rows.extend(chunk_rows)
-            skipped.extend(chunk_skipped)
-            bar.update(len(part))
-    return AuditReport.from_rows(rows, skipped, settings, n_inputs=n_inputs)
+                    _save_chunk(store, start, chunk_columns, chunk_skipped)
+            for name in COLUMNS:
+                columns[name].extend(chunk_columns[name])
+            skipped.extend(tuple(s) for s in chunk_skipped)
+            bar.update(min(chunk_size, len(molecules) - start))
+    return AuditReport.from_rows(columns, skipped, settings, n_inputs=n_inputs)
+
+
+def _stack(molecules: list[Conformer], start: int, size: int) -> Molecules:
+    return Molecules.from_conformers(molecules[start : start + size])
 
 
 def _open_store(
     store: str, resume: bool, settings: dict, chunk_size: int, n_inputs: int
-) -> dict[int, tuple[list[dict], list[tuple[str, str]]]]:
+) -> dict[int, tuple[dict[str, list], list]]:
     """Prepare ``store``; return the chunks it already holds when resuming."""
     os.makedirs(store, exist_ok=True)
     path = os.path.join(store, "settings.json")
@@ -319,72 +324,71 @@ def _open_store(
     for name in chunks:
         with open(os.path.join(store, name)) as handle:
             saved = json.load(handle)
-        done[int(name[6:-5])] = (saved["rows"], [tuple(s) for s in saved["skipped"]])
+        done[int(name[6:-5])] = (saved["columns"], saved["skipped"])
     return done
 
 
-def _save_chunk(store: str, start: int, rows: list[dict], skipped: list) -> None:
+def _save_chunk(store: str, start: int, columns: dict[str, list], skipped: list) -> None:
     # Write then rename, so an interruption never leaves a half-written chunk behind.
     final = os.path.join(store, f"chunk_{start:09d}.json")
     with open(final + ".tmp", "w") as handle:
-        json.dump({"rows": rows, "skipped": skipped}, handle)
+        json.dump({"columns": columns, "skipped": skipped}, handle)
     os.replace(final + ".tmp", final)
 
 
-def _audit_chunk(
-    run: Callable[[list[Conformer]], list[np.ndarray]],
-    molecules: list[Conformer],
+def audit_chunk(
+    target: Any,
+    molecules: Molecules,
     ids: list[str],
-    part: range,
-    symmetries: Sequence[str],
+    first: int,
+    symmetries: list[str],
     n_samples: int,
     seed: int,
     rtol: float,
     atol: float,
     output: str,
-) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Rows and skips for the molecules in ``part``, with one call of the target."""
-    copies, owners, elements = [], [], []
-    for m in part:
-        rng = np.random.default_rng([seed, m])
-        for symmetry in symmetries:
-            for sample in range(n_samples):
-                element = group_element(symmetry, sample, molecules[m], rng)
-                copies.append(transform(molecules[m], **element))
-                owners.append((m, symmetry))
-                elements.append(element)
-    outputs = run([molecules[m] for m in part] + copies)  # one call: one large batch
-    base = dict(zip(part, outputs[: len(part)]))
-    moved = outputs[len(part) :]
-    bad = {m for m, y in base.items() if not np.isfinite(y).all()}
-    bad |= {owners[k][0] for k, y in enumerate(moved) if not np.isfinite(y).all()}
-    skipped = [(ids[m], "the target returned NaN or infinity") for m in part if m in bad]
-    worst: dict[tuple[int, str], tuple[float, float, bool]] = {}
-    for (m, symmetry), element, y_moved in zip(owners, elements, moved):
-        if m in bad:
-            continue
-        expected = expected_output(output, base[m], element)
-        difference = np.abs(y_moved - expected)
-        scale = np.abs(expected)
-        passed = bool((difference <= np.maximum(atol, rtol * scale)).all())
-        absolute = float(difference.max())
-        # Relative to |y|, floored at atol so that outputs near zero give finite numbers.
-        relative = float((difference / np.maximum(scale, atol)).max())
-        old = worst.get((m, symmetry), (0.0, 0.0, True))
-        worst[(m, symmetry)] = (max(old[0], absolute), max(old[1], relative), old[2] and passed)
-    rows = [
-        {
-            "id": ids[m],
-            "smiles": molecules[m].smiles,
-            "n_atoms": molecules[m].n_atoms,
-            "symmetry": symmetry,
-            "abs_deviation": absolute,
-            "rel_deviation": relative,
-            "passed": passed,
-        }
-        for (m, symmetry), (absolute, relative, passed) in worst.items()
+) -> tuple[dict[str, list], list[tuple[str, str]]]:
+    """Audit the molecules of one chunk (``first`` is the index of its first molecule).
+
+    Returns per-(molecule, symmetry) columns and ``(id, reason)`` skips. Runs anywhere: it
+    depends only on its arguments, which is what lets chunks go to other processes.
+    """
+    run, _ = predictor(target, output)
+    blocks = [
+        draw_copies(
+            molecules.select(np.arange(b, min(b + BLOCK, len(molecules)))),
+            (first + b) // BLOCK,
+            symmetries,
+            n_samples,
+            seed,
+        )
+        for b in range(0, len(molecules), BLOCK)
     ]
-    return rows, skipped
+    copies = merge_copies(blocks, range(0, len(molecules), BLOCK))
+    # One call: the molecules and all their copies are one large batch for the target.
+    values, lengths = run(Molecules.concatenate([molecules, copies.molecules]))
+    n = len(molecules)
+    deviation = compare(output, values, lengths, n, copies, molecules.counts, rtol, atol)
+    absolute, relative, passed, finite = deviation
+    n_sym = len(symmetries)
+    shape = (n, n_sym, n_samples)
+    bad = ~finite[:n] | ~finite[n:].reshape(n, -1).all(axis=1)
+    absolute = absolute.reshape(shape).max(axis=2)
+    relative = relative.reshape(shape).max(axis=2)
+    passed = passed.reshape(shape).all(axis=2)
+    keep = np.flatnonzero(~bad)
+    mol = np.repeat(keep, n_sym)
+    columns = {
+        "id": [ids[m] for m in mol],
+        "smiles": [molecules.smiles[m] for m in mol],
+        "n_atoms": molecules.counts[mol].tolist(),
+        "symmetry": list(symmetries) * len(keep),
+        "abs_deviation": absolute[keep].reshape(-1).tolist(),
+        "rel_deviation": relative[keep].reshape(-1).tolist(),
+        "passed": passed[keep].reshape(-1).tolist(),
+    }
+    skipped = [(ids[m], "the target returned NaN or infinity") for m in np.flatnonzero(bad)]
+    return columns, skipped
 
 
 def assert_invariant(target: Any, data: Any, **kwargs: Any) -> AuditReport:

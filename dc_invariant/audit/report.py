@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-_COLUMNS = ["id", "smiles", "n_atoms", "symmetry", "abs_deviation", "rel_deviation", "passed"]
+COLUMNS = ["id", "smiles", "n_atoms", "symmetry", "abs_deviation", "rel_deviation", "passed"]
 
 
 def environment() -> dict[str, str]:
@@ -67,7 +67,7 @@ class AuditReport:
         cls, rows: list[dict], skipped: list[tuple[str, str]], settings: dict, n_inputs: int
     ) -> AuditReport:
         """Build a report from per-molecule rows and ``(id, reason)`` skips."""
-        molecules = pd.DataFrame(rows, columns=_COLUMNS)
+        molecules = pd.DataFrame(rows, columns=COLUMNS)
         skipped_frame = pd.DataFrame(skipped, columns=["id", "reason"])
         return cls(molecules, skipped_frame, settings, n_inputs)
 

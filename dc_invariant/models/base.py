@@ -62,7 +62,6 @@ class Batch:
 class Stacked:
     """A validated batch of molecules with all atoms stacked: (n_total, ...) arrays."""
 
-    conformers: list[Conformer]
     positions: np.ndarray
     features: np.ndarray
     atomic_numbers: np.ndarray
@@ -112,7 +111,6 @@ def stack_conformers(
             )
     counts = np.fromiter((c.positions.shape[0] for c in conformers), np.int64, len(conformers))
     stacked = Stacked(
-        conformers,
         np.concatenate([c.positions for c in conformers]),
         np.concatenate([c.features for c in conformers]),
         np.concatenate([c.atomic_numbers for c in conformers]),
@@ -270,6 +268,93 @@ class InvariantModel(dc.models.TorchModel):
         self.learning_rate = learning_rate
         for group in self._pytorch_optimizer.param_groups:
             group["lr"] = learning_rate
+
+    def predict_arrays(
+        self,
+        positions: np.ndarray,
+        features: np.ndarray,
+        atomic_numbers: np.ndarray,
+        counts: np.ndarray,
+        *,
+        forces: bool = False,
+        task: int = 0,
+        batch_atoms: int = 32_768,
+    ) -> np.ndarray:
+        """Predictions (or forces) for molecules given as stacked atom arrays.
+
+        The same network as ``predict`` / `predict_forces`, without building a `Conformer`
+        per molecule or DeepChem's dataset machinery: the path for many generated copies of
+        molecules, such as a symmetry audit's. Batches are bounded by atoms, not molecules,
+        so memory stays bounded whatever the molecules' sizes.
+
+        Parameters
+        ----------
+        positions : np.ndarray of shape (n_total, 3)
+            Every molecule's coordinates (Å), molecule after molecule.
+        features : np.ndarray of shape (n_total, n_features)
+        atomic_numbers : np.ndarray of shape (n_total,)
+        counts : np.ndarray of int, shape (n_molecules,)
+            Atoms per molecule, in the order they are stacked.
+        forces : bool, default=False
+            Return forces ``-dE/dR`` of output ``task`` instead of predictions.
+        task : int, default=0
+        batch_atoms : int, default=32768
+            Atoms per batch (a larger molecule gets a batch of its own).
+
+        Returns
+        -------
+        np.ndarray
+            (n_molecules, n_outputs) predictions (class probabilities flattened per
+            molecule in classification mode), or (n_total, 3) forces.
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.float64)
+        features = np.asarray(features, dtype=np.float64)
+        atomic_numbers = np.asarray(atomic_numbers, dtype=np.int64)
+        n_total = int(counts.sum())
+        if (counts < 1).any() or positions.shape != (n_total, 3):
+            raise ValueError(
+                f"positions must have shape (sum(counts), 3) = ({n_total}, 3) with every count "
+                f">= 1, got {positions.shape}"
+            )
+        if features.shape != (n_total, self.n_features) or atomic_numbers.shape != (n_total,):
+            raise ValueError(
+                f"features must have shape ({n_total}, {self.n_features}) and atomic_numbers "
+                f"({n_total},), got {features.shape} and {atomic_numbers.shape}"
+            )
+        if not (np.isfinite(positions).all() and np.isfinite(features).all()):
+            raise ValueError("positions and features must be finite")
+        if forces and self.mode != "regression":
+            raise ValueError("forces are the gradient of an energy: use a regression model")
+        limit = self._n_atoms_limit()
+        if limit is not None and counts.max() > limit:
+            raise ValueError(f"a molecule has {counts.max()} atoms, more than n_atoms={limit}")
+        self._ensure_built()
+        self.model.eval()
+        ends = np.cumsum(counts)
+        out = []
+        first = 0
+        while first < len(counts):
+            before = int(ends[first] - counts[first])
+            last = max(first + 1, int(np.searchsorted(ends, before + batch_atoms, side="right")))
+            lo, hi = before, int(ends[last - 1])
+            stacked = Stacked(
+                positions[lo:hi], features[lo:hi], atomic_numbers[lo:hi], counts[first:last]
+            )
+            batch = self._make_batch(stacked)
+            inputs, _, _ = self._prepare_batch((batch.inputs, None, None))
+            if forces:
+                atoms = inputs[batch.positions_input].requires_grad_(True)
+                (gradient,) = torch.autograd.grad(self.model(inputs)[:, task].sum(), atoms)
+                out.extend(batch.split_atoms(-gradient.detach().cpu().numpy()))
+            else:
+                with torch.no_grad():
+                    result = self.model(inputs)
+                if isinstance(result, list):  # classification: (probabilities, logits)
+                    result = result[0]
+                out.append(result.cpu().numpy().reshape(last - first, -1))
+            first = last
+        return np.concatenate(out)
 
     # ---- forces --------------------------------------------------------------------------
 
@@ -429,3 +514,48 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     if name not in functions:
         raise ValueError(f"activation must be one of {sorted(functions)}, got {name!r}")
     return functions[name]
+
+
+class PortableModel:
+    """A dc_invariant model as settings and weights, for sending to other processes.
+
+    DeepChem models hold closures that cannot be pickled; this carries the JSON settings
+    and the weights (as bytes read back with ``torch.load(weights_only=True)``), and rebuilds
+    the model once per process on first use. Optimiser state is not carried: for prediction
+    only.
+    """
+
+    def __init__(self, model: InvariantModel) -> None:
+        import io
+
+        buffer = io.BytesIO()
+        torch.save(model.model.state_dict(), buffer)
+        self.config = model.get_config()
+        self.weights = buffer.getvalue()
+        self.dtype = model.dtype
+        self._model: Optional[InvariantModel] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "weights": self.weights, "dtype": self.dtype}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _model=None)
+
+    def model(self) -> InvariantModel:
+        """The rebuilt model (built on first call in this process)."""
+        if self._model is None:
+            import io
+
+            config = self.config
+            model = MODEL_CLASSES[config["class"]](
+                **config["hyperparameters"], **config["torch_model"]
+            )
+            model._ensure_built()
+            state = torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True)
+            model.model.load_state_dict(state)
+            self._model = model
+        return self._model
+
+    def predict_arrays(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """`InvariantModel.predict_arrays` of the rebuilt model."""
+        return self.model().predict_arrays(*args, **kwargs)

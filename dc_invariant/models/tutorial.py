@@ -9,12 +9,11 @@ needs a fixed input size, so it alone pads every molecule to ``n_atoms``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import torch
 
-from dc_invariant.conformer import pad_batch
 from dc_invariant.models.base import (
     Batch,
     InvariantModel,
@@ -22,7 +21,7 @@ from dc_invariant.models.base import (
     activation,
     check_hyperparameters,
 )
-from dc_invariant.neighbors import all_pairs
+from dc_invariant.neighbors import neighbor_pairs
 from dc_invariant.reference import Weights
 
 
@@ -68,33 +67,100 @@ class PermutationNetwork(_TwoLayer):
         return self.layer2(_pool(hidden, _molecule_of_atoms(counts), len(counts)))
 
 
+#: With a cutoff, molecules above this many atoms use neighbour lists; smaller ones use the
+#: dense pair tensor (masked by the envelope), which is faster at this size (see
+#: benchmarks/scaling.py for the crossover).
+DENSE_PAIR_ATOMS = 64
+
+# Pair-tensor elements (molecules x n x n) per dense piece: large enough to amortise the
+# per-piece overhead, small enough that the (pairs, hidden) activations stay cache-friendly.
+_PIECE_PAIRS = 1 << 16
+
+
+def pair_envelope(squared: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """``(1 - d²/cutoff²)²`` inside the cutoff, 0 outside: smooth, 1 at ``d = 0``.
+
+    A polynomial in ``d²`` rather than a cosine in ``d`` so that no square root enters the
+    graph: its gradient at ``d = 0`` (every atom's pair with itself) would be NaN.
+    """
+    inside = (1.0 - squared / cutoff**2).clamp(min=0.0)
+    return inside * inside
+
+
 class _PairNetwork(_TwoLayer):
-    """Per-pair hidden layer on ``[g(r_j - r_i), x_j]``, summed over each molecule's pairs."""
+    """Per-pair hidden layer on ``[g(r_j - r_i), x_j]``, summed over each molecule's pairs.
+
+    Two evaluations of the same function. Molecules of equal size are evaluated together on
+    dense (molecules, n, n) pair tensors, which needs no index gathering. Molecules listed
+    in ``sparse`` use the pair list ``pairs`` instead (neighbour lists within the cutoff, plus
+    ``i == j``), so their cost grows with the number of close pairs rather than with n².
+    """
 
     geometry_width: ClassVar[int]
 
-    def __init__(self, n_features: int, hidden: int, n_outputs: int, act: str):
+    def __init__(
+        self, n_features: int, hidden: int, n_outputs: int, act: str, cutoff: Optional[float]
+    ):
         super().__init__(self.geometry_width + n_features, hidden, n_outputs, act)
+        self.cutoff = cutoff
 
     def pair_geometry(self, differences: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def _pair_terms(self, differences: torch.Tensor, per_atom_j: torch.Tensor) -> torch.Tensor:
+        """``act(g W_g + a_j) f(d) W2ᵀ`` for every pair: its share of the output."""
+        w = self.layer1.weight[:, : self.geometry_width]
+        geometry = self.pair_geometry(differences)
+        if self.geometry_width == 1:
+            pre = torch.addcmul(per_atom_j, geometry, w[:, 0])
+        else:
+            pre = per_atom_j + geometry @ w.T
+        hidden = self.act(pre)
+        if self.cutoff is not None:
+            squared = (differences * differences).sum(-1, keepdim=True)
+            hidden = hidden * pair_envelope(squared, self.cutoff)
+        # layer2 is linear, so it can act on every pair before the sum: the sum then runs
+        # over n_outputs numbers per pair instead of `hidden`.
+        return hidden @ self.layer2.weight.T
 
     def forward(
         self,
         positions: torch.Tensor,
         features: torch.Tensor,
         counts: torch.Tensor,
-        pairs: torch.Tensor,
+        pairs: Optional[torch.Tensor] = None,
+        sparse: Optional[torch.Tensor] = None,
     ):
-        i, j = pairs[0], pairs[1]
-        geometry = self.pair_geometry(positions[j] - positions[i])
-        w = self.layer1.weight  # (hidden, geometry_width + F)
-        # Linear([g_ij, x_j]) = g_ij W_g + x_j W_x + b: the x_j part is computed once per atom
-        # instead of once per pair.
-        per_atom = features @ w[:, self.geometry_width :].T
-        pre = geometry @ w[:, : self.geometry_width].T + per_atom[j] + self.layer1.bias
-        molecule = _molecule_of_atoms(counts)[i]
-        return self.layer2(_pool(self.act(pre), molecule, len(counts)))
+        w = self.layer1.weight
+        # Linear([g_ij, x_j]) = g_ij W_g + (x_j W_x + b): the bracket is computed once per
+        # atom instead of once per pair.
+        per_atom = torch.addmm(self.layer1.bias, features, w[:, self.geometry_width :].T)
+        sizes = counts.cpu().numpy()
+        starts = np.cumsum(sizes) - sizes
+        dense = np.ones(len(sizes), bool) if sparse is None else ~sparse.cpu().numpy()
+        device = positions.device
+        sums, members = [], []
+        for n in np.unique(sizes[dense]):
+            group = np.flatnonzero(dense & (sizes == n))
+            step = max(1, _PIECE_PAIRS // int(n * n))
+            for first in range(0, len(group), step):
+                chosen = group[first : first + step]
+                atoms = torch.as_tensor((starts[chosen, None] + np.arange(n)).reshape(-1))
+                r = positions[atoms.to(device)].view(len(chosen), n, 3)
+                a = per_atom[atoms.to(device)].view(len(chosen), n, -1)
+                # [b, i, j] = r_j - r_i, paired with a_j
+                terms = self._pair_terms(r[:, None, :, :] - r[:, :, None, :], a[:, None, :, :])
+                sums.append(terms.sum((1, 2)))
+                members.append(chosen)
+        out = per_atom.new_zeros(len(sizes), self.layer2.out_features)
+        if sums:
+            index = torch.as_tensor(np.concatenate(members), device=device)
+            out = out.index_copy(0, index, torch.cat(sums))
+        if pairs is not None and pairs.shape[1]:
+            i, j = pairs[0], pairs[1]
+            terms = self._pair_terms(positions[j] - positions[i], per_atom[j])
+            out = out.index_add(0, _molecule_of_atoms(counts)[i], terms)
+        return out + self.layer2.bias
 
 
 class TranslationNetwork(_PairNetwork):
@@ -112,7 +178,7 @@ class RotationNetwork(_PairNetwork):
     geometry_width = 1
 
     def pair_geometry(self, differences: torch.Tensor) -> torch.Tensor:
-        return (differences**2).sum(dim=-1, keepdim=True)
+        return (differences * differences).sum(dim=-1, keepdim=True)
 
 
 class _TutorialModel(InvariantModel):
@@ -220,8 +286,15 @@ class DenseModel(_TutorialModel):
         return DenseNetwork(h["n_atoms"], h["n_features"], h["hidden"], n_outputs, h["activation"])
 
     def _make_batch(self, stacked: Stacked) -> Batch:
-        positions, features, mask = pad_batch(stacked.conformers, n_max=self._n_atoms)
-        return Batch([positions, features, mask], stacked.counts)
+        counts, n_max = stacked.counts, self._n_atoms
+        molecule = stacked.molecule
+        slot = np.arange(len(molecule)) - np.repeat(stacked.starts, counts)
+        positions = np.zeros((len(counts), n_max, 3))
+        features = np.zeros((len(counts), n_max, stacked.features.shape[1]))
+        positions[molecule, slot] = stacked.positions
+        features[molecule, slot] = stacked.features
+        mask = np.arange(n_max)[None, :] < counts[:, None]
+        return Batch([positions, features, mask], counts)
 
 
 class PermutationInvariantModel(_TutorialModel):
@@ -235,19 +308,51 @@ class PermutationInvariantModel(_TutorialModel):
 
 
 class _PairModel(_TutorialModel):
+    def __init__(self, *, cutoff: Optional[float] = None, **kwargs: Any) -> None:
+        self._cutoff = cutoff
+        super().__init__(**kwargs)
+
+    def _extra_hyperparameters(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        cutoff = self._cutoff
+        if cutoff is not None and (
+            isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or cutoff <= 0
+        ):
+            raise ValueError(f"cutoff must be None or a positive number of Å, got {cutoff!r}")
+        return {"cutoff": None if cutoff is None else float(cutoff)}
+
     def _make_batch(self, stacked: Stacked) -> Batch:
-        inputs = [stacked.positions, stacked.features, stacked.counts, all_pairs(stacked.counts)]
+        inputs: list[Any] = [stacked.positions, stacked.features, stacked.counts]
+        cutoff = self.hyperparameters["cutoff"]
+        if cutoff is not None:
+            inputs += list(_neighbor_inputs(stacked, cutoff))
         return Batch(inputs, stacked.counts, padded=False)
+
+
+def _neighbor_inputs(stacked: Stacked, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pair list of the molecules above `DENSE_PAIR_ATOMS` atoms, and which those are.
+
+    Each atom's pair with itself is included, as in the dense sum (its envelope is 1).
+    """
+    sparse = stacked.counts > DENSE_PAIR_ATOMS
+    blocks = [np.empty((2, 0), dtype=np.int64)]
+    for m in np.flatnonzero(sparse):
+        start, n = int(stacked.starts[m]), int(stacked.counts[m])
+        close = neighbor_pairs(stacked.positions[start : start + n], cutoff)
+        self_pairs = np.tile(np.arange(n), (2, 1))
+        blocks.append(np.concatenate([close, self_pairs], axis=1) + start)
+    return np.concatenate(blocks, axis=1), sparse
 
 
 class TranslationInvariantModel(_PairModel):
     """Pair network on difference vectors: invariant to atom order and translations.
 
-    Parameters as in `RotationInvariantModel`.
+    Parameters (``cutoff`` included) as in `RotationInvariantModel`.
     """
 
     def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        return TranslationNetwork(h["n_features"], h["hidden"], n_outputs, h["activation"])
+        return TranslationNetwork(
+            h["n_features"], h["hidden"], n_outputs, h["activation"], h["cutoff"]
+        )
 
 
 class RotationInvariantModel(_PairModel):
@@ -256,6 +361,13 @@ class RotationInvariantModel(_PairModel):
 
     For molecule ``m`` with atoms ``i, j`` (all ordered pairs, ``i == j`` included, as in the
     tutorial): ``y = W2 · Σ_ij act(W1 [|r_j - r_i|², x_j] + b1) + b2``.
+
+    With a ``cutoff`` each pair's term is weighted by the envelope
+    ``f(d) = (1 - d²/cutoff²)²`` (zero beyond the cutoff, smooth, 1 for ``i == j``), and
+    molecules above `DENSE_PAIR_ATOMS` atoms sum over neighbour lists, so time and memory
+    grow with the pairs inside the cutoff (about linearly in n_atoms) instead of n_atoms².
+    That is a different function from the tutorial's; without a cutoff the model is exactly
+    the tutorial's network.
 
     Parameters
     ----------
@@ -266,6 +378,8 @@ class RotationInvariantModel(_PairModel):
     hidden : int, default=16
         Hidden units.
     activation : {"tanh", "relu", "silu", "softplus"}, default="tanh"
+    cutoff : float or None, default=None
+        Pair cutoff in Å (see above); None sums over all pairs.
     mode : {"regression", "classification"}, default="regression"
     n_classes : int, default=2
         Classes per task in classification mode.
@@ -287,4 +401,6 @@ class RotationInvariantModel(_PairModel):
     """
 
     def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        return RotationNetwork(h["n_features"], h["hidden"], n_outputs, h["activation"])
+        return RotationNetwork(
+            h["n_features"], h["hidden"], n_outputs, h["activation"], h["cutoff"]
+        )

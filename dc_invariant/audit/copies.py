@@ -1,0 +1,252 @@
+"""Transformed copies of molecules, built for whole blocks of molecules at once.
+
+An audit checks each molecule under a few group elements per symmetry. Drawing and applying
+them one molecule at a time costs more than a small model's forward pass, so here every
+step is vectorised over stacked atom arrays: rotations come from one batched QR, atom orders
+from one global sort, coordinates from one batched matrix product. Everything is float64.
+
+Group elements are drawn per block of `BLOCK` consecutive molecules from the generator
+``default_rng([seed, block])``, in a fixed layout (every symmetry's draws are made whether or
+not it is audited), so the elements of a molecule do not depend on the chunking of the
+audit, on where it resumed, or on which other symmetries were asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from dc_invariant.conformer import Conformer
+
+#: Molecules per random-number block (chunks of an audit are whole blocks).
+BLOCK = 64
+
+#: Every symmetry that has draws, in the fixed order of the draw layout.
+_DRAWN = ("permutation", "translation", "rotation", "reflection")
+
+# The tutorial's own rotation: 60 degrees about x.
+TUTORIAL_ROTATION = np.array(
+    [[1.0, 0.0, 0.0], [0.0, 0.5, -np.sqrt(3) / 2], [0.0, np.sqrt(3) / 2, 0.5]]
+)
+
+
+@dataclass
+class Molecules:
+    """Molecules with all atoms stacked: what the audit sends through a target at once."""
+
+    positions: np.ndarray  # (n_total, 3) float64, Å
+    features: np.ndarray  # (n_total, n_features) float64
+    atomic_numbers: np.ndarray  # (n_total,) int64
+    counts: np.ndarray  # (n_molecules,) int64
+    smiles: list[Optional[str]]
+
+    @classmethod
+    def from_conformers(cls, conformers: Sequence[Conformer]) -> Molecules:
+        """Stack a list of `Conformer` (all with the same feature width)."""
+        widths = {c.n_features for c in conformers}
+        if len(widths) > 1:
+            raise ValueError(f"all molecules need the same feature width, got {sorted(widths)}")
+        return cls(
+            np.concatenate([c.positions for c in conformers]),
+            np.concatenate([c.features for c in conformers]),
+            np.concatenate([c.atomic_numbers for c in conformers]),
+            np.array([c.n_atoms for c in conformers], dtype=np.int64),
+            [c.smiles for c in conformers],
+        )
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of each molecule's first atom."""
+        return np.cumsum(self.counts) - self.counts
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def slices(self) -> list[slice]:
+        """The atom range of every molecule."""
+        return [slice(s, s + n) for s, n in zip(self.starts.tolist(), self.counts.tolist())]
+
+    def conformers(self) -> list[Conformer]:
+        """One `Conformer` per molecule (for targets that take datapoints)."""
+        return [
+            Conformer(self.positions[s], self.features[s], self.atomic_numbers[s], smiles=smiles)
+            for s, smiles in zip(self.slices(), self.smiles)
+        ]
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Molecules]) -> Molecules:
+        """All molecules of ``parts``, one after another."""
+        return cls(
+            np.concatenate([p.positions for p in parts]),
+            np.concatenate([p.features for p in parts]),
+            np.concatenate([p.atomic_numbers for p in parts]),
+            np.concatenate([p.counts for p in parts]),
+            [smiles for p in parts for smiles in p.smiles],
+        )
+
+    def select(self, index: np.ndarray) -> Molecules:
+        """The molecules ``index`` (in that order)."""
+        atoms = segment_arange(self.starts[index], self.counts[index])
+        return Molecules(
+            self.positions[atoms],
+            self.features[atoms],
+            self.atomic_numbers[atoms],
+            self.counts[index],
+            [self.smiles[i] for i in index],
+        )
+
+
+@dataclass
+class Copies:
+    """Transformed copies of a block of molecules, ordered molecule, symmetry, sample.
+
+    Copy ``k`` is ``r -> rotation[k] @ r + translation[k]`` applied to molecule
+    ``owner[k]``, whose atoms are renumbered so that its atom ``a`` is the original atom
+    ``order[atom_start[k] + a]``.
+    """
+
+    molecules: Molecules
+    owner: np.ndarray  # (n_copies,)
+    rotation: np.ndarray  # (n_copies, 3, 3)
+    translation: np.ndarray  # (n_copies, 3)
+    order: np.ndarray  # (n_copy_atoms,) local atom index in the original molecule
+
+
+def merge_copies(blocks: Sequence[Copies], offsets: Sequence[int]) -> Copies:
+    """One `Copies` from consecutive blocks whose first molecules are at ``offsets``."""
+    return Copies(
+        Molecules.concatenate([b.molecules for b in blocks]),
+        np.concatenate([b.owner + offset for b, offset in zip(blocks, offsets)]),
+        np.concatenate([b.rotation for b in blocks]),
+        np.concatenate([b.translation for b in blocks]),
+        np.concatenate([b.order for b in blocks]),
+    )
+
+
+def haar_rotations(normals: np.ndarray) -> np.ndarray:
+    """Haar-uniform rotations (K, 3, 3), det +1, from standard normals of shape (K, 9).
+
+    QR of a Gaussian matrix with the signs of R's diagonal fixed is Haar-distributed on O(3)
+    (Mezzadri 2007); flipping one column where det is -1 keeps it uniform on SO(3).
+    """
+    q, r = np.linalg.qr(normals.reshape(-1, 3, 3))
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    q[np.linalg.det(q) < 0, :, 0] *= -1.0
+    return q
+
+
+def householder_reflections(normals: np.ndarray) -> np.ndarray:
+    """Reflections ``I - 2 v vᵀ`` (K, 3, 3) across random planes, from normals of shape (K, 3)."""
+    v = normals / np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.eye(3) - 2.0 * v[:, :, None] * v[:, None, :]
+
+
+def draw_copies(
+    molecules: Molecules, block: int, symmetries: Sequence[str], n_samples: int, seed: int
+) -> Copies:
+    """Copies of the molecules of one block under ``n_samples`` elements of each symmetry.
+
+    Rotations: the tutorial's 60° about x first, then Haar-random. Reflections: a Householder
+    mirror and a rotation times -1 in turn (plain x -> -x is exact in floating point and would
+    prove nothing about precision). Translations alternate 10 Å and 1,000 Å, the second to
+    expose float32 cancellation. Renumberings always move an atom onto a position held by
+    another element (swapping identical atoms proves nothing); molecules of one element get a
+    non-identity order. ``"identity"`` gives unchanged copies, a control.
+    """
+    rng = np.random.default_rng([seed, block])
+    n_mol, n_sym = len(molecules), len(symmetries)
+    normals = rng.standard_normal((n_mol, len(_DRAWN), n_samples, 9))
+    orders = _mixing_orders(molecules, n_samples, rng)  # (n_mol, n_samples) flat segments
+
+    shape = (n_mol, n_sym, n_samples)
+    rotation = np.broadcast_to(np.eye(3), (*shape, 3, 3)).copy()
+    translation = np.zeros((*shape, 3))
+    samples = np.arange(n_samples)
+    even = samples % 2 == 0
+    for s, symmetry in enumerate(symmetries):
+        if symmetry in ("identity", "permutation"):
+            continue
+        z = normals[:, _DRAWN.index(symmetry)]  # (n_mol, n_samples, 9)
+        if symmetry == "translation":
+            direction = z[..., :3] / np.linalg.norm(z[..., :3], axis=-1, keepdims=True)
+            translation[:, s] = direction * np.where(even, 10.0, 1e3)[None, :, None]
+        elif symmetry == "rotation":
+            rotation[:, s] = haar_rotations(z.reshape(-1, 9)).reshape(n_mol, n_samples, 3, 3)
+            rotation[:, s, 0] = TUTORIAL_ROTATION
+        else:
+            mirrors = householder_reflections(z[..., :3].reshape(-1, 3))
+            turned = -haar_rotations(z.reshape(-1, 9))
+            pick = np.broadcast_to(even[None, :], (n_mol, n_samples)).reshape(-1)
+            rotation[:, s] = np.where(pick[:, None, None], mirrors, turned).reshape(
+                n_mol, n_samples, 3, 3
+            )
+
+    counts = molecules.counts
+    owner = np.repeat(np.arange(n_mol), n_sym * n_samples)
+    copy_counts = counts[owner]
+    # Local atom index of every copy atom; permutation copies take their drawn order.
+    local = segment_arange(np.zeros(len(owner), np.int64), copy_counts)
+    if "permutation" in symmetries:
+        s = list(symmetries).index("permutation")
+        copy_index = np.arange(len(owner)).reshape(shape)
+        is_perm = np.zeros(len(owner), bool)
+        is_perm[copy_index[:, s].reshape(-1)] = True
+        atom_is_perm = np.repeat(is_perm, copy_counts)
+        local[atom_is_perm] = orders
+    rotation = rotation.reshape(-1, 3, 3)
+    translation = translation.reshape(-1, 3)
+    atom_copy = np.repeat(np.arange(len(owner)), copy_counts)
+    source = np.repeat(molecules.starts[owner], copy_counts) + local
+    positions = np.einsum("aij,aj->ai", rotation[atom_copy], molecules.positions[source])
+    positions += translation[atom_copy]
+    copies = Molecules(
+        positions,
+        molecules.features[source],
+        molecules.atomic_numbers[source],
+        copy_counts,
+        [molecules.smiles[m] for m in owner],
+    )
+    return Copies(copies, owner, rotation, translation, local)
+
+
+def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_samples`` mixing atom orders per molecule, flat, molecule-major then sample."""
+    counts = np.repeat(molecules.counts, n_samples)
+    z = molecules.atomic_numbers
+    starts = np.repeat(molecules.starts, n_samples)  # first atom of each segment's molecule
+    segment = np.repeat(np.arange(len(counts)), counts)
+    keys = rng.random(int(counts.sum()))
+    first = np.cumsum(counts) - counts
+    orders = np.lexsort((keys, segment)) - np.repeat(first, counts)
+    for k in np.flatnonzero(~_mixes(orders, z, starts, counts, first)):
+        n = int(counts[k])
+        zk = z[starts[k] : starts[k] + n]
+        # Redraws are rare (one element, or an order that only swapped equal atoms) and are
+        # made in a fixed order, so they stay deterministic.
+        while not _mixes(orders[first[k] : first[k] + n], zk, [0], [n], [0])[0]:
+            orders[first[k] : first[k] + n] = np.argsort(rng.random(n))
+    return orders
+
+
+def _mixes(orders, z, starts, counts, first) -> np.ndarray:
+    """Per segment: moves an atom onto another element (or, with one element, is not the
+    identity; one atom can only stay)."""
+    counts = np.asarray(counts)
+    moved = z[np.repeat(starts, counts) + orders]
+    original = z[np.repeat(starts, counts) + segment_arange(np.zeros(len(counts), int), counts)]
+    changes_element = np.logical_or.reduceat(moved != original, first)
+    not_identity = np.logical_or.reduceat(
+        orders != segment_arange(np.zeros(len(counts), int), counts), first
+    )
+    one_element = np.maximum.reduceat(original, first) == np.minimum.reduceat(original, first)
+    return np.where(one_element, not_identity | (counts < 2), changes_element)
+
+
+def segment_arange(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])`` without a loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.cumsum(counts) - counts
+    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, counts) + np.arange(counts.sum())

@@ -1,0 +1,107 @@
+"""Run independent chunks of work serially, on local processes (joblib) or on a Dask cluster.
+
+Featurization and the audit split their input into chunks whose results do not depend on
+where they run. `map_ordered` yields the results in input order while keeping only a bounded
+number of chunks in flight, so the caller can stream them to disk. Scheduling, retries after
+a lost worker and data transfer are Dask's or joblib's: nothing here talks to sockets.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, Callable, Optional, TypeVar
+
+Result = TypeVar("Result")
+
+
+def check_workers(n_jobs: int, scheduler: Any) -> None:
+    """Validate the ``n_jobs`` / ``scheduler`` pair every parallel entry point takes."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero int (-1 for every core), got {n_jobs!r}")
+    if scheduler is not None and n_jobs != 1:
+        raise ValueError("pass either n_jobs (local processes) or scheduler (Dask), not both")
+    if (
+        scheduler is not None
+        and not isinstance(scheduler, str)
+        and not hasattr(scheduler, "submit")
+    ):
+        raise TypeError(
+            "scheduler must be a dask.distributed.Client or a scheduler address such as "
+            f"'tcp://10.0.0.5:8786', got {type(scheduler).__name__}"
+        )
+
+
+def dask_client(scheduler: Any) -> Any:
+    """The Dask client for ``scheduler`` (a Client, returned as is, or an address)."""
+    if not isinstance(scheduler, str):
+        return scheduler
+    try:
+        from distributed import Client
+    except ImportError as error:
+        raise ImportError(
+            "running on a Dask cluster needs dask.distributed: pip install 'dc_invariant[dask]'"
+        ) from error
+    try:
+        return Client(scheduler, timeout=30)
+    except OSError as error:
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {error}") from error
+
+
+def map_ordered(
+    function: Callable[..., Result],
+    tasks: Iterable[tuple],
+    *,
+    n_jobs: int = 1,
+    scheduler: Any = None,
+    in_flight: Optional[int] = None,
+) -> Iterator[Result]:
+    """``function(*task)`` for every task, yielded in task order.
+
+    Parameters
+    ----------
+    function : callable
+        A module-level function (it is pickled to the workers).
+    tasks : iterable of tuple
+        Positional arguments of each call; consumed lazily.
+    n_jobs : int, default=1
+        Local worker processes (joblib's loky backend); 1 runs in this process, -1 uses
+        every core (joblib's convention).
+    scheduler : dask.distributed.Client or str, optional
+        Run on this Dask cluster instead. A task whose worker dies is run again by Dask.
+    in_flight : int, optional
+        Tasks submitted but not yet yielded (default: twice the workers), which bounds the
+        memory held by results waiting for an earlier task.
+    """
+    check_workers(n_jobs, scheduler)
+    if scheduler is not None:
+        yield from _dask_ordered(function, tasks, dask_client(scheduler), in_flight)
+    elif n_jobs == 1:
+        for task in tasks:
+            yield function(*task)
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(
+            n_jobs=n_jobs,
+            backend="loky",
+            return_as="generator",
+            pre_dispatch=str(in_flight) if in_flight else "2*n_jobs",
+        )
+        yield from parallel(delayed(function)(*task) for task in tasks)
+
+
+def _dask_ordered(
+    function: Callable[..., Result], tasks: Iterable[tuple], client: Any, in_flight: Optional[int]
+) -> Iterator[Result]:
+    workers = max(1, sum(client.nthreads().values()))
+    window = in_flight or 2 * workers
+    pending: deque = deque()
+    iterator = iter(tasks)
+    for task in iterator:
+        # pure=False: every task is run even if its arguments hash like an earlier one's.
+        pending.append(client.submit(function, *task, pure=False))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
