@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, Optional
@@ -126,6 +128,11 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--limit", type=int, metavar="N", help="use only the first N molecules")
     command.add_argument("--n-jobs", type=int, default=1, help="worker processes; -1 for all cores")
+    command.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this Dask cluster instead (e.g. tcp://10.0.0.5:8786; needs the dask extra)",
+    )
 
 
 def _split(text: Optional[str]) -> Optional[tuple[str, ...]]:
@@ -199,9 +206,39 @@ def _read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     return inputs, labels
 
 
+def check_workers(args: argparse.Namespace) -> None:
+    """``--n-jobs`` and ``--scheduler``: valid on their own and not given together."""
+    if args.n_jobs == 0:
+        raise UsageError("--n-jobs must be a positive number of processes, or -1 for all cores")
+    if args.scheduler is not None:
+        if args.n_jobs != 1:
+            raise UsageError("give --n-jobs (local processes) or --scheduler (Dask), not both")
+        if not re.fullmatch(r"(tcp|tls|inproc|ucx)://\S+|[\w.\-\[\]:]+:\d+", args.scheduler):
+            raise UsageError(
+                f"--scheduler must be a Dask scheduler address such as tcp://host:8786, "
+                f"got {args.scheduler!r}"
+            )
+
+
+def connect(args: argparse.Namespace) -> Any:
+    """The Dask client for ``--scheduler`` (None without it); unreachable is a usage error."""
+    if args.scheduler is None:
+        return None
+    if getattr(args, "client", None) is None:
+        from dc_invariant.parallel import dask_client
+
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                args.client = dask_client(args.scheduler)
+        except (ImportError, ValueError) as err:
+            raise UsageError(str(err)) from err
+    return args.client
+
+
 def _featurize(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    check_workers(args)
     out = _writable_target(args.out, ".npz") if args.out else None
     inputs, labels = _read_inputs(args)
 
@@ -212,6 +249,7 @@ def _featurize(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "random_seed": args.seed,
         "n_jobs": args.n_jobs,
+        "scheduler": connect(args),
         "other_element": not args.no_other_element,
         "heavy_atoms_only": args.heavy_atoms_only,
         "force_field": None if args.force_field == "none" else args.force_field,
@@ -294,6 +332,7 @@ def _warnings_to_stderr() -> Iterator[None]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``dc-invariant``; returns the exit status (2 for bad arguments or files)."""
     parser = build_parser()
+    args: Optional[argparse.Namespace] = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -302,11 +341,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.command == "audit":
                 from dc_invariant.audit.command import run_audit
 
-                return run_audit(args, _read_inputs, UsageError)
+                check_workers(args)
+                return run_audit(args, _read_inputs, connect, UsageError)
             return _featurize(args)
     except UsageError as err:
         print(f"dc-invariant: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        # A client left open would try to reconnect at exit, after its cluster may be gone.
+        if getattr(args, "client", None) is not None:
+            args.client.close()
 
 
 if __name__ == "__main__":

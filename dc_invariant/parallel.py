@@ -43,7 +43,7 @@ def dask_client(scheduler: Any) -> Any:
             "running on a Dask cluster needs dask.distributed: pip install 'dc_invariant[dask]'"
         ) from error
     try:
-        return Client(scheduler, timeout=30)
+        return Client(scheduler, timeout=10)
     except OSError as error:
         raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {error}") from error
 

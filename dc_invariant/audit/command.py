@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dc_invariant.audit.compute import SYMMETRIES, audit
+from dc_invariant.audit.compute import SYMMETRIES, audit, prepare
 
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
 
@@ -41,7 +41,10 @@ def _symmetries(text: str, what: str, error: type[Exception]) -> list[str]:
 
 
 def run_audit(
-    args: argparse.Namespace, read_inputs: Callable[[argparse.Namespace], tuple], error: type
+    args: argparse.Namespace,
+    read_inputs: Callable[[argparse.Namespace], tuple],
+    connect: Callable[[argparse.Namespace], Any],
+    error: type,
 ) -> int:
     """Run the audit command; 1 when a ``--require``d symmetry is broken."""
     symmetries = _symmetries(args.symmetries, "--symmetries", error)
@@ -61,9 +64,12 @@ def run_audit(
         parent = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(parent):
             raise error(f"cannot write {args.out}: folder {parent} does not exist")
-    data = _dataset(args, read_inputs, error)
-    n_features = int(data.X[0].n_features) if len(data) else 11
-    n_atoms = max((c.n_atoms for c in data.X if not isinstance(c, np.ndarray)), default=1)
+    scheduler = connect(args)
+    workers = {"n_jobs": args.n_jobs, "scheduler": scheduler}
+    # Featurized once, for every model; failures keep RDKit's reason.
+    data = prepare(_dataset(args, read_inputs, error, workers), **workers)
+    n_features = data.molecules[0].n_features if data.molecules else 11
+    n_atoms = max((c.n_atoms for c in data.molecules), default=1)
 
     status = 0
     for name in names:
@@ -79,9 +85,10 @@ def run_audit(
                 n_samples=args.n_samples,
                 seed=args.seed,
                 output=args.output,
-                progress=len(data) > 1000 and sys.stderr.isatty(),
+                progress=data.n_inputs > 1000 and sys.stderr.isatty(),
                 store=os.path.join(folder, "chunks") if folder else None,
                 resume=args.resume,
+                **workers,
             )
         except ValueError as err:
             raise error(str(err)) from err
@@ -98,11 +105,12 @@ def run_audit(
     return status
 
 
-def _dataset(args: argparse.Namespace, read_inputs: Callable, error: type) -> Any:
-    from dc_invariant._deepchem import import_deepchem
+def _dataset(
+    args: argparse.Namespace, read_inputs: Callable, error: type, workers: dict[str, Any]
+) -> Any:
+    """A DeepChem dataset for --dataset, else the inputs as a list (featurized by `prepare`)."""
     from dc_invariant.featurizer import ConformerFeaturizer
 
-    dc = import_deepchem()
     if args.dataset == "qm9":
         from dc_invariant.datasets import load_qm9
 
@@ -117,12 +125,9 @@ def _dataset(args: argparse.Namespace, read_inputs: Callable, error: type) -> An
         if not args.data_dir or not os.path.isdir(args.data_dir):
             raise error(f"--dataset {args.dataset} needs --data-dir, an existing folder")
         try:
-            dataset = load_molnet(
-                args.dataset, args.data_dir, ConformerFeaturizer(n_jobs=args.n_jobs)
-            )
+            dataset = load_molnet(args.dataset, args.data_dir, ConformerFeaturizer(**workers))
         except FileNotFoundError as err:
             raise error(str(err)) from err
         return dataset.select(np.arange(min(len(dataset), args.limit))) if args.limit else dataset
     inputs, labels = read_inputs(args)
-    X = ConformerFeaturizer(n_jobs=args.n_jobs).featurize(inputs)
-    return dc.data.NumpyDataset(X, ids=np.array(labels))
+    return prepare(inputs, ids=labels, **workers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -121,36 +122,63 @@ def mol_from_conformer(conformer: Conformer) -> Any:
     return qm9_mol(conformer.atomic_numbers, conformer.positions)
 
 
-def conformers_from(
-    data: Any, *, n_jobs: int = 1, scheduler: Any = None
-) -> tuple[list[Conformer], list[str], list[tuple[str, str]]]:
-    """Molecules to audit, their ids, and ``(id, reason)`` for inputs that were skipped.
+@dataclass
+class AuditInput:
+    """Molecules ready to audit: the conformers, their ids, and the inputs left out.
 
-    ``data``: a DeepChem dataset of `Conformer`s, a list of `Conformer`s, or SMILES strings /
-    RDKit Mols (featurized with a default `ConformerFeaturizer`, on ``n_jobs`` processes or
-    the Dask ``scheduler``).
+    Made by `prepare`; pass it to `audit` (repeatedly, for several targets) to featurize
+    once.
     """
+
+    molecules: list[Conformer]
+    ids: list[str]
+    skipped: list[tuple[str, str]]
+
+    @property
+    def n_inputs(self) -> int:
+        """Molecules given: audited plus skipped."""
+        return len(self.molecules) + len(self.skipped)
+
+
+def prepare(
+    data: Any, *, ids: Optional[Sequence[str]] = None, n_jobs: int = 1, scheduler: Any = None
+) -> AuditInput:
+    """Turn audit data into conformers, keeping the reason for every input left out.
+
+    Parameters
+    ----------
+    data : DeepChem dataset of Conformer, list of Conformer, or list of SMILES / RDKit Mols
+        SMILES and Mols are featurized with a default `ConformerFeaturizer` (on ``n_jobs``
+        processes or the Dask ``scheduler``); one that fails is skipped with RDKit's reason.
+    ids : sequence of str, optional
+        A label per input (default: the dataset's ids, else the SMILES, else the index).
+    """
+    if isinstance(data, AuditInput):
+        return data
     if hasattr(data, "X") and hasattr(data, "ids"):
-        items, ids = list(data.X), [str(i) for i in data.ids]
+        items, labels = list(data.X), [str(i) for i in data.ids]
     else:
         items = list(data)
-        ids = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
+        labels = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
+    if ids is not None:
+        if len(ids) != len(items):
+            raise ValueError(f"ids has {len(ids)} labels for {len(items)} inputs")
+        labels = [str(i) for i in ids]
+    reasons: dict[int, str] = {}
     if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
         from dc_invariant.featurizer import ConformerFeaturizer
 
         featurizer = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
         items = list(featurizer.featurize(items, log_failures=False))
         reasons = {i: why for i, _, why in featurizer.failures}
-    else:
-        reasons = {}
-    kept, kept_ids, skipped = [], [], []
-    for i, (item, name) in enumerate(zip(items, ids)):
+    prepared = AuditInput([], [], [])
+    for i, (item, name) in enumerate(zip(items, labels)):
         if isinstance(item, Conformer):
-            kept.append(item)
-            kept_ids.append(name)
+            prepared.molecules.append(item)
+            prepared.ids.append(name)
         else:
-            skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
-    return kept, kept_ids, skipped
+            prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
+    return prepared
 
 
 def audit(
@@ -178,7 +206,8 @@ def audit(
         A dc_invariant / DeepChem model predicting from datasets of `Conformer`s, a DeepChem
         ``MolecularFeaturizer`` (the molecule itself is moved or renumbered, then
         featurized), or a function ``f(positions, features) -> array`` of one molecule.
-    data : dataset, list of Conformer, or list of SMILES / RDKit Mols
+    data : dataset, list of Conformer, list of SMILES / RDKit Mols, or AuditInput
+        What `prepare` accepts, or its result (to featurize once for several targets).
     symmetries : sequence of str, default=("permutation", "translation", "rotation", "reflection")
         Which to check (``"identity"`` is a control).
     n_samples : int, default=3
@@ -243,8 +272,9 @@ def audit(
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
 
-    molecules, ids, skipped = conformers_from(data, n_jobs=n_jobs, scheduler=scheduler)
-    n_inputs = len(molecules) + len(skipped)
+    prepared = prepare(data, n_jobs=n_jobs, scheduler=scheduler)
+    molecules, ids = prepared.molecules, prepared.ids
+    skipped, n_inputs = list(prepared.skipped), prepared.n_inputs
     settings = {
         "symmetries": list(symmetries),
         "n_samples": n_samples,

@@ -140,6 +140,10 @@ class AuditReport:
             f"{len(self.skipped)} skipped; {s['n_samples']} samples each, seed {s['seed']}, "
             f"rtol {s['rtol']:g}, atol {s['atol']:g} ({s['dtype']})"
         )
+        for _, row in self.skipped.head(5).iterrows():
+            lines.append(f"skipped {row['id']}: {row['reason']}")
+        if len(self.skipped) > 5:
+            lines.append(f"... and {len(self.skipped) - 5} more skipped (see .skipped)")
         lines.extend(f"note: {n}" for n in self.notes())
         return "\n".join(lines)
 

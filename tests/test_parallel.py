@@ -1,0 +1,150 @@
+"""Local processes and a real Dask cluster give the serial results, in order, bit for bit."""
+
+import os
+import signal
+import sys
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+
+from dc_invariant import ConformerFeaturizer
+from dc_invariant.audit import audit
+from dc_invariant.models import RotationInvariantModel
+from dc_invariant.parallel import check_workers, map_ordered
+
+distributed = pytest.importorskip("distributed")
+
+# Dask workers are separate processes that cannot import this test module by name; ship
+# its functions by value instead.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    )
+    with distributed.Client(cluster) as dask_client:
+        yield dask_client
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def molecules(nci_smiles):
+    # 150 molecules: three chunks of 64, one of them partial.
+    return (list(ConformerFeaturizer().featurize(nci_smiles)) * 3)[:150]
+
+
+def spread(r, x):
+    return ((r - r.mean(axis=0)) ** 2).sum() * x.sum()
+
+
+def first_x(r, x):
+    return r[:, 0].sum()
+
+
+def square(k):
+    return k * k
+
+
+def test_map_ordered_keeps_order_and_bounds_work_in_flight(client):
+    consumed = []
+
+    def tasks():
+        for k in range(20):
+            consumed.append(k)
+            yield (k,)
+
+    results = map_ordered(square, tasks(), scheduler=client, in_flight=3)
+    assert next(results) == 0
+    assert len(consumed) <= 3  # nothing beyond the window was submitted before
+    assert [0, *results] == [k * k for k in range(20)]
+    assert list(map_ordered(square, ((k,) for k in range(9)), n_jobs=2)) == [
+        k * k for k in range(9)
+    ]
+
+
+def test_featurize_on_dask_matches_serial(client, nci_smiles):
+    inputs = [*nci_smiles[:40], "not-a-smiles"]
+    serial = ConformerFeaturizer()
+    remote = ConformerFeaturizer(scheduler=client)
+    expected, got = serial.featurize(inputs), remote.featurize(inputs)
+    assert len(got) == len(expected) == len(inputs)
+    for a, b in zip(expected, got):
+        if isinstance(a, np.ndarray):
+            assert isinstance(b, np.ndarray) and b.size == 0
+        else:
+            np.testing.assert_array_equal(a.positions, b.positions)
+            np.testing.assert_array_equal(a.features, b.features)
+            assert a.smiles == b.smiles
+    assert remote.failures == serial.failures
+
+
+@pytest.mark.parametrize("target", ["function", "model"])
+def test_audit_on_processes_and_dask_matches_serial(client, molecules, target):
+    if target == "model":
+        make = RotationInvariantModel(seed=1)
+    else:
+        make = first_x
+    serial = audit(make, molecules, seed=4, chunk_size=64)
+    for workers in ({"n_jobs": 2}, {"scheduler": client}):
+        parallel = audit(make, molecules, seed=4, chunk_size=64, **workers)
+        pd.testing.assert_frame_equal(parallel.molecules, serial.molecules)
+        pd.testing.assert_frame_equal(parallel.skipped, serial.skipped)
+    assert serial.holds("rotation") == (target == "model")
+
+
+def test_dead_worker_loses_and_duplicates_nothing(client, molecules, tmp_path):
+    marker = tmp_path / "killed-once"
+    calls = tmp_path / "calls"
+    calls.mkdir()
+
+    def dies_once(r, x):
+        # The first call that sees molecule 100 (or its repeats) kills its whole worker
+        # process, as an out-of-memory kill would; Dask must rerun that chunk elsewhere.
+        if len(r) == len(molecules[100].positions) and np.allclose(r, molecules[100].positions):
+            if not marker.exists():
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+        return spread(r, x)
+
+    serial = audit(spread, molecules, seed=2, chunk_size=64)
+    store = tmp_path / "store"
+    survived = audit(
+        dies_once, molecules, seed=2, chunk_size=64, scheduler=client, store=str(store)
+    )
+    assert marker.exists()  # a worker really died
+    pd.testing.assert_frame_equal(survived.molecules, serial.molecules)
+    assert len(survived.molecules) == len(molecules) * 4  # nothing lost, nothing twice
+    assert sorted(p.name for p in store.glob("chunk_*.json")) == [
+        "chunk_000000000.json",
+        "chunk_000000064.json",
+        "chunk_000000128.json",
+    ]
+
+
+def test_worker_arguments_are_checked():
+    with pytest.raises(ValueError, match="n_jobs must be a non-zero int"):
+        check_workers(0, None)
+    with pytest.raises(ValueError, match="not both"):
+        check_workers(2, "tcp://127.0.0.1:8786")
+    with pytest.raises(TypeError, match=r"scheduler must be a dask\.distributed\.Client"):
+        check_workers(1, 8786)
+
+
+def test_cli_runs_on_a_scheduler_address(client, capsys):
+    from dc_invariant.cli import main
+
+    args = ["audit", "--model", "rotation", "--smiles", "CCO", "c1ccccc1O", "C1CC"]
+    assert main(args) == 0
+    serial = capsys.readouterr().out
+    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    assert capsys.readouterr().out == serial
+    assert "skipped C1CC: RDKit could not parse the SMILES" in serial
