@@ -28,9 +28,12 @@ and a closing line saying which targets were met. The exit status is 0 whether o
 were; only an exception gives another. Other processes on the machine slow some runs more
 than others, so the load average is printed before and after.
 
+With ``--json PATH`` the same comparisons are also written as result rows (see
+``benchmarks/_rows.py``) for ``benchmarks/run_all.py``.
+
 Usage::
 
-    python benchmarks/featurize.py [--n 1000] [--quick]
+    python benchmarks/featurize.py [--n 1000] [--quick] [--json PATH]
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import Any, Callable, Optional, TypeVar
 import joblib
 import numpy as np
 import rdkit
+from _rows import result_row, write_rows
 from rdkit import Chem, RDConfig, rdBase
 from rdkit.Chem import rdDistGeom
 
@@ -59,6 +63,9 @@ from dc_invariant import ConformerFeaturizer
 from dc_invariant._deepchem import import_deepchem
 
 T = TypeVar("T")
+Result = dict[str, Any]  # one result row for --json, see benchmarks/_rows.py
+
+BENCHMARK = "featurize"
 
 SINGLE_JOB_MAX_RATIO = 1.10
 TWO_JOB_MIN_SPEEDUP = 1.7
@@ -115,6 +122,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         type=int,
         default=None,
         help="best of this many runs for every method (default 1 when embedding, 3 for QM9)",
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
     )
     args = parser.parse_args(argv)
     if args.n is None:
@@ -228,7 +238,7 @@ def count_deepchem_failures(features: np.ndarray) -> int:
 
 def embedding_section(
     dc: ModuleType, smiles: list[str], deepchem_n: int, repeats: int
-) -> tuple[list[Row], list[Verdict], list[str]]:
+) -> tuple[list[Row], list[Verdict], list[str], list[Result]]:
     rows: list[Row] = []
     notes: list[str] = []
     head, tail = smiles[:deepchem_n], smiles[deepchem_n:]
@@ -320,6 +330,7 @@ def embedding_section(
             f"{seconds / head_seconds:.2f}x raw time",
         )
     )
+    results = embedding_results(rows, raw_seconds, raw_total, head_seconds)
     notes.append(
         "ConformerFeaturizer retries a failed embedding once from random coordinates; the peer "
         "does not. The 'raw loop + retry' row is the same loop with that retry: the "
@@ -334,10 +345,88 @@ def embedding_section(
             f"The DeepChem featurizers ran on the first {len(head)} of the {n} molecules "
             f"(--deepchem-n); their ratio is to the raw loop's time on those same molecules."
         )
-    return rows, verdicts, notes
+    return rows, verdicts, notes, results
 
 
-def conformer_section(m: int, repeats: int) -> tuple[list[Row], list[Verdict], list[str]]:
+def embedding_results(
+    rows: Sequence[Row],
+    raw_seconds: float,
+    raw_total: float,
+    head_seconds: float,
+) -> list[Result]:
+    """The embedding section's comparisons as result rows, from the times in ``rows``.
+
+    ``rows`` is the section's table: raw loop, raw loop + retry, one job, two jobs,
+    CoulombMatrix, RDKitConformerFeaturizer. ``head_seconds`` is the raw loop's time on the
+    molecules the DeepChem featurizers embedded.
+    """
+    _, _, single, double, coulomb, conformer = rows
+    n = single.molecules
+    embed = f"embed {n:,} NCI SMILES"
+    results = [
+        result_row(
+            BENCHMARK,
+            f"{embed}, 1 job",
+            "ConformerFeaturizer(n_jobs=1)",
+            "raw RDKit ETKDGv3 loop",
+            single.rate,
+            n / raw_seconds,
+            "molecules/s",
+            higher_is_better=True,
+            target=f"<= {SINGLE_JOB_MAX_RATIO:.2f}x raw time (ratio >= "
+            f"{1 / SINGLE_JOB_MAX_RATIO:.2f})",
+            met=single.passed,
+        ),
+        result_row(
+            BENCHMARK,
+            f"{embed}, 1 job",
+            "ConformerFeaturizer(n_jobs=1)",
+            "raw RDKit loop + retry from random coordinates (like for like)",
+            single.rate,
+            n / raw_total,
+            "molecules/s",
+            higher_is_better=True,
+        ),
+        result_row(
+            BENCHMARK,
+            f"{embed}, 2 jobs against 1",
+            "ConformerFeaturizer(n_jobs=2)",
+            "ConformerFeaturizer(n_jobs=1)",
+            double.rate,
+            single.rate,
+            "molecules/s",
+            higher_is_better=True,
+            target=f">= {TWO_JOB_MIN_SPEEDUP:.1f}x",
+            met=double.passed,
+        ),
+    ]
+    # The DeepChem featurizers may have embedded only the first molecules; each side is then
+    # compared through its time relative to the raw loop on exactly its own molecules.
+    measure = f"{embed}, time / raw RDKit loop's time on the same molecules" + (
+        f" (DeepChem: first {coulomb.molecules:,})" if coulomb.molecules < n else ""
+    )
+    for row, label in (
+        (coulomb, "DeepChem CoulombMatrix"),
+        (conformer, "DeepChem RDKitConformerFeaturizer"),
+    ):
+        results.append(
+            result_row(
+                BENCHMARK,
+                measure,
+                "ConformerFeaturizer(n_jobs=1)",
+                label,
+                single.seconds / raw_seconds,
+                row.seconds / head_seconds,
+                "x raw time",
+                higher_is_better=False,
+            )
+        )
+    return results
+
+
+def conformer_section(
+    m: int, repeats: int
+) -> tuple[list[Row], list[Verdict], list[str], list[Result]]:
     verdict_name = f">= {CONFORMER_MIN_RATE:,.0f} mol/s on existing 3D geometries"
     try:
         from dc_invariant.datasets import qm9_mol, read_qm9_table
@@ -348,7 +437,7 @@ def conformer_section(m: int, repeats: int) -> tuple[list[Row], list[Verdict], l
             "QM9 section skipped: its data package qm9pack is missing; install it with "
             f"pip install 'dc_invariant[qm9]' ({err})"
         )
-        return [], [Verdict(verdict_name, None, "not measured")], [note]
+        return [], [Verdict(verdict_name, None, "not measured")], [note], []
     mols = [qm9_mol(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
     n = len(mols)
 
@@ -357,16 +446,21 @@ def conformer_section(m: int, repeats: int) -> tuple[list[Row], list[Verdict], l
     meeting: list[str] = []
     best_rate = 0.0
     numbers, coordinates = list(table["atomic_numbers"]), list(table["positions"])
-    candidates: list[tuple[str, str, ConformerFeaturizer, Callable[[ConformerFeaturizer], Any]]] = [
+    # (table title, name in the verdict, name in the result rows, featurizer, timed call)
+    candidates: list[
+        tuple[str, str, str, ConformerFeaturizer, Callable[[ConformerFeaturizer], Any]]
+    ] = [
         (
             "QM9 3D Mols: ConformerFeaturizer(record_smiles=False)",
             "record_smiles=False",
+            "ConformerFeaturizer(record_smiles=False) on Mols",
             ConformerFeaturizer(record_smiles=False),
             lambda f: f.featurize(mols, log_failures=False),
         ),
         (
             "QM9 3D Mols: ConformerFeaturizer(default)",
             "default",
+            "ConformerFeaturizer() on Mols",
             ConformerFeaturizer(),
             lambda f: f.featurize(mols, log_failures=False),
         ),
@@ -374,11 +468,13 @@ def conformer_section(m: int, repeats: int) -> tuple[list[Row], list[Verdict], l
         (
             "QM9 arrays: ConformerFeaturizer.featurize_arrays",
             "featurize_arrays",
+            "ConformerFeaturizer.featurize_arrays on arrays",
             ConformerFeaturizer(),
             lambda f: f.featurize_arrays(numbers, coordinates, log_failures=False),
         ),
     ]
-    for title, label, featurizer, run in candidates:
+    results: list[Result] = []
+    for title, label, ours, featurizer, run in candidates:
         seconds, _ = best_time(lambda f=featurizer, run=run: run(f), repeats)
         row = Row(
             title,
@@ -393,6 +489,20 @@ def conformer_section(m: int, repeats: int) -> tuple[list[Row], list[Verdict], l
         best_rate = max(best_rate, row.rate)
         if row.passed:
             meeting.append(label)
+        results.append(
+            result_row(
+                BENCHMARK,
+                f"featurize {n:,} QM9 molecules with DFT geometries",
+                ours,
+                "raw RDKit positions + atomic numbers of 3D Mols",
+                row.rate,
+                rows[0].rate,
+                "molecules/s",
+                higher_is_better=True,
+                target=row.target,
+                met=row.passed,
+            )
+        )
     detail = (
         f"met by {' and '.join(meeting)}"
         if meeting
@@ -403,7 +513,7 @@ def conformer_section(m: int, repeats: int) -> tuple[list[Row], list[Verdict], l
         f"QM9: {n} molecules sampled with seed 0, {np.mean([x.GetNumAtoms() for x in mols]):.1f} "
         "atoms each on average (hydrogens included); building the Mols was not timed."
     ]
-    return rows, [Verdict(verdict_name, bool(meeting), detail)], notes
+    return rows, [Verdict(verdict_name, bool(meeting), detail)], notes, results
 
 
 def outcome(passed: Optional[bool]) -> str:
@@ -460,8 +570,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     print(f"- 3D Mols: {args.qm9} QM9 molecules; best of {args.repeats or 3}\n")
 
-    rows, verdicts, notes = embedding_section(dc, smiles, deepchem_n, args.repeats or 1)
-    qm9_rows, qm9_verdicts, qm9_notes = conformer_section(args.qm9, args.repeats or 3)
+    rows, verdicts, notes, results = embedding_section(dc, smiles, deepchem_n, args.repeats or 1)
+    qm9_rows, qm9_verdicts, qm9_notes, qm9_results = conformer_section(args.qm9, args.repeats or 3)
     del blocker
 
     print(markdown_table(rows + qm9_rows))
@@ -474,6 +584,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{v.target}: {outcome(v.passed)} ({v.detail})" for v in verdicts + qm9_verdicts
     )
     print(f"Targets: {summary}")
+    if args.json:
+        write_rows(args.json, results + qm9_results)
     return 0
 
 

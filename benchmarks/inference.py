@@ -8,7 +8,8 @@ float64 (agrees with the reference to rounding) and float32. Target: at least 10
 reference's molecules per second, with outputs that agree.
 
 Run ``python benchmarks/inference.py`` (``--quick`` for 1,000 molecules); needs the ``qm9``
-extra.
+extra. ``--json PATH`` also writes the comparisons as result rows (see ``benchmarks/_rows.py``)
+for ``benchmarks/run_all.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from _rows import result_row, write_rows
 
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RotationInvariantModel
@@ -46,6 +48,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1,000 molecules")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.molecules = 1_000
@@ -88,6 +93,26 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"\ntarget >= {TARGET_SPEEDUP:.0f}x: {'met' if best >= TARGET_SPEEDUP else 'NOT met'} "
         f"(best {best:.1f}x)"
     )
+    if args.json:
+        peer_rate = len(molecules) / loop_seconds
+        write_rows(
+            args.json,
+            [
+                result_row(
+                    "inference",
+                    f"predict {len(molecules):,} QM9 molecules, same weights",
+                    name,
+                    "NumPy reference loop",
+                    len(molecules) / seconds,
+                    peer_rate,
+                    "molecules/s",
+                    higher_is_better=True,
+                    target=f">= {TARGET_SPEEDUP:.0f}x",
+                    met=speedup >= TARGET_SPEEDUP,
+                )
+                for name, seconds, speedup, _ in rows[1:]
+            ],
+        )
     return 0
 
 
