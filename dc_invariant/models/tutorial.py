@@ -321,7 +321,14 @@ class _PairModel(_TutorialModel):
         return {"cutoff": None if cutoff is None else float(cutoff)}
 
     def _make_batch(self, stacked: Stacked) -> Batch:
-        inputs: list[Any] = [stacked.positions, stacked.features, stacked.counts]
+        # Pairs only see differences, so each molecule can be centred first, in float64,
+        # before the cast to float32: 1,000 Å from the origin float32 keeps ~1e-4 Å, and the
+        # full-QM9 audit found a molecule whose prediction moved by 2.6e-4 (relative) there.
+        centres = np.add.reduceat(stacked.positions, stacked.starts, axis=0)
+        centred = stacked.positions - np.repeat(
+            centres / stacked.counts[:, None], stacked.counts, 0
+        )
+        inputs: list[Any] = [centred, stacked.features, stacked.counts]
         cutoff = self.hyperparameters["cutoff"]
         if cutoff is not None:
             inputs += list(_neighbor_inputs(stacked, cutoff))
