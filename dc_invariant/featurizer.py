@@ -96,7 +96,8 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         identical arrays. Mols are never renumbered.
     n_jobs : int, default=1
         Worker processes (joblib/loky); -1 uses every core. Results are identical to a serial
-        run and in input order.
+        run and in input order. Worth it for embedding; for Mols that already carry 3D
+        coordinates one process is faster (sending a Mol costs more than reading it).
     scheduler : dask.distributed.Client or str, optional
         Featurize on this Dask cluster instead (a client, or a scheduler address such as
         ``"tcp://10.0.0.5:8786"``; needs the ``dask`` extra). Chunks of at most 64 molecules
