@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="invariant",
         help="how outputs must transform; 'vector' audits a model's forces (default: invariant)",
     )
+    audit.add_argument(
+        "--cutoff",
+        type=float,
+        metavar="Å",
+        help="pair cutoff of the built-in translation, rotation and schnet models: neighbour "
+        "lists for large molecules (default: none; schnet 5)",
+    )
     audit.add_argument("--n-samples", type=int, default=3, help="group elements per molecule")
     audit.add_argument("--seed", type=int, default=0, help="seed of the group elements")
     audit.add_argument(

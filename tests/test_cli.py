@@ -103,6 +103,7 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["featurize", "--elements", "C,Xx"], "unknown element symbol"),
         (["featurize", "--n-jobs", "0"], "--n-jobs must be a positive number"),
         (["audit", "--scheduler", "not an address"], "must be a Dask scheduler address"),
+        (["audit", "--cutoff", "0"], "--cutoff must be a positive distance"),
         (["audit", "--scheduler", "tcp://h:1", "--n-jobs", "2"], "not both"),
         (["featurize", "--limit", "0"], "--limit must be at least 1"),
         (["featurize", "--out", "x.txt"], "--out must name a .npz file"),
@@ -159,3 +160,12 @@ def test_audit_a_moleculenet_set_from_its_raw_file(tmp_path, capsys):
     assert "Lipophilicity.csv there (nothing is downloaded)" in capsys.readouterr().err
     assert main(["audit", "--dataset", "lipo"]) == 2
     assert "needs --data-dir" in capsys.readouterr().err
+
+
+def test_cutoff_reaches_the_built_in_models():
+    from dc_invariant.audit.command import build_model
+
+    assert build_model("rotation", 11, 9, "float64", 0, 4.0).hyperparameters["cutoff"] == 4.0
+    assert build_model("translation", 11, 9, "float64", 0).hyperparameters["cutoff"] is None
+    assert build_model("schnet", 11, 9, "float32", 0, 3.5).hyperparameters["cutoff"] == 3.5
+    assert build_model("schnet", 11, 9, "float32", 0).hyperparameters["cutoff"] == 5.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -14,21 +14,28 @@ from dc_invariant.audit.compute import SYMMETRIES, audit, prepare
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
 
 
-def build_model(name: str, n_features: int, n_atoms: int, dtype: str, seed: int) -> Any:
-    """A seeded, untrained built-in model, or a saved model loaded from folder ``name``."""
+def build_model(
+    name: str, n_features: int, n_atoms: int, dtype: str, seed: int, cutoff: Optional[float] = None
+) -> Any:
+    """A seeded, untrained built-in model, or a saved model loaded from folder ``name``.
+
+    ``cutoff`` (Å) applies to the pair models and SchNet (whose own default is 5 Å).
+    """
     from dc_invariant import models
 
     if name == "dense":
         return models.DenseModel(n_atoms=n_atoms, n_features=n_features, dtype=dtype, seed=seed)
-    if name in ("permutation", "translation", "rotation"):
+    if name == "permutation":
+        return models.PermutationInvariantModel(n_features=n_features, dtype=dtype, seed=seed)
+    if name in ("translation", "rotation"):
         cls = {
-            "permutation": models.PermutationInvariantModel,
             "translation": models.TranslationInvariantModel,
             "rotation": models.RotationInvariantModel,
         }[name]
-        return cls(n_features=n_features, dtype=dtype, seed=seed)
+        return cls(n_features=n_features, dtype=dtype, seed=seed, cutoff=cutoff)
     if name == "schnet":
-        return models.SchNetModel(n_features=n_features, dtype=dtype, seed=seed)
+        extra = {} if cutoff is None else {"cutoff": cutoff}
+        return models.SchNetModel(n_features=n_features, dtype=dtype, seed=seed, **extra)
     return models.load_model(name)
 
 
@@ -58,6 +65,8 @@ def run_audit(
                 f"--model {name!r} is neither one of {', '.join(BUILTIN_MODELS)} "
                 "nor a saved model folder"
             )
+    if args.cutoff is not None and not args.cutoff > 0:
+        raise error(f"--cutoff must be a positive distance in Å, got {args.cutoff}")
     if args.resume and not args.out:
         raise error("--resume continues the audit stored under --out: give --out too")
     if args.out:
@@ -73,7 +82,7 @@ def run_audit(
 
     status = 0
     for name in names:
-        model = build_model(name, n_features, n_atoms, args.dtype, args.seed)
+        model = build_model(name, n_features, n_atoms, args.dtype, args.seed, args.cutoff)
         folder = (
             os.path.join(args.out, os.path.basename(os.path.normpath(name))) if args.out else None
         )
