@@ -230,3 +230,23 @@ def test_resume_recomputes_only_missing_chunks_and_matches(dataset, tmp_path):
         audit(counting, many, chunk_size=64, seed=3, store=str(store), resume=True)
     with pytest.raises(ValueError, match="already holds audit results"):
         audit(counting, many, chunk_size=64, seed=2, store=str(store))
+
+
+def test_deepchem_featurizer_failures_keep_deepchem_s_reason(dc):
+    class Picky(dc.feat.MolecularFeaturizer):
+        """Fails on molecules over 5 atoms, and on any whose first atom is a hydrogen."""
+
+        def _featurize(self, datapoint, **kwargs):
+            if datapoint.GetNumAtoms() > 5:
+                raise ValueError(f"{datapoint.GetNumAtoms()} atoms is too many")
+            if datapoint.GetAtomWithIdx(0).GetAtomicNum() == 1:
+                raise ValueError("hydrogen first")
+            return np.array([datapoint.GetNumAtoms()], dtype=float)
+
+    report = audit(Picky(), ["C", "CCO"], symmetries=("permutation",), n_samples=3)
+    reasons = dict(zip(report.skipped["id"], report.skipped["reason"]))
+    assert reasons == {
+        "CCO": "DeepChem could not featurize it: 9 atoms is too many",
+        "C": "DeepChem could not featurize it: hydrogen first (on a transformed copy)",
+    }
+    assert report.n_inputs == 2 and report.molecules.empty

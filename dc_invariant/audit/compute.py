@@ -7,16 +7,18 @@ all transformed copies go through the target in one call, so a model sees one la
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from dc_invariant._deepchem import import_deepchem, quiet_deepchem_logs
+from dc_invariant._deepchem import import_deepchem
 from dc_invariant.audit.copies import BLOCK, Molecules, draw_copies, merge_copies
 from dc_invariant.audit.deviation import compare
 from dc_invariant.audit.report import COLUMNS, AuditReport, environment
@@ -37,13 +39,21 @@ OUTPUTS: tuple[str, ...] = ("invariant", "per_atom", "vector", "pseudoscalar")
 TOLERANCES: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
 
 
+class Outputs(NamedTuple):
+    """A target's outputs for stacked molecules: flat values, the length of each molecule's
+    output, and why the target failed on some (index -> reason; their values are NaN)."""
+
+    values: np.ndarray
+    lengths: np.ndarray
+    failures: dict[int, str]
+
+
 def predictor(
     target: Any, output: str = "invariant"
-) -> tuple[Callable[[Molecules], tuple[np.ndarray, np.ndarray]], Optional[str]]:
-    """A function mapping stacked molecules to their outputs, and the target's dtype.
+) -> tuple[Callable[[Molecules], Outputs], Optional[str]]:
+    """A function mapping stacked molecules to their `Outputs`, and the target's dtype.
 
-    The function returns ``(values, lengths)``: every molecule's output flattened and
-    concatenated, and the length of each. ``target`` is a dc_invariant model (stacked arrays
+    ``target`` is a dc_invariant model (stacked arrays
     go straight to its network via ``predict_arrays``), another DeepChem model (anything with
     ``predict(dataset)`` over `Conformer` datapoints), a DeepChem featurizer (anything with
     ``featurize(mols)``: each molecule is rebuilt as an RDKit Mol with its geometry and atom
@@ -51,17 +61,19 @@ def predictor(
     """
     if hasattr(target, "featurize") and not hasattr(target, "predict"):
 
-        def run_featurizer(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+        def run_featurizer(batch: Molecules) -> Outputs:
             mols = [mol_from_conformer(c) for c in batch.conformers()]
-            # DeepChem logs a warning when its outputs differ in size (as raw coordinates
-            # do); each molecule is compared only with itself, so that is expected here.
-            with quiet_deepchem_logs(), np.errstate(divide="ignore", invalid="ignore"):
+            # DeepChem catches a failing featurization and only logs it; the log is the one
+            # place its reason survives. Its other warnings (outputs of differing sizes, as
+            # raw coordinates give) are expected here and held back.
+            with _deepchem_failures() as failures, np.errstate(divide="ignore", invalid="ignore"):
                 features = target.featurize(mols)
             # An empty output (a featurization DeepChem gave up on) becomes NaN: skipped.
-            return _ragged(
+            values, lengths, _ = _ragged(
                 np.asarray(f, dtype=np.float64).reshape(-1) if np.size(f) else np.array([np.nan])
                 for f in features
             )
+            return Outputs(values, lengths, failures)
 
         return run_featurizer, "float64"
     dtype = getattr(target, "dtype", None)
@@ -69,19 +81,19 @@ def predictor(
     forces = output == "vector"
     if hasattr(target, "predict_arrays"):
 
-        def run_ours(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+        def run_ours(batch: Molecules) -> Outputs:
             values = target.predict_arrays(
                 batch.positions, batch.features, batch.atomic_numbers, batch.counts, forces=forces
             )
             lengths = batch.counts * 3 if forces else np.full(len(batch), values.shape[1])
-            return values.reshape(-1).astype(np.float64), lengths
+            return Outputs(values.reshape(-1).astype(np.float64), lengths, {})
 
         return run_ours, dtype_name
     if hasattr(target, "predict"):
         dc = import_deepchem()
         forces = forces and hasattr(target, "predict_forces")
 
-        def run_model(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+        def run_model(batch: Molecules) -> Outputs:
             X = np.empty(len(batch), dtype=object)
             X[:] = batch.conformers()
             dataset = dc.data.NumpyDataset(X)
@@ -92,7 +104,7 @@ def predictor(
         return run_model, dtype_name
     if callable(target):
 
-        def run_callable(batch: Molecules) -> tuple[np.ndarray, np.ndarray]:
+        def run_callable(batch: Molecules) -> Outputs:
             return _ragged(
                 np.asarray(target(batch.positions[s], batch.features[s])).reshape(-1)
                 for s in batch.slices()
@@ -105,10 +117,46 @@ def predictor(
     )
 
 
-def _ragged(arrays: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _ragged(arrays: Iterable[np.ndarray]) -> Outputs:
     arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    return (np.concatenate(arrays) if arrays else np.empty(0)), lengths
+    return Outputs(np.concatenate(arrays) if arrays else np.empty(0), lengths, {})
+
+
+class _FailureLog(logging.Handler):
+    """Collects DeepChem's "Failed to featurize datapoint i" / "Exception message" pairs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.failures: dict[int, str] = {}
+        self._index: Optional[int] = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Failed to featurize datapoint") and record.args:
+            self._index = int(record.args[0])
+            self.failures[self._index] = "DeepChem could not featurize it"
+        elif message.startswith("Exception message: ") and self._index is not None:
+            text = message[len("Exception message: ") :].strip()
+            if text:  # some DeepChem exceptions carry no text
+                self.failures[self._index] = f"DeepChem could not featurize it: {text}"
+
+
+@contextlib.contextmanager
+def _deepchem_failures() -> Iterator[dict[int, str]]:
+    """Hold back DeepChem's log lines, keeping its featurization failures (index -> reason)."""
+    handler = _FailureLog()
+    log = logging.getLogger("deepchem")
+    saved = log.level, log.propagate
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        yield handler.failures
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def mol_from_conformer(conformer: Conformer) -> Any:
@@ -396,9 +444,11 @@ def audit_chunk(
     ]
     copies = merge_copies(blocks, range(0, len(molecules), BLOCK))
     # One call: the molecules and all their copies are one large batch for the target.
-    values, lengths = run(Molecules.concatenate([molecules, copies.molecules]))
+    outputs = run(Molecules.concatenate([molecules, copies.molecules]))
     n = len(molecules)
-    deviation = compare(output, values, lengths, n, copies, molecules.counts, rtol, atol)
+    deviation = compare(
+        output, outputs.values, outputs.lengths, n, copies, molecules.counts, rtol, atol
+    )
     absolute, relative, passed, finite = deviation
     n_sym = len(symmetries)
     shape = (n, n_sym, n_samples)
@@ -417,7 +467,16 @@ def audit_chunk(
         "rel_deviation": relative[keep].reshape(-1).tolist(),
         "passed": passed[keep].reshape(-1).tolist(),
     }
-    skipped = [(ids[m], "the target returned NaN or infinity") for m in np.flatnonzero(bad)]
+    reasons: dict[int, str] = {}
+    for k, why in sorted(outputs.failures.items(), reverse=True):
+        # The molecule's own failure wins over one of its copies'.
+        reasons[k if k < n else int(copies.owner[k - n])] = (
+            why if k < n else f"{why} (on a transformed copy)"
+        )
+    skipped = [
+        (ids[m], reasons.get(int(m), "the target returned NaN or infinity"))
+        for m in np.flatnonzero(bad)
+    ]
     return columns, skipped
 
 

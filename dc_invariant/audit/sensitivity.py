@@ -308,8 +308,8 @@ def _outputs(run: Any, conformers: list[Conformer]) -> list[np.ndarray]:
     The audit's runner takes molecules stacked atom by atom and returns every output
     concatenated with their lengths; this is the only place that knows that form.
     """
-    values, lengths = run(Molecules.from_conformers(conformers))
-    return np.split(np.asarray(values, dtype=np.float64), np.cumsum(lengths)[:-1])
+    outputs = run(Molecules.from_conformers(conformers))
+    return np.split(np.asarray(outputs.values, dtype=np.float64), np.cumsum(outputs.lengths)[:-1])
 
 
 def _without_conformers(item: Any) -> Any:
