@@ -8,7 +8,12 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 # What each example must print in its --small run.
 EXPECTED = {
     "audit_coulomb_featurizers": ["verdicts match the featurizers' definitions: True"],
+    "conformer_sensitivity": ["flexible molecules spread more than rigid ones: True"],
     "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
+    "scale_out": [
+        "same conformers as a serial run: True",
+        "same audit report as a serial run: True",
+    ],
     "train_invariant_model": ["forces rotate with the molecule"],
     "tutorial_tables": ["tutorial reproduced"],
 }
