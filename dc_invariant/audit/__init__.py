@@ -4,15 +4,18 @@ Conformer sensitivity (`conformer_sensitivity`) is not a symmetry; it is reporte
 """
 
 from dc_invariant.audit.compute import SYMMETRIES, TOLERANCES, assert_invariant, audit
+from dc_invariant.audit.inputs import AuditInput, prepare
 from dc_invariant.audit.report import AuditReport
 from dc_invariant.audit.sensitivity import SensitivityReport, conformer_sensitivity
 
 __all__ = [
     "SYMMETRIES",
     "TOLERANCES",
+    "AuditInput",
     "AuditReport",
     "SensitivityReport",
     "assert_invariant",
     "audit",
     "conformer_sensitivity",
+    "prepare",
 ]

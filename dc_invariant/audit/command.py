@@ -9,7 +9,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from dc_invariant.audit.compute import SYMMETRIES, audit, prepare
+from dc_invariant.audit.compute import SYMMETRIES, audit
+from dc_invariant.audit.inputs import prepare
 
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
 

@@ -7,21 +7,18 @@ all transformed copies go through the target in one call, so a model sees one la
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import os
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from dc_invariant._deepchem import import_deepchem
 from dc_invariant.audit.copies import BLOCK, Molecules, draw_copies, merge_copies
 from dc_invariant.audit.deviation import compare
+from dc_invariant.audit.inputs import prepare
 from dc_invariant.audit.report import COLUMNS, AuditReport, environment
+from dc_invariant.audit.store import open_store, save_chunk
+from dc_invariant.audit.targets import predictor
 from dc_invariant.conformer import Conformer
 from dc_invariant.parallel import check_workers, map_ordered
 
@@ -37,196 +34,6 @@ OUTPUTS: tuple[str, ...] = ("invariant", "per_atom", "vector", "pseudoscalar")
 
 #: Default (rtol, atol) by the precision of the target's output.
 TOLERANCES: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
-
-
-class Outputs(NamedTuple):
-    """A target's outputs for stacked molecules: flat values, the length of each molecule's
-    output, and why the target failed on some (index -> reason; their values are NaN)."""
-
-    values: np.ndarray
-    lengths: np.ndarray
-    failures: dict[int, str]
-
-
-def predictor(
-    target: Any, output: str = "invariant"
-) -> tuple[Callable[[Molecules], Outputs], Optional[str]]:
-    """A function mapping stacked molecules to their `Outputs`, and the target's dtype.
-
-    ``target`` is a dc_invariant model (stacked arrays
-    go straight to its network via ``predict_arrays``), another DeepChem model (anything with
-    ``predict(dataset)`` over `Conformer` datapoints), a DeepChem featurizer (anything with
-    ``featurize(mols)``: each molecule is rebuilt as an RDKit Mol with its geometry and atom
-    order, then featurized), or a callable ``f(positions, features) -> array``.
-    """
-    if hasattr(target, "featurize") and not hasattr(target, "predict"):
-
-        def run_featurizer(batch: Molecules) -> Outputs:
-            mols = [mol_from_conformer(c) for c in batch.conformers()]
-            # DeepChem catches a failing featurization and only logs it; the log is the one
-            # place its reason survives. Its other warnings (outputs of differing sizes, as
-            # raw coordinates give) are expected here and held back.
-            with _deepchem_failures() as failures, np.errstate(divide="ignore", invalid="ignore"):
-                features = target.featurize(mols)
-            # An empty output (a featurization DeepChem gave up on) becomes NaN: skipped.
-            values, lengths, _ = _ragged(
-                np.asarray(f, dtype=np.float64).reshape(-1) if np.size(f) else np.array([np.nan])
-                for f in features
-            )
-            return Outputs(values, lengths, failures)
-
-        return run_featurizer, "float64"
-    dtype = getattr(target, "dtype", None)
-    dtype_name = str(dtype).replace("torch.", "") if dtype is not None else None
-    forces = output == "vector"
-    if hasattr(target, "predict_arrays"):
-
-        def run_ours(batch: Molecules) -> Outputs:
-            values = target.predict_arrays(
-                batch.positions, batch.features, batch.atomic_numbers, batch.counts, forces=forces
-            )
-            lengths = batch.counts * 3 if forces else np.full(len(batch), values.shape[1])
-            return Outputs(values.reshape(-1).astype(np.float64), lengths, {})
-
-        return run_ours, dtype_name
-    if hasattr(target, "predict"):
-        dc = import_deepchem()
-        forces = forces and hasattr(target, "predict_forces")
-
-        def run_model(batch: Molecules) -> Outputs:
-            X = np.empty(len(batch), dtype=object)
-            X[:] = batch.conformers()
-            dataset = dc.data.NumpyDataset(X)
-            if forces:
-                return _ragged(f.reshape(-1) for f in target.predict_forces(dataset))
-            return _ragged(np.asarray(target.predict(dataset)).reshape(len(batch), -1))
-
-        return run_model, dtype_name
-    if callable(target):
-
-        def run_callable(batch: Molecules) -> Outputs:
-            return _ragged(
-                np.asarray(target(batch.positions[s], batch.features[s])).reshape(-1)
-                for s in batch.slices()
-            )
-
-        return run_callable, None
-    raise TypeError(
-        f"target must be a model with predict(), a featurizer with featurize() or a callable "
-        f"f(positions, features), got {type(target).__name__}"
-    )
-
-
-def _ragged(arrays: Iterable[np.ndarray]) -> Outputs:
-    arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    return Outputs(np.concatenate(arrays) if arrays else np.empty(0), lengths, {})
-
-
-class _FailureLog(logging.Handler):
-    """Collects DeepChem's "Failed to featurize datapoint i" / "Exception message" pairs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.failures: dict[int, str] = {}
-        self._index: Optional[int] = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Failed to featurize datapoint") and record.args:
-            self._index = int(record.args[0])
-            self.failures[self._index] = "DeepChem could not featurize it"
-        elif message.startswith("Exception message: ") and self._index is not None:
-            text = message[len("Exception message: ") :].strip()
-            if text:  # some DeepChem exceptions carry no text
-                self.failures[self._index] = f"DeepChem could not featurize it: {text}"
-
-
-@contextlib.contextmanager
-def _deepchem_failures() -> Iterator[dict[int, str]]:
-    """Hold back DeepChem's log lines, keeping its featurization failures (index -> reason)."""
-    handler = _FailureLog()
-    log = logging.getLogger("deepchem")
-    saved = log.level, log.propagate
-    log.setLevel(logging.WARNING)
-    log.propagate = False
-    log.addHandler(handler)
-    try:
-        yield handler.failures
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(saved[0])
-        log.propagate = saved[1]
-
-
-def mol_from_conformer(conformer: Conformer) -> Any:
-    """An RDKit Mol with the conformer's atoms, in its order, and its geometry in 3D.
-
-    Connectivity is perceived from the geometry, which is all that geometric featurizers
-    (Coulomb matrices, coordinates) read.
-    """
-    from dc_invariant.datasets import qm9_mol
-
-    return qm9_mol(conformer.atomic_numbers, conformer.positions)
-
-
-@dataclass
-class AuditInput:
-    """Molecules ready to audit: the conformers, their ids, and the inputs left out.
-
-    Made by `prepare`; pass it to `audit` (repeatedly, for several targets) to featurize
-    once.
-    """
-
-    molecules: list[Conformer]
-    ids: list[str]
-    skipped: list[tuple[str, str]]
-
-    @property
-    def n_inputs(self) -> int:
-        """Molecules given: audited plus skipped."""
-        return len(self.molecules) + len(self.skipped)
-
-
-def prepare(
-    data: Any, *, ids: Optional[Sequence[str]] = None, n_jobs: int = 1, scheduler: Any = None
-) -> AuditInput:
-    """Turn audit data into conformers, keeping the reason for every input left out.
-
-    Parameters
-    ----------
-    data : DeepChem dataset of Conformer, list of Conformer, or list of SMILES / RDKit Mols
-        SMILES and Mols are featurized with a default `ConformerFeaturizer` (on ``n_jobs``
-        processes or the Dask ``scheduler``); one that fails is skipped with RDKit's reason.
-    ids : sequence of str, optional
-        A label per input (default: the dataset's ids, else the SMILES, else the index).
-    """
-    if isinstance(data, AuditInput):
-        return data
-    if hasattr(data, "X") and hasattr(data, "ids"):
-        items, labels = list(data.X), [str(i) for i in data.ids]
-    else:
-        items = list(data)
-        labels = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
-    if ids is not None:
-        if len(ids) != len(items):
-            raise ValueError(f"ids has {len(ids)} labels for {len(items)} inputs")
-        labels = [str(i) for i in ids]
-    reasons: dict[int, str] = {}
-    if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
-        from dc_invariant.featurizer import ConformerFeaturizer
-
-        featurizer = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
-        items = list(featurizer.featurize(items, log_failures=False))
-        reasons = {i: why for i, _, why in featurizer.failures}
-    prepared = AuditInput([], [], [])
-    for i, (item, name) in enumerate(zip(items, labels)):
-        if isinstance(item, Conformer):
-            prepared.molecules.append(item)
-            prepared.ids.append(name)
-        else:
-            prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
-    return prepared
 
 
 def audit(
@@ -334,7 +141,7 @@ def audit(
         "target": type(target).__name__,
         "versions": environment(),
     }
-    done = _open_store(store, resume, settings, chunk_size, n_inputs) if store else {}
+    done = open_store(store, resume, settings, chunk_size, n_inputs) if store else {}
     starts = range(0, len(molecules), chunk_size)
     # A model travels to worker processes as settings and weights, not as a pickle of the
     # DeepChem object (which holds unpicklable closures).
@@ -359,7 +166,7 @@ def audit(
             else:
                 chunk_columns, chunk_skipped = next(results)
                 if store:
-                    _save_chunk(store, start, chunk_columns, chunk_skipped)
+                    save_chunk(store, start, chunk_columns, chunk_skipped)
             for name in COLUMNS:
                 columns[name].extend(chunk_columns[name])
             skipped.extend(tuple(s) for s in chunk_skipped)
@@ -369,49 +176,6 @@ def audit(
 
 def _stack(molecules: list[Conformer], start: int, size: int) -> Molecules:
     return Molecules.from_conformers(molecules[start : start + size])
-
-
-def _open_store(
-    store: str, resume: bool, settings: dict, chunk_size: int, n_inputs: int
-) -> dict[int, tuple[dict[str, list], list]]:
-    """Prepare ``store``; return the chunks it already holds when resuming."""
-    os.makedirs(store, exist_ok=True)
-    path = os.path.join(store, "settings.json")
-    key = {k: v for k, v in settings.items() if k != "versions"}
-    key.update(chunk_size=chunk_size, n_inputs=n_inputs)
-    chunks = sorted(f for f in os.listdir(store) if f.startswith("chunk_") and f.endswith(".json"))
-    if not resume:
-        if chunks:
-            raise ValueError(
-                f"{store} already holds audit results; resume it (resume=True, --resume) "
-                "or use an empty folder"
-            )
-        with open(path, "w") as handle:
-            json.dump(key, handle, indent=2)
-        return {}
-    if os.path.isfile(path):
-        with open(path) as handle:
-            stored = json.load(handle)
-        if stored != key:
-            changed = sorted(k for k in key if stored.get(k) != key[k])
-            raise ValueError(f"cannot resume {store}: settings differ in {changed}")
-    else:
-        with open(path, "w") as handle:
-            json.dump(key, handle, indent=2)
-    done = {}
-    for name in chunks:
-        with open(os.path.join(store, name)) as handle:
-            saved = json.load(handle)
-        done[int(name[6:-5])] = (saved["columns"], saved["skipped"])
-    return done
-
-
-def _save_chunk(store: str, start: int, columns: dict[str, list], skipped: list) -> None:
-    # Write then rename, so an interruption never leaves a half-written chunk behind.
-    final = os.path.join(store, f"chunk_{start:09d}.json")
-    with open(final + ".tmp", "w") as handle:
-        json.dump({"columns": columns, "skipped": skipped}, handle)
-    os.replace(final + ".tmp", final)
 
 
 def audit_chunk(

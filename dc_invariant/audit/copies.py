@@ -231,7 +231,13 @@ def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generato
     return orders
 
 
-def _mixes(orders, z, starts, counts, first) -> np.ndarray:
+def _mixes(
+    orders: np.ndarray,
+    z: np.ndarray,
+    starts: Sequence[int] | np.ndarray,
+    counts: Sequence[int] | np.ndarray,
+    first: Sequence[int] | np.ndarray,
+) -> np.ndarray:
     """Per segment: moves an atom onto another element (or, with one element, is not the
     identity; one atom can only stay)."""
     counts = np.asarray(counts)

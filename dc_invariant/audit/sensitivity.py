@@ -18,9 +18,9 @@ import pandas as pd
 from rdkit import Chem
 from tqdm.auto import tqdm
 
-from dc_invariant.audit.compute import predictor
 from dc_invariant.audit.copies import Molecules
 from dc_invariant.audit.report import environment
+from dc_invariant.audit.targets import predictor
 from dc_invariant.conformer import Conformer
 from dc_invariant.embedding import _is_int
 

@@ -1,0 +1,70 @@
+"""The molecules an audit runs over, from whatever the user has: datasets, SMILES, Mols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from dc_invariant.conformer import Conformer
+
+
+@dataclass
+class AuditInput:
+    """Molecules ready to audit: the conformers, their ids, and the inputs left out.
+
+    Made by `prepare`; pass it to `audit` (repeatedly, for several targets) to featurize
+    once.
+    """
+
+    molecules: list[Conformer]
+    ids: list[str]
+    skipped: list[tuple[str, str]]
+
+    @property
+    def n_inputs(self) -> int:
+        """Molecules given: audited plus skipped."""
+        return len(self.molecules) + len(self.skipped)
+
+
+def prepare(
+    data: Any, *, ids: Optional[Sequence[str]] = None, n_jobs: int = 1, scheduler: Any = None
+) -> AuditInput:
+    """Turn audit data into conformers, keeping the reason for every input left out.
+
+    Parameters
+    ----------
+    data : DeepChem dataset of Conformer, list of Conformer, or list of SMILES / RDKit Mols
+        SMILES and Mols are featurized with a default `ConformerFeaturizer` (on ``n_jobs``
+        processes or the Dask ``scheduler``); one that fails is skipped with RDKit's reason.
+    ids : sequence of str, optional
+        A label per input (default: the dataset's ids, else the SMILES, else the index).
+    """
+    if isinstance(data, AuditInput):
+        return data
+    if hasattr(data, "X") and hasattr(data, "ids"):
+        items, labels = list(data.X), [str(i) for i in data.ids]
+    else:
+        items = list(data)
+        labels = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
+    if ids is not None:
+        if len(ids) != len(items):
+            raise ValueError(f"ids has {len(ids)} labels for {len(items)} inputs")
+        labels = [str(i) for i in ids]
+    reasons: dict[int, str] = {}
+    if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
+        from dc_invariant.featurizer import ConformerFeaturizer
+
+        featurizer = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
+        items = list(featurizer.featurize(items, log_failures=False))
+        reasons = {i: why for i, _, why in featurizer.failures}
+    prepared = AuditInput([], [], [])
+    for i, (item, name) in enumerate(zip(items, labels)):
+        if isinstance(item, Conformer):
+            prepared.molecules.append(item)
+            prepared.ids.append(name)
+        else:
+            prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
+    return prepared

@@ -1,0 +1,53 @@
+"""The on-disk store of a long audit: one JSON file per finished chunk, and its settings.
+
+Resuming reads the finished chunks back instead of recomputing them; the settings file makes
+sure they were computed with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def open_store(
+    store: str, resume: bool, settings: dict, chunk_size: int, n_inputs: int
+) -> dict[int, tuple[dict[str, list], list]]:
+    """Prepare ``store``; return the chunks it already holds when resuming."""
+    os.makedirs(store, exist_ok=True)
+    path = os.path.join(store, "settings.json")
+    key = {k: v for k, v in settings.items() if k != "versions"}
+    key.update(chunk_size=chunk_size, n_inputs=n_inputs)
+    chunks = sorted(f for f in os.listdir(store) if f.startswith("chunk_") and f.endswith(".json"))
+    if not resume:
+        if chunks:
+            raise ValueError(
+                f"{store} already holds audit results; resume it (resume=True, --resume) "
+                "or use an empty folder"
+            )
+        with open(path, "w") as handle:
+            json.dump(key, handle, indent=2)
+        return {}
+    if os.path.isfile(path):
+        with open(path) as handle:
+            stored = json.load(handle)
+        if stored != key:
+            changed = sorted(k for k in key if stored.get(k) != key[k])
+            raise ValueError(f"cannot resume {store}: settings differ in {changed}")
+    else:
+        with open(path, "w") as handle:
+            json.dump(key, handle, indent=2)
+    done = {}
+    for name in chunks:
+        with open(os.path.join(store, name)) as handle:
+            saved = json.load(handle)
+        done[int(name[6:-5])] = (saved["columns"], saved["skipped"])
+    return done
+
+
+def save_chunk(store: str, start: int, columns: dict[str, list], skipped: list) -> None:
+    # Write then rename, so an interruption never leaves a half-written chunk behind.
+    final = os.path.join(store, f"chunk_{start:09d}.json")
+    with open(final + ".tmp", "w") as handle:
+        json.dump({"columns": columns, "skipped": skipped}, handle)
+    os.replace(final + ".tmp", final)
