@@ -29,11 +29,13 @@ setup(
         "pandas>=1.5",
         "joblib>=1.3",
         "tqdm>=4.60",
+        "matplotlib>=3.5",  # the audit's HTML report
         # Any recent torch; the README shows how to take the CPU-only wheel.
         "torch>=2.1",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-cov>=4", "ruff>=0.5"],
+        # dask: the tests run a real local cluster.
+        "test": ["pytest>=7", "pytest-cov>=4", "ruff>=0.5", "dask[distributed]>=2023.1"],
         "qm9": ["qm9pack>=1.0.3"],
         "dask": ["dask[distributed]>=2023.1"],
     },

@@ -35,14 +35,13 @@ def _png(figure_or_image: object) -> str:
 
 
 def _histogram(report: AuditReport) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure draws with Agg without touching pyplot's global backend, which a
+    # notebook user's session depends on.
+    from matplotlib.figure import Figure
 
     symmetries = report.settings["symmetries"]
-    figure, axes = plt.subplots(1, len(symmetries), figsize=(3.2 * len(symmetries), 2.6))
-    axes = np.atleast_1d(axes)
+    figure = Figure(figsize=(3.2 * len(symmetries), 2.6))
+    axes = np.atleast_1d(figure.subplots(1, len(symmetries)))
     for ax, symmetry in zip(axes, symmetries):
         values = report.molecules.loc[report.molecules["symmetry"] == symmetry, "rel_deviation"]
         # Exact zeros are drawn at the float64 floor so that they stay visible on a log axis.
@@ -53,9 +52,7 @@ def _histogram(report: AuditReport) -> str:
         ax.set_xlabel("log10 relative deviation")
     axes[0].set_ylabel("molecules")
     figure.tight_layout()
-    encoded = _png(figure)
-    plt.close(figure)
-    return encoded
+    return _png(figure)
 
 
 def _depiction(smiles: object) -> str:
