@@ -19,7 +19,6 @@ from dc_invariant.embedding import (
     FeaturizationError,
     FeaturizerSettings,
     _Encoder,
-    _is_int,
     conformer_from_arrays,
     describe_input,
     featurize_chunk,
@@ -139,13 +138,9 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             raise TypeError(
                 f"use_original_atoms_order must be True or False, got {use_original_atoms_order!r}"
             )
-        if not _is_int(n_jobs) or n_jobs == 0:
-            raise (TypeError if not _is_int(n_jobs) else ValueError)(
-                f"n_jobs must be a non-zero int (-1 for every core), got {n_jobs!r}"
-            )
         if not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be True or False, got {progress!r}")
-        check_workers(int(n_jobs), scheduler)
+        check_workers(n_jobs, scheduler)
         super().__init__(use_original_atoms_order=bool(use_original_atoms_order))
         self.settings = FeaturizerSettings(
             elements=elements,
@@ -323,18 +318,19 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         return result
 
     def _run(self, items: list[Any]) -> list[tuple[Optional[Conformer], Optional[str]]]:
-        if self.scheduler is not None:
-            workers = sum(dask_client(self.scheduler).nthreads().values())
+        # An address is connected once, here, rather than once per use.
+        client = None if self.scheduler is None else dask_client(self.scheduler)
+        if client is not None:
+            workers = sum(client.nthreads().values())
         else:
             workers = joblib.effective_n_jobs(self.n_jobs)
         size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (_CHUNKS_PER_WORKER * workers))))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        local = self.scheduler is None and (workers == 1 or len(chunks) == 1)
         parts = map_ordered(
             featurize_chunk,
             ((self.settings, chunk) for chunk in chunks),
-            n_jobs=1 if local or self.scheduler is not None else workers,
-            scheduler=self.scheduler,
+            n_jobs=workers if client is None and len(chunks) > 1 else 1,
+            scheduler=client,
         )
         bar = tqdm(total=len(items), disable=not self.progress, desc="featurize", unit="mol")
         outcomes: list[tuple[Optional[Conformer], Optional[str]]] = []

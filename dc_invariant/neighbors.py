@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -53,6 +55,46 @@ def neighbor_pairs(positions: FloatArray, cutoff: float, *, directed: bool = Tru
         i, j = pairs[:, 0], pairs[:, 1]
     order = np.lexsort((j, i))
     return np.stack([i[order], j[order]]).astype(np.int64)
+
+
+def stacked_neighbor_pairs(
+    positions: FloatArray,
+    counts: IntArray,
+    cutoff: float,
+    *,
+    directed: bool = True,
+    molecules: Optional[IntArray] = None,
+) -> IntArray:
+    """`neighbor_pairs` of each molecule of a batch whose atoms are stacked.
+
+    Parameters
+    ----------
+    positions : np.ndarray of shape (n_total, 3)
+        Every molecule's coordinates (Å), molecule after molecule.
+    counts : np.ndarray of int, shape (n_molecules,)
+        Atoms per molecule.
+    cutoff : float
+        Neighbour radius (Å).
+    directed : bool, default=True
+        As in `neighbor_pairs`.
+    molecules : np.ndarray of int, optional
+        Only these molecules (default: all).
+
+    Returns
+    -------
+    np.ndarray of int64, shape (2, n_pairs)
+        Stacked atom indices; pairs never cross molecules.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    chosen = range(len(counts)) if molecules is None else molecules
+    blocks = [np.empty((2, 0), dtype=np.int64)]
+    for m in chosen:
+        start, n = int(starts[m]), int(counts[m])
+        blocks.append(
+            neighbor_pairs(positions[start : start + n], cutoff, directed=directed) + start
+        )
+    return np.concatenate(blocks, axis=1)
 
 
 def all_pairs(counts: IntArray) -> IntArray:

@@ -13,28 +13,37 @@ from dc_invariant._types import FloatArray, IntArray
 from dc_invariant.conformer import Conformer
 
 
-def random_rotation(rng: np.random.Generator) -> FloatArray:
-    """A Haar-uniform random rotation matrix (3, 3), det +1.
+def haar_rotations(normals: FloatArray) -> FloatArray:
+    """Haar-uniform rotations (K, 3, 3), det +1, from standard normals of shape (K, 9).
 
     QR of a Gaussian matrix with the signs of R's diagonal fixed is Haar-distributed on O(3)
-    (Mezzadri 2007); flipping one column when det is -1 keeps it uniform on SO(3).
+    (Mezzadri 2007); flipping one column where det is -1 keeps it uniform on SO(3).
     """
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
+    q, r = np.linalg.qr(np.asarray(normals, dtype=np.float64).reshape(-1, 3, 3))
+    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
+    q[np.linalg.det(q) < 0, :, 0] *= -1.0
     return q
 
 
-def random_reflection(rng: np.random.Generator) -> FloatArray:
-    """A Householder reflection ``I - 2 v vᵀ`` across a random plane (3, 3), det -1.
+def householder_reflections(normals: FloatArray) -> FloatArray:
+    """Reflections ``I - 2 v vᵀ`` (K, 3, 3) across random planes, from normals of shape (K, 3).
 
-    Unlike ``x -> -x`` it mixes coordinates, so it tests numerical precision as well as
+    Unlike ``x -> -x`` they mix coordinates, so they test numerical precision as well as
     handedness.
     """
-    v = rng.normal(size=3)
-    v /= np.linalg.norm(v)
-    return np.eye(3) - 2.0 * np.outer(v, v)
+    v = np.asarray(normals, dtype=np.float64).reshape(-1, 3)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.eye(3) - 2.0 * v[:, :, None] * v[:, None, :]
+
+
+def random_rotation(rng: np.random.Generator) -> FloatArray:
+    """A Haar-uniform random rotation matrix (3, 3), det +1 (see `haar_rotations`)."""
+    return haar_rotations(rng.normal(size=(1, 9)))[0]
+
+
+def random_reflection(rng: np.random.Generator) -> FloatArray:
+    """A Householder reflection across a random plane (3, 3), det -1."""
+    return householder_reflections(rng.normal(size=(1, 3)))[0]
 
 
 def random_translation(rng: np.random.Generator, scale: float = 10.0) -> FloatArray:
@@ -47,20 +56,46 @@ def mixing_permutation(atomic_numbers: IntArray, rng: np.random.Generator) -> In
     """A random atom order that moves at least one atom onto a position held by another element.
 
     Swapping two identical atoms leaves the input unchanged and proves nothing, so a
-    permutation is redrawn until some atom lands where a different element was. Molecules
-    of a single element get any non-identity permutation (or the identity for one atom).
+    permutation is redrawn until it `mixes`. Molecules of a single element get any
+    non-identity permutation (or the identity for one atom).
     """
     z = np.asarray(atomic_numbers)
     n = len(z)
     if n < 2:
         return np.arange(n)
-    mixed_elements = len(np.unique(z)) > 1
     while True:
         order = rng.permutation(n)
-        if mixed_elements and (z[order] != z).any():
+        if mixes(order, z, [0], [n])[0]:
             return order
-        if not mixed_elements and (order != np.arange(n)).any():
-            return order
+
+
+def mixes(
+    orders: IntArray, atomic_numbers: IntArray, starts: IntArray, counts: IntArray
+) -> np.ndarray:
+    """For consecutive atom orders, one per molecule: does each prove something?
+
+    ``orders`` holds, molecule after molecule, local atom indices of molecules that start at
+    ``starts`` in ``atomic_numbers`` and have ``counts`` atoms. An order proves something when
+    it moves an atom onto a position held by another element; for a molecule of one element,
+    when it is not the identity; a single atom can only stay.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    local = segment_arange(np.zeros(len(counts), np.int64), counts)
+    atoms = np.repeat(np.asarray(starts, dtype=np.int64), counts)
+    z = np.asarray(atomic_numbers)
+    moved, original = z[atoms + orders], z[atoms + local]
+    changes_element = np.logical_or.reduceat(moved != original, first)
+    not_identity = np.logical_or.reduceat(orders != local, first)
+    one_element = np.maximum.reduceat(original, first) == np.minimum.reduceat(original, first)
+    return np.where(one_element, not_identity | (counts < 2), changes_element)
+
+
+def segment_arange(starts: IntArray, counts: IntArray) -> IntArray:
+    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])`` without a loop."""
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.cumsum(counts) - counts
+    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, counts) + np.arange(counts.sum())
 
 
 def transform(

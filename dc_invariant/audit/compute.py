@@ -20,7 +20,7 @@ from dc_invariant.audit.report import COLUMNS, AuditReport, environment
 from dc_invariant.audit.store import open_store, save_chunk
 from dc_invariant.audit.targets import predictor
 from dc_invariant.conformer import Conformer
-from dc_invariant.parallel import check_workers, map_ordered
+from dc_invariant.parallel import check_workers, dask_client, map_ordered
 
 #: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
 #: that must always give zero deviation.
@@ -119,6 +119,9 @@ def audit(
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     check_workers(n_jobs, scheduler)
+    if scheduler is not None:
+        # Connect to an address once, for featurizing and auditing alike.
+        scheduler = dask_client(scheduler)
     chunk_size = -(-chunk_size // BLOCK) * BLOCK
     _, dtype = predictor(target, output)
     if dtype is None:

@@ -20,6 +20,12 @@ from typing import Optional
 import numpy as np
 
 from dc_invariant.conformer import Conformer
+from dc_invariant.symmetry import (
+    haar_rotations,
+    householder_reflections,
+    mixes,
+    segment_arange,
+)
 
 #: Molecules per random-number block (chunks of an audit are whole blocks).
 BLOCK = 64
@@ -126,24 +132,6 @@ def merge_copies(blocks: Sequence[Copies], offsets: Sequence[int]) -> Copies:
     )
 
 
-def haar_rotations(normals: np.ndarray) -> np.ndarray:
-    """Haar-uniform rotations (K, 3, 3), det +1, from standard normals of shape (K, 9).
-
-    QR of a Gaussian matrix with the signs of R's diagonal fixed is Haar-distributed on O(3)
-    (Mezzadri 2007); flipping one column where det is -1 keeps it uniform on SO(3).
-    """
-    q, r = np.linalg.qr(normals.reshape(-1, 3, 3))
-    q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]
-    q[np.linalg.det(q) < 0, :, 0] *= -1.0
-    return q
-
-
-def householder_reflections(normals: np.ndarray) -> np.ndarray:
-    """Reflections ``I - 2 v vᵀ`` (K, 3, 3) across random planes, from normals of shape (K, 3)."""
-    v = normals / np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.eye(3) - 2.0 * v[:, :, None] * v[:, None, :]
-
-
 def draw_copies(
     molecules: Molecules, block: int, symmetries: Sequence[str], n_samples: int, seed: int
 ) -> Copies:
@@ -221,38 +209,11 @@ def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generato
     keys = rng.random(int(counts.sum()))
     first = np.cumsum(counts) - counts
     orders = np.lexsort((keys, segment)) - np.repeat(first, counts)
-    for k in np.flatnonzero(~_mixes(orders, z, starts, counts, first)):
+    for k in np.flatnonzero(~mixes(orders, z, starts, counts)):
         n = int(counts[k])
         zk = z[starts[k] : starts[k] + n]
         # Redraws are rare (one element, or an order that only swapped equal atoms) and are
         # made in a fixed order, so they stay deterministic.
-        while not _mixes(orders[first[k] : first[k] + n], zk, [0], [n], [0])[0]:
+        while not mixes(orders[first[k] : first[k] + n], zk, [0], [n])[0]:
             orders[first[k] : first[k] + n] = np.argsort(rng.random(n))
     return orders
-
-
-def _mixes(
-    orders: np.ndarray,
-    z: np.ndarray,
-    starts: Sequence[int] | np.ndarray,
-    counts: Sequence[int] | np.ndarray,
-    first: Sequence[int] | np.ndarray,
-) -> np.ndarray:
-    """Per segment: moves an atom onto another element (or, with one element, is not the
-    identity; one atom can only stay)."""
-    counts = np.asarray(counts)
-    moved = z[np.repeat(starts, counts) + orders]
-    original = z[np.repeat(starts, counts) + segment_arange(np.zeros(len(counts), int), counts)]
-    changes_element = np.logical_or.reduceat(moved != original, first)
-    not_identity = np.logical_or.reduceat(
-        orders != segment_arange(np.zeros(len(counts), int), counts), first
-    )
-    one_element = np.maximum.reduceat(original, first) == np.minimum.reduceat(original, first)
-    return np.where(one_element, not_identity | (counts < 2), changes_element)
-
-
-def segment_arange(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])`` without a loop."""
-    counts = np.asarray(counts, dtype=np.int64)
-    offsets = np.cumsum(counts) - counts
-    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, counts) + np.arange(counts.sum())

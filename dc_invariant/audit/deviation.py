@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dc_invariant.audit.copies import Copies, segment_arange
+from dc_invariant.audit.copies import Copies
+from dc_invariant.symmetry import segment_arange
 
 
 def segment_reduce(

@@ -15,7 +15,7 @@ import torch
 
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel, Stacked, check_hyperparameters
-from dc_invariant.neighbors import neighbor_pairs
+from dc_invariant.neighbors import stacked_neighbor_pairs
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -256,17 +256,9 @@ class SchNetModel(InvariantModel):
         super().__init__(network, hyperparameters=hyperparameters, torch_kwargs=kwargs)
 
     def _make_batch(self, stacked: Stacked) -> Batch:
-        counts, starts = stacked.counts, stacked.starts
-        # Centring in float64 here, before any cast to float32, keeps large translations exact.
-        centres = np.add.reduceat(stacked.positions, starts, axis=0) / counts[:, None]
-        positions = stacked.positions - np.repeat(centres, counts, axis=0)
-        pairs = np.concatenate(
-            [
-                neighbor_pairs(positions[s : s + n], self.cutoff, directed=False) + s
-                for s, n in zip(starts, counts)
-            ],
-            axis=1,
-        )
+        counts = stacked.counts
+        positions = stacked.centred_positions()
+        pairs = stacked_neighbor_pairs(positions, counts, self.cutoff, directed=False)
         inputs = [positions, stacked.features, stacked.atomic_numbers, counts, pairs]
         return Batch(inputs, counts, padded=False)
 
