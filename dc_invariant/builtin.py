@@ -46,6 +46,12 @@ def peptide_box(n_atoms: int = 5000, *, residues: int = 10, seed: int = 0) -> An
     -------
     rdkit.Chem.Mol
         One Mol (the copies are separate fragments) with a 3D conformer.
+
+    Examples
+    --------
+    >>> box = peptide_box(100, residues=2)
+    >>> box.GetNumAtoms(), box.GetConformer().Is3D()
+    (115, True)
     """
     from rdkit import Chem
     from rdkit.Chem import AllChem

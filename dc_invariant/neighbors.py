@@ -84,6 +84,12 @@ def stacked_neighbor_pairs(
     -------
     np.ndarray of int64, shape (2, n_pairs)
         Stacked atom indices; pairs never cross molecules.
+
+    Examples
+    --------
+    >>> two = np.array([[0.0, 0, 0], [1.0, 0, 0], [1.5, 0, 0], [2.5, 0, 0]])
+    >>> stacked_neighbor_pairs(two, [2, 2], cutoff=1.2, directed=False).tolist()
+    [[0, 2], [1, 3]]
     """
     counts = np.asarray(counts, dtype=np.int64)
     starts = np.cumsum(counts) - counts

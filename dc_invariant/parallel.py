@@ -75,6 +75,11 @@ def map_ordered(
     in_flight : int, optional
         Tasks submitted but not yet yielded (default: twice the workers), which bounds the
         memory held by results waiting for an earlier task.
+
+    Examples
+    --------
+    >>> list(map_ordered(pow, [(2, 3), (3, 2)]))
+    [8, 9]
     """
     check_workers(n_jobs, scheduler)
     if scheduler is not None:

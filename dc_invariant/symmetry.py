@@ -18,6 +18,12 @@ def haar_rotations(normals: FloatArray) -> FloatArray:
 
     QR of a Gaussian matrix with the signs of R's diagonal fixed is Haar-distributed on O(3)
     (Mezzadri 2007); flipping one column where det is -1 keeps it uniform on SO(3).
+
+    Examples
+    --------
+    >>> q = haar_rotations(np.random.default_rng(0).normal(size=(4, 9)))
+    >>> np.allclose(q @ q.transpose(0, 2, 1), np.eye(3)), np.allclose(np.linalg.det(q), 1)
+    (True, True)
     """
     q, r = np.linalg.qr(np.asarray(normals, dtype=np.float64).reshape(-1, 3, 3))
     q = q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :]

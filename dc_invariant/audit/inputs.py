@@ -41,6 +41,12 @@ def prepare(
         processes or the Dask ``scheduler``); one that fails is skipped with RDKit's reason.
     ids : sequence of str, optional
         A label per input (default: the dataset's ids, else the SMILES, else the index).
+
+    Examples
+    --------
+    >>> prepared = prepare(["CCO", "not a smiles"], ids=["ethanol", "typo"])
+    >>> prepared.ids, prepared.skipped
+    (['ethanol'], [('typo', 'RDKit could not parse the SMILES')])
     """
     if isinstance(data, AuditInput):
         return data

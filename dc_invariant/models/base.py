@@ -315,6 +315,18 @@ class InvariantModel(dc.models.TorchModel):
         np.ndarray
             (n_molecules, n_outputs) predictions (class probabilities flattened per
             molecule in classification mode), or (n_total, 3) forces.
+
+        Examples
+        --------
+        >>> from dc_invariant.models import RotationInvariantModel
+        >>> model = RotationInvariantModel(n_features=1, dtype="float64")
+        >>> positions = np.array([[0.0, 0, 0], [1.0, 0, 0], [0.0, 0, 0]])  # H2, then H
+        >>> arrays = (positions, np.ones((3, 1)), [1, 1, 1], [2, 1])
+        >>> model.predict_arrays(*arrays).shape
+        (2, 1)
+        >>> forces = model.predict_arrays(*arrays, forces=True)
+        >>> forces.shape, bool(abs(forces[:2].sum(axis=0)).max() < 1e-12)  # no net force
+        ((3, 3), True)
         """
         counts = np.asarray(counts, dtype=np.int64)
         positions = np.asarray(positions, dtype=np.float64)
