@@ -6,6 +6,8 @@ start without paying DeepChem's multi-second import.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -15,11 +17,13 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
 from dc_invariant.conformer import Conformer
+from dc_invariant.geometry import describe_clash, find_clash, place_fragments
 
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
 ATOM_PROPERTIES: tuple[str, ...] = ("formal_charge", "aromatic", "hybridization")
 FORCE_FIELDS: tuple[Optional[str], ...] = (None, "MMFF", "UFF")
 HYBRIDIZATIONS: tuple[str, ...] = ("s", "sp", "sp2", "sp3", "other")
+FRAGMENT_MODES: tuple[str, ...] = ("all", "largest", "error")
 
 _HYBRIDIZATION_COLUMN = {
     Chem.HybridizationType.S: 0,
@@ -57,6 +61,8 @@ class FeaturizerSettings:
     force_field: Optional[str] = None
     record_smiles: bool = True
     canonical_atom_order: bool = True
+    fragments: str = "all"
+    embed_timeout: Optional[int] = 60
 
     def __post_init__(self) -> None:
         for name in ("other_element", "heavy_atoms_only", "record_smiles", "canonical_atom_order"):
@@ -103,6 +109,22 @@ class FeaturizerSettings:
             )
         if self.force_field not in FORCE_FIELDS:
             raise ValueError(f"force_field must be one of {FORCE_FIELDS}, got {self.force_field!r}")
+        if self.fragments not in FRAGMENT_MODES:
+            raise ValueError(f"fragments must be one of {FRAGMENT_MODES}, got {self.fragments!r}")
+        if self.embed_timeout is not None:
+            if not _is_int(self.embed_timeout):
+                raise TypeError(
+                    f"embed_timeout must be a whole number of seconds or None, "
+                    f"got {self.embed_timeout!r}"
+                )
+            if not 1 <= self.embed_timeout <= 86_400:
+                raise ValueError(
+                    f"embed_timeout must be in [1, 86400] seconds (None: no limit), "
+                    f"got {self.embed_timeout}"
+                )
+            object.__setattr__(self, "embed_timeout", int(self.embed_timeout))
+        for name, _, _ in limits:
+            object.__setattr__(self, name, int(getattr(self, name)))
         object.__setattr__(self, "elements", tuple(self.elements))
         object.__setattr__(self, "atom_properties", tuple(self.atom_properties))
 
@@ -157,18 +179,38 @@ class _Encoder:
                 raise FeaturizationError("RDKit could not parse the SMILES")
             if mol.GetNumAtoms() == 0:
                 raise FeaturizationError("the molecule has no atoms")
+            mol = self.select_fragments(mol)
             if self.settings.canonical_atom_order:
                 # Re-reading the canonical SMILES orders atoms *and* bonds canonically; ETKDG
                 # depends on both, so only then do 'CCO' and 'OCC' give identical arrays.
                 mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
             return mol
         if isinstance(item, Chem.Mol):
-            return item
+            return self.select_fragments(item)
         if item is None:
             raise FeaturizationError("no molecule (None), e.g. a record RDKit could not read")
         raise FeaturizationError(
             f"expected a SMILES string or an RDKit Mol, got {type(item).__name__}"
         )
+
+    def select_fragments(self, mol: Chem.Mol) -> Chem.Mol:
+        """The Mol to featurize under the ``fragments`` setting (a new Mol when one is dropped)."""
+        if self.settings.fragments == "all" or mol.GetNumAtoms() < 2:
+            return mol
+        pieces = Chem.GetMolFrags(mol, asMols=False, sanitizeFrags=False)
+        if len(pieces) == 1:
+            return mol
+        if self.settings.fragments == "error":
+            names = [Chem.MolFragmentToSmiles(mol, atomsToUse=list(p)) for p in pieces]
+            raise FeaturizationError(
+                f"{len(pieces)} disconnected fragments {names} (a salt, hydrate or mixture); "
+                "fragments='largest' keeps the largest, fragments='all' keeps every one"
+            )
+        from rdkit.Chem.MolStandardize import rdMolStandardize
+
+        # RDKit's chooser ranks by atom count, then molecular weight, then SMILES: a total
+        # order, so ties are broken the same way every time. It keeps the atoms' coordinates.
+        return rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
 
     def geometry(self, mol: Chem.Mol) -> tuple[Chem.Mol, np.ndarray]:
         """The Mol whose atoms are featurized and its geometries, shape (k, n_atoms, 3)."""
@@ -207,34 +249,81 @@ class _Encoder:
         # RDKit's seed 0 gives every member of an ensemble the same geometry; shift it.
         params.randomSeed = s.random_seed + 1
         params.maxIterations = s.max_attempts
-        if not self._embed_once(work, params):
+        fragments = Chem.GetMolFrags(work, asMols=False, sanitizeFrags=False)
+        deadline = None if s.embed_timeout is None else time.monotonic() + s.embed_timeout
+        problem = self._embed_once(work, params, fragments, deadline)
+        if problem is not None:
             # RDKit's advice for molecules that fail from eigenvector starts: random starts.
             params.useRandomCoords = True
-            if not self._embed_once(work, params):
-                attempts = s.max_attempts or "RDKit's default number of"
-                raise FeaturizationError(
-                    f"ETKDGv3 embedding failed after {attempts} attempts, also from random "
-                    "starting coordinates"
-                )
-        if s.force_field == "MMFF":
-            if not rdForceFieldHelpers.MMFFHasAllMoleculeParams(work):
+            problem = self._embed_once(work, params, fragments, deadline)
+            if problem is not None:
+                raise FeaturizationError(f"{problem}, also from random starting coordinates")
+        return Chem.RemoveHs(work) if s.heavy_atoms_only else work
+
+    def _embed_once(
+        self,
+        mol: Chem.Mol,
+        params: Any,
+        fragments: tuple[tuple[int, ...], ...],
+        deadline: Optional[float],
+    ) -> Optional[str]:
+        """Embed, lay out fragments, clean up and check ``mol`` in place; None or the problem.
+
+        Running out of time raises at once instead: retrying could only run out again.
+        """
+        s = self.settings
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._timed_out()
+            params.timeout = math.ceil(left)  # RDKit counts whole seconds
+        started = time.monotonic()
+        if s.n_conformers == 1:
+            ok = rdDistGeom.EmbedMolecule(mol, params) == 0
+        else:
+            ok = len(rdDistGeom.EmbedMultipleConfs(mol, s.n_conformers, params)) == s.n_conformers
+        if not ok:
+            if deadline is not None and time.monotonic() - started >= params.timeout - 0.5:
+                raise self._timed_out()  # a second attempt would only time out again
+            attempts = s.max_attempts or "RDKit's default number of"
+            return f"ETKDGv3 embedding failed after {attempts} attempts"
+        if len(fragments) > 1:
+            for conformer in mol.GetConformers():
+                placed = place_fragments(conformer.GetPositions(), fragments)
+                for atom, xyz in enumerate(placed):
+                    conformer.SetAtomPosition(atom, xyz.tolist())
+        self._relax(mol)
+        z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()])
+        for conformer in mol.GetConformers():
+            clash = find_clash(z, conformer.GetPositions())
+            if clash is not None:
+                return f"the embedded geometry has overlapping atoms: {describe_clash(z, clash)}"
+        return None
+
+    def _timed_out(self) -> FeaturizationError:
+        return FeaturizationError(
+            f"embedding took longer than embed_timeout={self.settings.embed_timeout} s; raise "
+            "embed_timeout (None: no limit) for very large molecules"
+        )
+
+    def _relax(self, mol: Chem.Mol) -> None:
+        """The optional force-field clean-up, with forces between fragments switched on."""
+        if self.settings.force_field == "MMFF":
+            if not rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
                 raise FeaturizationError(
                     "MMFF94 has no parameters for this molecule; use force_field='UFF' or None"
                 )
-            rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(work, numThreads=1)
-        elif s.force_field == "UFF":
-            if not rdForceFieldHelpers.UFFHasAllMoleculeParams(work):
+            rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(
+                mol, numThreads=1, ignoreInterfragInteractions=False
+            )
+        elif self.settings.force_field == "UFF":
+            if not rdForceFieldHelpers.UFFHasAllMoleculeParams(mol):
                 raise FeaturizationError(
                     "UFF has no parameters for this molecule; use force_field=None"
                 )
-            rdForceFieldHelpers.UFFOptimizeMoleculeConfs(work, numThreads=1)
-        return Chem.RemoveHs(work) if s.heavy_atoms_only else work
-
-    def _embed_once(self, mol: Chem.Mol, params: Any) -> bool:
-        k = self.settings.n_conformers
-        if k == 1:
-            return rdDistGeom.EmbedMolecule(mol, params) == 0
-        return len(rdDistGeom.EmbedMultipleConfs(mol, k, params)) == k
+            rdForceFieldHelpers.UFFOptimizeMoleculeConfs(
+                mol, numThreads=1, ignoreInterfragInteractions=False
+            )
 
     def element_block(self, z: np.ndarray) -> np.ndarray:
         """Features with the one-hot element block filled in and room for atom properties."""

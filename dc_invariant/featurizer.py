@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -23,6 +24,7 @@ from dc_invariant.embedding import (
     describe_input,
     featurize_chunk,
 )
+from dc_invariant.geometry import describe_clash, find_clash
 from dc_invariant.parallel import check_workers, dask_client, map_ordered
 
 dc = import_deepchem()
@@ -57,6 +59,21 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
     columns are in `feature_names`. The tutorial's encoding, ``[1, 0]`` for carbon and
     ``[0, 1]`` for hydrogen, is ``elements=("C", "H"), other_element=False``.
 
+    **Salts and mixtures.** ETKDG embeds each disconnected fragment on its own and leaves
+    them on top of each other. With ``fragments="all"`` every fragment is kept and laid out
+    rigidly so that atoms of different fragments are at least 3 Å apart (then relaxed with the
+    forces between fragments on, when ``force_field`` is set); ``"largest"`` keeps only the
+    largest organic fragment (RDKit's ``LargestFragmentChooser``: ``"CCN.Cl"`` gives
+    ethylamine, with its given coordinates for a Mol); ``"error"`` makes a multi-fragment input
+    a failure. ``smiles`` keeps the input as given.
+
+    **Plausible geometry, always.** Every embedded geometry is checked for atoms closer than
+    half their covalent radii sum (`dc_invariant.geometry.find_clash`); a clash is embedded
+    again from random coordinates and, failing that, is a failure with the pair named. A
+    clash in a geometry *given* (an SDF, a Mol's conformer, arrays) is kept as given, logged
+    as one warning per call and listed in `clashes`. Embedding stops after ``embed_timeout``
+    seconds per molecule (a failure, not a hang).
+
     **Several conformers.** With ``n_conformers=k`` each input still gives one `Conformer`:
     ``positions`` is the first geometry and ``ensemble`` holds all ``k``, shape
     (k, n_atoms, 3); an input for which fewer than ``k`` embed is a failure. A Mol that already
@@ -85,6 +102,10 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
     force_field : {None, "MMFF", "UFF"}, default=None
         Optimise embedded geometries with this force field. Never applied to a Mol's own
         conformer.
+    fragments : {"all", "largest", "error"}, default="all"
+        What to do with multi-fragment inputs (salts, hydrates, mixtures); see above.
+    embed_timeout : int or None, default=60
+        Seconds of embedding allowed per molecule, both attempts together; None for no limit.
     record_smiles : bool, default=True
         Store a canonical SMILES in `Conformer.smiles` for Mol inputs (SMILES inputs are
         stored as given). Writing SMILES costs about as much as featurizing a pre-embedded
@@ -101,13 +122,17 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         Featurize on this Dask cluster instead (a client, or a scheduler address such as
         ``"tcp://10.0.0.5:8786"``; needs the ``dask`` extra). Chunks of at most 64 molecules
         stream back in order; results are identical to a serial run.
-    progress : bool, default=False
-        Show a progress bar.
+    progress : bool or None, default=None
+        Show a progress bar; None shows one when stderr is a terminal and there are more than
+        100 molecules.
 
     Attributes
     ----------
     failures : list of (int, object, str)
         ``(index, input, reason)`` for each input of the last `featurize` call that failed.
+    clashes : list of (int, object, str)
+        ``(index, input, description)`` for each input of the last call whose *given* geometry
+        has overlapping atoms (kept as given).
 
     Examples
     --------
@@ -128,18 +153,20 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         random_seed: int = 0,
         max_attempts: int = 0,
         force_field: Optional[str] = None,
+        fragments: str = "all",
+        embed_timeout: Optional[int] = 60,
         record_smiles: bool = True,
         use_original_atoms_order: bool = False,
         n_jobs: int = 1,
         scheduler: Any = None,
-        progress: bool = False,
+        progress: Optional[bool] = None,
     ) -> None:
         if not isinstance(use_original_atoms_order, (bool, np.bool_)):
             raise TypeError(
                 f"use_original_atoms_order must be True or False, got {use_original_atoms_order!r}"
             )
-        if not isinstance(progress, (bool, np.bool_)):
-            raise TypeError(f"progress must be True or False, got {progress!r}")
+        if progress is not None and not isinstance(progress, (bool, np.bool_)):
+            raise TypeError(f"progress must be True, False or None, got {progress!r}")
         check_workers(n_jobs, scheduler)
         super().__init__(use_original_atoms_order=bool(use_original_atoms_order))
         self.settings = FeaturizerSettings(
@@ -151,13 +178,16 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             random_seed=random_seed,
             max_attempts=max_attempts,
             force_field=force_field,
+            fragments=fragments,
+            embed_timeout=embed_timeout,
             record_smiles=record_smiles,
             canonical_atom_order=not use_original_atoms_order,
         )
         self.n_jobs = int(n_jobs)
         self.scheduler = scheduler
-        self.progress = bool(progress)
+        self.progress = None if progress is None else bool(progress)
         self.failures: list[tuple[int, Any, str]] = []
+        self.clashes: list[tuple[int, Any, str]] = []
         self._encoder = _Encoder(self.settings)
 
     @property
@@ -249,6 +279,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
                     )
             else:
                 result[i] = conformer
+        self._check_given_geometries(result, items)
         return result
 
     def featurize_arrays(
@@ -315,7 +346,36 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
                     logger.warning(
                         "ConformerFeaturizer: molecule %d (%s) skipped: %s", i, name, err
                     )
+        self._check_given_geometries(result, names)
         return result
+
+    def _check_given_geometries(self, result: np.ndarray, items: Sequence[Any]) -> None:
+        # Embedded geometries were checked (and refused) already; a clash left here is in a
+        # geometry the user gave. It is theirs to keep, but never silently.
+        self.clashes = []
+        for i, conformer in enumerate(result):
+            if not isinstance(conformer, Conformer):
+                continue
+            geometries = (
+                conformer.positions[None] if conformer.ensemble is None else conformer.ensemble
+            )
+            for geometry in geometries:
+                clash = find_clash(conformer.atomic_numbers, geometry)
+                if clash is not None:
+                    text = describe_clash(conformer.atomic_numbers, clash)
+                    self.clashes.append((i, items[i], text))
+                    break
+        if self.clashes:
+            i, item, text = self.clashes[0]
+            logger.warning(
+                "ConformerFeaturizer: %d given geometr%s with overlapping atoms kept as given "
+                "(listed in featurizer.clashes), e.g. input %d (%s): %s",
+                len(self.clashes),
+                "y" if len(self.clashes) == 1 else "ies",
+                i,
+                describe_input(item),
+                text,
+            )
 
     def _run(self, items: list[Any]) -> list[tuple[Optional[Conformer], Optional[str]]]:
         # An address is connected once, here, rather than once per use.
@@ -332,7 +392,10 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             n_jobs=workers if client is None and len(chunks) > 1 else 1,
             scheduler=client,
         )
-        bar = tqdm(total=len(items), disable=not self.progress, desc="featurize", unit="mol")
+        show = self.progress
+        if show is None:
+            show = len(items) > 100 and sys.stderr.isatty()
+        bar = tqdm(total=len(items), disable=not show, desc="featurize", unit="mol")
         outcomes: list[tuple[Optional[Conformer], Optional[str]]] = []
         with bar:
             for part in parts:

@@ -297,7 +297,7 @@ def test_parallel_matches_serial_in_order(nci_smiles):
         ),
         ({"n_jobs": 0}, ValueError, "n_jobs must be a non-zero int"),
         ({"n_jobs": "2"}, TypeError, "n_jobs must be a non-zero int"),
-        ({"progress": 1}, TypeError, "progress must be True or False"),
+        ({"progress": 1}, TypeError, "progress must be True, False or None"),
         ({"use_original_atoms_order": None}, TypeError, "use_original_atoms_order must be True"),
     ],
 )
