@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn, Optional
 
 
@@ -22,8 +22,55 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def _whole_number(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` for whole numbers of at least ``low``."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    convert.__name__ = "whole number"  # argparse names the type in its messages
+    return convert
+
+
+_POSITIVE = _whole_number(1)
+_NON_NEGATIVE = _whole_number(0)
+
+# The library's messages name Python keywords; on the command line the flags are meant.
+_FLAG_NAMES = (
+    (re.compile(r"force_field=None"), "--force-field none"),
+    (re.compile(r"force_field='(\w+)'"), r"--force-field \1"),
+    (re.compile(r"fragments='(\w+)'"), r"--fragments \1"),
+    (re.compile(r"embed_timeout=(\d+)"), r"--embed-timeout \1"),
+    (re.compile(r"embed_timeout \(None: no limit\)"), "--embed-timeout (0: no limit)"),
+    (re.compile(r"resume it \(resume=True, --resume\)"), "add --resume to continue it"),
+)
+
+
+def as_flags(text: str) -> str:
+    """``text`` with the library's keyword names replaced by the matching command-line flags.
+
+    Examples
+    --------
+    >>> as_flags("MMFF94 has no parameters; use force_field='UFF' or force_field=None")
+    'MMFF94 has no parameters; use --force-field UFF or --force-field none'
+    """
+    for pattern, flag in _FLAG_NAMES:
+        text = pattern.sub(flag, text)
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,13 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--symmetries",
         default="permutation,translation,rotation,reflection",
         metavar="SYM,SYM",
-        help="symmetries to check (default: all four)",
+        help="symmetries to check",
     )
     audit.add_argument(
         "--output",
         choices=("invariant", "per_atom", "vector", "pseudoscalar"),
         default="invariant",
-        help="how outputs must transform; 'vector' audits a model's forces (default: invariant)",
+        help="how outputs must transform; 'vector' audits a model's forces",
     )
     audit.add_argument(
         "--cutoff",
@@ -77,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="pair cutoff of the built-in translation, rotation and schnet models: neighbour "
         "lists for large molecules (default: none; schnet 5)",
     )
-    audit.add_argument("--n-samples", type=int, default=3, help="group elements per molecule")
-    audit.add_argument("--seed", type=int, default=0, help="seed of the group elements")
+    audit.add_argument("--n-samples", type=_POSITIVE, default=3, help="group elements per molecule")
+    audit.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="seed of the group elements")
     audit.add_argument(
         "--dtype", choices=("float32", "float64"), default="float64", help="built-in networks"
     )
@@ -102,11 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         "molecule. Input defaults to the built-in example molecules.",
     )
     _add_input_options(feat)
-    feat.add_argument("--seed", type=int, default=0, help="ETKDGv3 random seed (default: 0)")
+    feat.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="ETKDGv3 random seed")
     feat.add_argument(
         "--elements",
         metavar="SYM,SYM",
-        help="one-hot element vocabulary (default: H,C,N,O,F,P,S,Cl,Br,I)",
+        default="H,C,N,O,F,P,S,Cl,Br,I",
+        help="one-hot element vocabulary",
     )
     feat.add_argument(
         "--no-other-element", action="store_true", help="no column for elements outside --elements"
@@ -120,7 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument(
         "--force-field", choices=("none", "MMFF", "UFF"), default="none", help="geometry clean-up"
     )
-    feat.add_argument("--n-conformers", type=int, default=1, help="geometries per molecule")
+    feat.add_argument(
+        "--n-conformers",
+        type=_POSITIVE,
+        default=1,
+        help="geometries per molecule (all of them are saved with --out)",
+    )
+    feat.add_argument(
+        "--fragments",
+        choices=("all", "largest", "error"),
+        default="all",
+        help="salts and mixtures: keep every fragment (laid apart), the largest, or fail",
+    )
+    feat.add_argument(
+        "--embed-timeout",
+        type=_NON_NEGATIVE,
+        default=60,
+        metavar="SECONDS",
+        help="embedding time allowed per molecule; 0 for no limit",
+    )
     feat.add_argument("--out", metavar="PATH.npz", help="also save the arrays to this .npz file")
     return parser
 
@@ -130,10 +196,16 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
     source.add_argument("--smiles", nargs="+", metavar="SMILES", help="SMILES strings")
     source.add_argument("--csv", metavar="PATH", help="CSV file with a SMILES column")
     source.add_argument("--sdf", metavar="PATH", help="SDF file; its 3D coordinates are kept")
+    command.add_argument("--smiles-column", default="smiles", help="CSV column of SMILES")
     command.add_argument(
-        "--smiles-column", default="smiles", help="CSV column of SMILES (default: smiles)"
+        "--id-column",
+        metavar="NAME",
+        help="CSV column naming each molecule in tables and reports (default: the SMILES; "
+        "for an SDF the record's title)",
     )
-    command.add_argument("--limit", type=int, metavar="N", help="use only the first N molecules")
+    command.add_argument(
+        "--limit", type=_POSITIVE, metavar="N", help="use only the first N molecules"
+    )
     command.add_argument("--n-jobs", type=int, default=1, help="worker processes; -1 for all cores")
     command.add_argument(
         "--scheduler",
@@ -169,6 +241,8 @@ def _writable_target(path: str, suffix: str) -> str:
 
 def _read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     """Molecules to featurize and a label for each."""
+    if args.id_column is not None and not args.csv:
+        raise UsageError("--id-column names a column of --csv: give --csv too")
     if args.smiles:
         inputs: list[Any] = list(args.smiles)
         labels = list(args.smiles)
@@ -179,13 +253,13 @@ def _read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
             table = pd.read_csv(_readable_file(args.csv, (".csv", ".csv.gz")), nrows=args.limit)
         except (ValueError, OSError) as err:
             raise UsageError(f"cannot read {args.csv} as CSV: {err}") from err
-        if args.smiles_column not in table.columns:
-            raise UsageError(
-                f"{args.csv} has no column {args.smiles_column!r}; "
-                f"columns are {list(table.columns)}"
-            )
+        for column in (args.smiles_column, args.id_column):
+            if column is not None and column not in table.columns:
+                raise UsageError(
+                    f"{args.csv} has no column {column!r}; columns are {list(table.columns)}"
+                )
         inputs = table[args.smiles_column].tolist()
-        labels = [str(s) for s in inputs]
+        labels = [str(s) for s in table[args.id_column or args.smiles_column]]
     elif args.sdf:
         from rdkit import Chem, rdBase
 
@@ -243,8 +317,6 @@ def connect(args: argparse.Namespace) -> Any:
 
 
 def _featurize(args: argparse.Namespace) -> int:
-    if args.limit is not None and args.limit < 1:
-        raise UsageError(f"--limit must be at least 1, got {args.limit}")
     check_workers(args)
     out = _writable_target(args.out, ".npz") if args.out else None
     inputs, labels = _read_inputs(args)
@@ -261,7 +333,8 @@ def _featurize(args: argparse.Namespace) -> int:
         "heavy_atoms_only": args.heavy_atoms_only,
         "force_field": None if args.force_field == "none" else args.force_field,
         "n_conformers": args.n_conformers,
-        "progress": len(inputs) > 100 and sys.stderr.isatty(),
+        "fragments": args.fragments,
+        "embed_timeout": args.embed_timeout or None,
     }
     if args.elements is not None:
         options["elements"] = _split(args.elements)
@@ -280,17 +353,34 @@ def _featurize(args: argparse.Namespace) -> int:
         f"{featurizer.n_features} features per atom: {', '.join(featurizer.feature_names)}"
     )
     if out is not None and done:
-        np.savez_compressed(
-            out,
-            positions=np.concatenate([c.positions for c in done]),
-            features=np.concatenate([c.features for c in done]),
-            atomic_numbers=np.concatenate([c.atomic_numbers for c in done]),
-            n_atoms=np.array([c.n_atoms for c in done]),
-            smiles=np.array([c.smiles or "" for c in done]),
-            feature_names=np.array(featurizer.feature_names),
-        )
-        print(f"saved {out} (positions/features are concatenated; split them with n_atoms)")
+        ids = [label for label, r in zip(labels, results) if not isinstance(r, np.ndarray)]
+        _save_npz(out, done, ids, featurizer)
     return 0 if done else 1
+
+
+def _save_npz(path: str, done: Sequence[Any], ids: Sequence[str], featurizer: Any) -> None:
+    import numpy as np
+
+    arrays = {
+        "positions": np.concatenate([c.positions for c in done]),
+        "features": np.concatenate([c.features for c in done]),
+        "atomic_numbers": np.concatenate([c.atomic_numbers for c in done]),
+        "n_atoms": np.array([c.n_atoms for c in done]),
+        "smiles": np.array([c.smiles or "" for c in done]),
+        "ids": np.array(list(ids)),
+        "feature_names": np.array(featurizer.feature_names),
+    }
+    note = "positions/features are concatenated; split them with n_atoms"
+    if featurizer.settings.n_conformers > 1:
+        # Every geometry, molecule by molecule and conformer by conformer; a Mol that came
+        # with fewer 3D conformers than asked for contributes the ones it has.
+        arrays["ensemble"] = np.concatenate([c.ensemble.reshape(-1, 3) for c in done])
+        arrays["n_conformers"] = np.array([c.n_conformers for c in done])
+        note += "; ensemble holds all geometries, n_conformers[i] blocks of n_atoms[i] rows each"
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)  # complete or absent
+    print(f"saved {path} ({note})")
 
 
 def _table(labels: Sequence[str], results: Sequence[Any]) -> str:
@@ -321,11 +411,16 @@ def _short(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+class _FlagFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return as_flags(super().format(record))
+
+
 @contextlib.contextmanager
 def _warnings_to_stderr() -> Iterator[None]:
     """Show the library's warnings (skipped molecules) as plain lines while a command runs."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.setFormatter(_FlagFormatter("warning: %(message)s"))
     ours = logging.getLogger("dc_invariant")
     ours.addHandler(handler)
     propagate, ours.propagate = ours.propagate, False
@@ -352,7 +447,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return run_audit(args, _read_inputs, connect, UsageError)
             return _featurize(args)
     except UsageError as err:
-        print(f"dc-invariant: error: {err}", file=sys.stderr)
+        print(f"dc-invariant: error: {as_flags(str(err))}", file=sys.stderr)
         return 2
     finally:
         # A client left open would try to reconnect at exit, after its cluster may be gone.

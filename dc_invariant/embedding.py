@@ -311,7 +311,8 @@ class _Encoder:
         if self.settings.force_field == "MMFF":
             if not rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
                 raise FeaturizationError(
-                    "MMFF94 has no parameters for this molecule; use force_field='UFF' or None"
+                    "MMFF94 has no parameters for this molecule; use force_field='UFF' or "
+                    "force_field=None"
                 )
             rdForceFieldHelpers.MMFFOptimizeMoleculeConfs(
                 mol, numThreads=1, ignoreInterfragInteractions=False

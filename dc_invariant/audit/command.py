@@ -55,10 +55,10 @@ def run_audit(
     error: type,
 ) -> int:
     """Run the audit command; 1 when a ``--require``d symmetry is broken."""
+    from dc_invariant.cli import as_flags  # the CLI module is loaded already: no cycle at import
+
     symmetries = _symmetries(args.symmetries, "--symmetries", error)
     required = _symmetries(args.require, "--require", error) if args.require else []
-    if args.n_samples < 1:
-        raise error(f"--n-samples must be at least 1, got {args.n_samples}")
     names = args.model or ["dense", "permutation", "translation", "rotation"]
     for name in names:
         if name not in BUILTIN_MODELS and not os.path.isdir(name):
@@ -74,6 +74,8 @@ def run_audit(
         parent = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(parent):
             raise error(f"cannot write {args.out}: folder {parent} does not exist")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise error(f"--out names a folder for the reports, but {args.out} is a file")
     scheduler = connect(args)
     workers = {"n_jobs": args.n_jobs, "scheduler": scheduler}
     # Featurized once, for every model; failures keep RDKit's reason.
@@ -83,7 +85,10 @@ def run_audit(
 
     status = 0
     for name in names:
-        model = build_model(name, n_features, n_atoms, args.dtype, args.seed, args.cutoff)
+        try:
+            model = build_model(name, n_features, n_atoms, args.dtype, args.seed, args.cutoff)
+        except (OSError, ValueError) as err:  # a folder without a model, or a broken one
+            raise error(f"--model {name}: {err}") from err
         folder = (
             os.path.join(args.out, os.path.basename(os.path.normpath(name))) if args.out else None
         )
@@ -103,7 +108,7 @@ def run_audit(
         except ValueError as err:
             raise error(str(err)) from err
         print(f"\n== {name} ({type(model).__name__}) ==")
-        print(report.format())
+        print(as_flags(report.format()))
         if folder:
             report.to_csv(folder)
             report.to_json(os.path.join(folder, "audit.json"))

@@ -37,6 +37,7 @@ def prepare(
     Parameters
     ----------
     data : DeepChem dataset of Conformer, list of Conformer, or list of SMILES / RDKit Mols
+        A single SMILES string, Mol or `Conformer` is one molecule.
         SMILES and Mols are featurized with a default `ConformerFeaturizer` (on ``n_jobs``
         processes or the Dask ``scheduler``); one that fails is skipped with RDKit's reason.
     ids : sequence of str, optional
@@ -50,6 +51,9 @@ def prepare(
     """
     if isinstance(data, AuditInput):
         return data
+    if _is_one_molecule(data):
+        # A string is iterable: without this, 'CCO' would be audited as C, C and O.
+        data = [data]
     if hasattr(data, "X") and hasattr(data, "ids"):
         items, labels = list(data.X), [str(i) for i in data.ids]
     else:
@@ -74,3 +78,11 @@ def prepare(
         else:
             prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
     return prepared
+
+
+def _is_one_molecule(data: Any) -> bool:
+    if isinstance(data, (str, Conformer)):
+        return True
+    from rdkit import Chem
+
+    return isinstance(data, Chem.Mol)

@@ -178,7 +178,9 @@ class InvariantModel(dc.models.TorchModel):
                 f"unknown keyword argument(s) {unknown} for {type(self).__name__}; "
                 f"TorchModel accepts {sorted(_TORCH_MODEL_KWARGS)}"
             )
-        self.hyperparameters = dict(hyperparameters)
+        # NumPy scalars (np.int64(3) from a grid search) become plain numbers, so the settings
+        # file can always be written as JSON.
+        self.hyperparameters = {k: _plain(v) for k, v in hyperparameters.items()}
         self.n_tasks = hyperparameters["n_tasks"]
         self.n_features = hyperparameters["n_features"]
         self.mode = hyperparameters["mode"]
@@ -204,6 +206,15 @@ class InvariantModel(dc.models.TorchModel):
 
     def _make_batch(self, stacked: Stacked) -> Batch:
         raise NotImplementedError
+
+    def fit(self, dataset: Any, *args: Any, **kwargs: Any) -> float:
+        """DeepChem's ``TorchModel.fit``, after checking that ``dataset`` carries labels.
+
+        DeepChem fills ``y`` with zeros when a dataset is made without labels, and training
+        on those reports a loss that looks fine; such a dataset is a ``ValueError`` here.
+        """
+        _check_labels(dataset, self.n_tasks)
+        return super().fit(dataset, *args, **kwargs)
 
     def _n_atoms_limit(self) -> Optional[int]:
         return None
@@ -384,8 +395,22 @@ class InvariantModel(dc.models.TorchModel):
 
         Atoms are in each datapoint's own order, without padding. ``transformers`` that were
         applied to ``y`` (e.g. ``NormalizationTransformer``) are undone, so forces are in the
-        label's units per Å. Only for regression models.
+        label's units per Å. Only for regression models. ``dataset`` is a DeepChem dataset, a
+        list of `Conformer`s, or one `Conformer` (which gives a list of one array).
         """
+        if isinstance(dataset, Conformer):
+            dataset = [dataset]
+        if not hasattr(dataset, "X"):
+            items = list(dataset)
+            bad = [i for i, c in enumerate(items) if not isinstance(c, Conformer)]
+            if bad:
+                raise TypeError(
+                    f"predict_forces takes a dataset or Conformers; item {bad[0]} is a "
+                    f"{type(items[bad[0]]).__name__} (featurize it with ConformerFeaturizer)"
+                )
+            objects = np.empty(len(items), dtype=object)
+            objects[:] = items
+            dataset = dc.data.NumpyDataset(objects)
         self._check_forces(task)
         scale = _transform_scale(transformers, self.n_tasks)[task]
         self._ensure_built()
@@ -429,8 +454,13 @@ class InvariantModel(dc.models.TorchModel):
         if max_checkpoints_to_keep == 0:
             return
         folder = model_dir or self.model_dir
-        with open(os.path.join(folder, CONFIG_FILE), "w") as handle:
-            json.dump(self.get_config(), handle, indent=2, sort_keys=True)
+        # Serialised before anything is opened, then renamed into place: the settings file is
+        # complete or absent, never half-written.
+        text = json.dumps(self.get_config(), indent=2, sort_keys=True)
+        path = os.path.join(folder, CONFIG_FILE)
+        with open(path + ".tmp", "w") as handle:
+            handle.write(text)
+        os.replace(path + ".tmp", path)
 
     def restore(
         self,
@@ -511,6 +541,35 @@ class _Head(torch.nn.Module):
         return out
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars (also inside lists and tuples) as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _check_labels(dataset: Any, n_tasks: int) -> None:
+    y = getattr(dataset, "y", None)
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("cannot fit on an empty dataset")
+    if y is None or np.size(y) == 0:
+        raise ValueError(
+            "the dataset has no labels (y is empty): pass tasks= to the loader, or y= to "
+            "NumpyDataset"
+        )
+    y = np.asarray(y)
+    if y.reshape(n, -1).shape[1] != n_tasks:
+        raise ValueError(f"the model has n_tasks={n_tasks} but the dataset's y has shape {y.shape}")
+    if not np.any(y):
+        raise ValueError(
+            f"every label of the {n}-molecule dataset is 0: DeepChem fills y with zeros when a "
+            "dataset is made without labels; pass y= (or tasks= to the loader)"
+        )
+
+
 def _labels(values: Any, chosen: np.ndarray, n: int, n_tasks: int) -> np.ndarray:
     if values is None or len(values) != n:
         return np.zeros((len(chosen), n_tasks))
@@ -530,6 +589,7 @@ def _transform_scale(transformers: Sequence[Any], n_tasks: int) -> np.ndarray:
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in values.items():
+        value = _plain(value)
         if isinstance(value, (str, int, float, bool)) or value is None:
             out[key] = value
     return out

@@ -8,6 +8,7 @@ inside the cutoff rather than a padded n_max² tensor.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -212,16 +213,16 @@ class SchNetModel(InvariantModel):
     ) -> None:
         if pooling not in ("sum", "mean"):
             raise ValueError(f"pooling must be 'sum' or 'mean', got {pooling!r}")
-        if not (isinstance(cutoff, (int, float)) and cutoff > 0):
+        if isinstance(cutoff, bool) or not (isinstance(cutoff, numbers.Real) and cutoff > 0):
             raise ValueError(f"cutoff must be a positive number of Å, got {cutoff!r}")
         for name, value in (
             ("n_atom_basis", n_atom_basis),
             ("n_filters", n_filters),
             ("n_rbf", n_rbf),
         ):
-            if not isinstance(value, int) or value < 2:
+            if not _is_count(value) or value < 2:
                 raise ValueError(f"{name} must be an int >= 2, got {value!r}")
-        if not isinstance(n_interactions, int) or n_interactions < 1:
+        if not _is_count(n_interactions) or n_interactions < 1:
             raise ValueError(f"n_interactions must be an int >= 1, got {n_interactions!r}")
         hyperparameters = {
             "n_tasks": n_tasks,
@@ -300,3 +301,8 @@ class SchNetModel(InvariantModel):
             network.atom_offset[rows] = torch.as_tensor(offsets, dtype=dtype, device=device)
             network.scale.copy_(torch.as_tensor(scale, dtype=dtype, device=device))
             network.standardized.fill_(True)
+
+
+def _is_count(value: Any) -> bool:
+    # NumPy integers (from a grid search) count; True and False do not.
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))

@@ -1,0 +1,76 @@
+"""What the models accept and refuse: labels, plain lists of conformers, NumPy settings."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import DRUG_LIKE
+
+from dc_invariant import ConformerFeaturizer
+from dc_invariant.models import RotationInvariantModel, SchNetModel, load_model
+from dc_invariant.models.base import CONFIG_FILE
+
+
+@pytest.fixture(scope="module")
+def conformers():
+    return list(ConformerFeaturizer(random_seed=1).featurize(DRUG_LIKE[:4]))
+
+
+def objects(items):
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def test_fit_without_labels_is_an_error_not_a_zero_loss(dc, conformers, tmp_path):
+    model = RotationInvariantModel()
+    unlabelled = dc.data.NumpyDataset(objects(conformers))  # DeepChem fills y with zeros
+    with pytest.raises(ValueError, match="every label of the 4-molecule dataset is 0"):
+        model.fit(unlabelled, nb_epoch=1)
+    on_disk = dc.data.DiskDataset.from_numpy(objects(conformers), data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="made without labels"):
+        model.fit(on_disk, nb_epoch=1)
+    no_tasks = dc.data.NumpyDataset(objects(conformers), np.zeros((4, 0)))
+    with pytest.raises(ValueError, match="no labels"):
+        model.fit(no_tasks, nb_epoch=1)
+    two_tasks = dc.data.NumpyDataset(objects(conformers), np.ones((4, 2)))
+    with pytest.raises(ValueError, match="n_tasks=1 but the dataset's y has shape"):
+        model.fit(two_tasks, nb_epoch=1)
+    labelled = dc.data.NumpyDataset(objects(conformers), np.arange(4.0)[:, None])
+    assert model.fit(labelled, nb_epoch=1) > 0
+
+
+def test_predict_forces_takes_a_list_or_one_conformer(dc, conformers):
+    model = RotationInvariantModel(dtype="float64", seed=2)
+    from_dataset = model.predict_forces(dc.data.NumpyDataset(objects(conformers)))
+    from_list = model.predict_forces(conformers)
+    assert len(from_list) == 4
+    for a, b in zip(from_dataset, from_list):
+        np.testing.assert_array_equal(a, b)
+    (single,) = model.predict_forces(conformers[2])
+    np.testing.assert_array_equal(single, from_dataset[2])
+    with pytest.raises(TypeError, match="item 1 is a str"):
+        model.predict_forces([conformers[0], "CCO"])
+
+
+def test_numpy_integer_settings_are_saved_as_plain_json(dc, conformers, tmp_path):
+    model = SchNetModel(
+        n_interactions=np.int64(2),
+        n_atom_basis=np.int32(8),
+        n_filters=8,
+        n_rbf=8,
+        batch_size=np.int64(2),
+        model_dir=str(tmp_path),
+    )
+    model.save_checkpoint()
+    with open(os.path.join(tmp_path, CONFIG_FILE)) as handle:
+        config = json.load(handle)
+    assert config["hyperparameters"]["n_interactions"] == 2
+    assert config["torch_model"]["batch_size"] == 2
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    restored = load_model(str(tmp_path))
+    dataset = dc.data.NumpyDataset(objects(conformers))
+    np.testing.assert_array_equal(restored.predict(dataset), model.predict(dataset))
