@@ -21,9 +21,20 @@ class UsageError(Exception):
     """A problem with the user's arguments or files: one line on stderr, exit status 2."""
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, where there is one worth stating."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unstated = action.default is None or action.default is False
+        if unstated or action.default == argparse.SUPPRESS or "(default" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _DefaultsFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:

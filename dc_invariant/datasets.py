@@ -256,7 +256,9 @@ def load_qm9(
             "; ".join(f"{n} x {why}" for why, n in reasons.most_common()),
         )
     y = table.loc[ok, tasks].to_numpy(dtype=np.float64)
-    dataset = dc.data.NumpyDataset(X=X[ok], y=y, w=np.ones_like(y), ids=table.index.to_numpy()[ok])
+    from dc_invariant.named_dataset import NamedNumpyDataset
+
+    dataset = NamedNumpyDataset(X[ok], y, np.ones_like(y), table.index.to_numpy()[ok], tasks=tasks)
     if splitter is None:
         return tasks, (dataset,), []
     parts = dc.splits.RandomSplitter().train_valid_test_split(

@@ -105,15 +105,24 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["audit", "--scheduler", "not an address"], "must be a Dask scheduler address"),
         (["audit", "--cutoff", "0"], "--cutoff must be a positive distance"),
         (["audit", "--scheduler", "tcp://h:1", "--n-jobs", "2"], "not both"),
-        (["featurize", "--limit", "0"], "--limit must be at least 1"),
+        (["featurize", "--limit", "0"], "argument --limit: must be at least 1, got 0"),
+        (["featurize", "--limit", "-1"], "argument --limit: must be at least 1, got -1"),
+        (["audit", "--smiles", "C", "CC", "--limit", "-1"], "argument --limit: must be at"),
+        (["audit", "--dataset", "qm9", "--limit", "0"], "argument --limit: must be at least 1"),
+        (["audit", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["featurize", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["featurize", "--n-conformers", "0"], "argument --n-conformers: must be at least 1"),
+        (["featurize", "--embed-timeout", "-5"], "argument --embed-timeout: must be at least 0"),
+        (["featurize", "--fragments", "biggest"], "argument --fragments: invalid choice"),
+        (["featurize", "--id-column", "name"], "--id-column names a column of --csv"),
         (["featurize", "--out", "x.txt"], "--out must name a .npz file"),
         (["featurize", "--out", "/no/such/dir/x.npz"], "folder /no/such/dir does not exist"),
-        (["featurize", "--seed", "abc"], "invalid int value: 'abc'"),
+        (["featurize", "--seed", "abc"], "argument --seed: expected a whole number, got 'abc'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["audit", "--symmetries", "scaling"], "--symmetries must list symmetries from"),
         (["audit", "--require", "rotation,mirror"], "--require must list symmetries from"),
         (["audit", "--model", "nonexistent"], "neither one of dense"),
-        (["audit", "--n-samples", "0"], "--n-samples must be at least 1"),
+        (["audit", "--n-samples", "0"], "argument --n-samples: must be at least 1, got 0"),
         (["audit", "--resume"], "--resume continues the audit stored under --out"),
         (["featurize", "--smiles", "C", "--csv", "x.csv"], "not allowed with argument"),
     ],
@@ -169,3 +178,67 @@ def test_cutoff_reaches_the_built_in_models():
     assert build_model("translation", 11, 9, "float64", 0).hyperparameters["cutoff"] is None
     assert build_model("schnet", 11, 9, "float32", 0, 3.5).hyperparameters["cutoff"] == 3.5
     assert build_model("schnet", 11, 9, "float32", 0).hyperparameters["cutoff"] == 5.0
+
+
+def test_audit_folder_and_model_mistakes_are_usage_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "dc_invariant_model.json").write_text('{"class": "RotationInvariantModel", ')
+    base = ["audit", "--smiles", "CCO", "--n-samples", "1"]
+    cases = [
+        ([*base, "--model", str(empty)], "holds no dc_invariant_model.json"),
+        ([*base, "--model", str(broken)], f"--model {broken}:"),
+        ([*base, "--out", str(a_file)], "is a file"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        [line] = err.strip().splitlines()
+        assert message in line and "Traceback" not in err
+    out = ["--model", "rotation", "--out", str(tmp_path / "run")]
+    assert main([*base, *out]) == 0
+    capsys.readouterr()
+    assert main([*base, *out]) == 2  # the same command again: say how to go on
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "add --resume to continue it" in line and "resume=True" not in line
+
+
+def test_library_messages_name_flags_on_the_command_line(capsys):
+    argv = ["featurize", "--smiles", "N.N.Cl[Pt]Cl", "CCN.Cl", "--force-field", "MMFF"]
+    assert main([*argv, "--fragments", "error"]) == 1
+    err = capsys.readouterr().err
+    assert "--fragments largest keeps the largest" in err
+    assert "fragments=" not in err and "force_field" not in err
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["featurize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: all)" in text and "(default: 60)" in text and "(default: H,C,N" in text
+    assert "(default: None)" not in text
+
+
+def test_featurize_out_keeps_every_conformer_and_the_ids(tmp_path, capsys):
+    csv = tmp_path / "m.csv"
+    csv.write_text("name,smiles\nethanol,CCO\nphenol,c1ccccc1O\n")
+    path = tmp_path / "ens.npz"
+    argv = ["featurize", "--csv", str(csv), "--id-column", "name", "--n-conformers", "3"]
+    assert main([*argv, "--out", str(path)]) == 0
+    assert "ethanol" in capsys.readouterr().out
+    saved = np.load(path)
+    assert saved["ids"].tolist() == ["ethanol", "phenol"]
+    assert saved["n_conformers"].tolist() == [3, 3]
+    n_atoms = saved["n_atoms"]
+    assert saved["ensemble"].shape == (3 * n_atoms.sum(), 3)
+    from dc_invariant import ConformerFeaturizer
+
+    again = ConformerFeaturizer(n_conformers=3).featurize(["CCO", "c1ccccc1O"])
+    first = saved["ensemble"][: 3 * n_atoms[0]].reshape(3, n_atoms[0], 3)
+    np.testing.assert_array_equal(first, again[0].ensemble)
+    assert not np.allclose(first[0], first[1])  # three different geometries, not one
+    assert not list(tmp_path.glob("*.tmp*"))

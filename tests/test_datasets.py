@@ -126,6 +126,17 @@ def test_missing_files_and_missing_extra(tmp_path, monkeypatch):
         load_qm9()
 
 
+def test_datasets_carry_task_names_through_splits_and_transforms(dc):
+    tasks, parts, _ = load_qm9(tasks=["gap", "u0_atom"], data_dir=MINI)
+    assert tasks == ["gap", "u0_atom"]
+    for part in parts:
+        assert list(part.get_task_names()) == tasks
+    normalise = dc.trans.NormalizationTransformer(transform_y=True, dataset=parts[0])
+    assert list(normalise.transform(parts[1]).get_task_names()) == tasks
+    ((whole,),) = load_qm9(tasks=["mu"], data_dir=MINI, splitter=None)[1:2]
+    assert list(whole.get_task_names()) == ["mu"]
+
+
 def test_task_names_match_deepchem():
     assert list(QM9_TASKS) == [
         "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve", "cv", "u0", "u298", "h298", "g298"

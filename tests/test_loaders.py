@@ -306,6 +306,7 @@ def test_molnet_loader_offline(name, tmp_path, reference):
     assert abs(float(splits[0].y.mean())) < 1e-8
     for split in splits:
         _assert_attached(split)
+        assert list(split.get_task_names()) == [task]
         for conformer, smiles in zip(split.X, split.ids):
             _assert_same_conformer(conformer, reference[smiles])
         if len(split) == 0:
@@ -313,6 +314,17 @@ def test_molnet_loader_offline(name, tmp_path, reference):
         raw = np.array([[raw_label[s]] for s in split.ids])
         assert not np.allclose(split.y, raw)  # really transformed ...
         np.testing.assert_allclose(normalizer.untransform(split.y), raw, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(MOLNET))
+def test_load_molnet_whole_set_carries_task_names(name, tmp_path):
+    from dc_invariant.datasets import load_molnet
+
+    _, write, task = MOLNET[name]
+    write(str(tmp_path), _rows_with_invalid())
+    dataset = load_molnet(name, str(tmp_path))
+    assert list(dataset.get_task_names()) == [task]
+    assert len(dataset) == len(DRUGS)
 
 
 # --------------------------------------------------------------------------------------------
