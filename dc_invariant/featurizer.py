@@ -25,7 +25,7 @@ from dc_invariant.embedding import (
     featurize_chunk,
 )
 from dc_invariant.geometry import describe_clash, find_clash
-from dc_invariant.parallel import check_workers, dask_client, map_ordered
+from dc_invariant.parallel import check_workers, connected, map_ordered
 
 dc = import_deepchem()
 logger = logging.getLogger(__name__)
@@ -378,8 +378,13 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             )
 
     def _run(self, items: list[Any]) -> list[tuple[Optional[Conformer], Optional[str]]]:
-        # An address is connected once, here, rather than once per use.
-        client = None if self.scheduler is None else dask_client(self.scheduler)
+        # An address is connected once, here, rather than once per use, and closed after.
+        with connected(self.scheduler) as client:
+            return self._run_on(items, client)
+
+    def _run_on(
+        self, items: list[Any], client: Any
+    ) -> list[tuple[Optional[Conformer], Optional[str]]]:
         if client is not None:
             workers = sum(client.nthreads().values())
         else:

@@ -8,6 +8,7 @@ a lost worker and data transfer are Dask's or joblib's: nothing here talks to so
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -51,6 +52,20 @@ def dask_client(scheduler: Any) -> Any:
         raise ValueError(f"cannot reach the Dask scheduler at {scheduler!r}: {error}") from error
 
 
+@contextlib.contextmanager
+def connected(scheduler: Any) -> Iterator[Any]:
+    """`dask_client` as a context: a client opened here from an address is closed on exit.
+
+    A client passed in is the caller's and stays open; None gives None.
+    """
+    client = None if scheduler is None else dask_client(scheduler)
+    try:
+        yield client
+    finally:
+        if isinstance(scheduler, str):
+            client.close()
+
+
 def map_ordered(
     function: Callable[..., Result],
     tasks: Iterable[tuple],
@@ -83,7 +98,8 @@ def map_ordered(
     """
     check_workers(n_jobs, scheduler)
     if scheduler is not None:
-        yield from _dask_ordered(function, tasks, dask_client(scheduler), in_flight)
+        with connected(scheduler) as client:
+            yield from _dask_ordered(function, tasks, client, in_flight)
     elif n_jobs == 1:
         for task in tasks:
             yield function(*task)

@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+import time
 
 import cloudpickle
 import numpy as np
@@ -148,3 +149,20 @@ def test_cli_runs_on_a_scheduler_address(client, capsys):
     assert main([*args, "--scheduler", client.scheduler.address]) == 0
     assert capsys.readouterr().out == serial
     assert "skipped C1CC: RDKit could not parse the SMILES" in serial
+
+
+def clients_connected(client) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+
+
+def test_clients_opened_from_an_address_are_closed(client, molecules):
+    before = clients_connected(client)
+    address = client.scheduler.address
+    assert list(map_ordered(square, [(3,)], scheduler=address)) == [9]
+    ConformerFeaturizer(scheduler=address).featurize(["CCO"])
+    audit(spread, molecules[:2], n_samples=1, scheduler=address)
+    deadline = time.monotonic() + 10
+    while clients_connected(client) != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert clients_connected(client) == before
+    assert client.status == "running"  # the caller's own client is left open

@@ -20,7 +20,7 @@ from dc_invariant.audit.report import COLUMNS, AuditReport, environment
 from dc_invariant.audit.store import open_store, save_chunk
 from dc_invariant.audit.targets import predictor
 from dc_invariant.conformer import Conformer
-from dc_invariant.parallel import check_workers, dask_client, map_ordered
+from dc_invariant.parallel import check_workers, connected, map_ordered
 
 #: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
 #: that must always give zero deviation.
@@ -119,9 +119,14 @@ def audit(
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     check_workers(n_jobs, scheduler)
-    if scheduler is not None:
-        # Connect to an address once, for featurizing and auditing alike.
-        scheduler = dask_client(scheduler)
+    if isinstance(scheduler, str):
+        # Connect to an address once, for featurizing and auditing alike, and close after.
+        with connected(scheduler) as client:
+            return audit(
+                target, data, symmetries=symmetries, n_samples=n_samples, seed=seed,
+                rtol=rtol, atol=atol, output=output, chunk_size=chunk_size, progress=progress,
+                store=store, resume=resume, n_jobs=n_jobs, scheduler=client,
+            )  # fmt: skip
     chunk_size = -(-chunk_size // BLOCK) * BLOCK
     _, dtype = predictor(target, output)
     if dtype is None:
