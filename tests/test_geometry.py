@@ -210,3 +210,20 @@ def test_place_fragments_is_rigid_and_keeps_the_gap():
             np.testing.assert_allclose(after, before, atol=1e-12)
         largest = fragments[int(np.argmax(sizes))]
         np.testing.assert_array_equal(moved[largest], positions[largest])
+
+
+def test_real_multi_fragment_molecules_from_nci_never_overlap():
+    import os
+
+    from rdkit import RDConfig
+
+    path = os.path.join(RDConfig.RDDataDir, "NCI", "first_5K.smi")
+    with open(path) as handle:
+        multi = [line.split()[0] for line in handle if "." in line.split()[0]][:20]
+    featurizer = ConformerFeaturizer(embed_timeout=10)
+    out = featurizer.featurize(multi, log_failures=False)
+    done = [(s, c) for s, c in zip(multi, out) if not isinstance(c, np.ndarray)]
+    assert len(done) >= 15  # raw ETKDG overlaps fragments in about 9 of 10 of these
+    for smiles, conformer in done:
+        assert find_clash(conformer.atomic_numbers, conformer.positions) is None, smiles
+        assert conformer.n_atoms == Chem.AddHs(Chem.MolFromSmiles(smiles)).GetNumAtoms()
