@@ -24,7 +24,7 @@ from dc_invariant.embedding import (
     describe_input,
     featurize_chunk,
 )
-from dc_invariant.geometry import describe_clash, find_clash
+from dc_invariant.geometry import clashing_molecules
 from dc_invariant.parallel import check_workers, connected, map_ordered
 
 dc = import_deepchem()
@@ -352,19 +352,19 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
     def _check_given_geometries(self, result: np.ndarray, items: Sequence[Any]) -> None:
         # Embedded geometries were checked (and refused) already; a clash left here is in a
         # geometry the user gave. It is theirs to keep, but never silently.
-        self.clashes = []
+        owners, numbers, geometries = [], [], []
         for i, conformer in enumerate(result):
-            if not isinstance(conformer, Conformer):
-                continue
-            geometries = (
-                conformer.positions[None] if conformer.ensemble is None else conformer.ensemble
-            )
-            for geometry in geometries:
-                clash = find_clash(conformer.atomic_numbers, geometry)
-                if clash is not None:
-                    text = describe_clash(conformer.atomic_numbers, clash)
-                    self.clashes.append((i, items[i], text))
-                    break
+            if isinstance(conformer, Conformer):
+                stack = (
+                    conformer.positions[None] if conformer.ensemble is None else conformer.ensemble
+                )
+                owners += [i] * len(stack)
+                numbers += [conformer.atomic_numbers] * len(stack)
+                geometries += list(stack)
+        first: dict[int, str] = {}
+        for k, text in clashing_molecules(numbers, geometries).items():
+            first.setdefault(owners[k], text)
+        self.clashes = [(i, items[i], text) for i, text in sorted(first.items())]
         if self.clashes:
             i, item, text = self.clashes[0]
             logger.warning(
