@@ -26,6 +26,7 @@ dc = import_deepchem()
 CONFIG_FILE = "dc_invariant_model.json"
 MODES = ("regression", "classification")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 # Constructor arguments of TorchModel that users may pass through; the rest are ours to set.
 _TORCH_MODEL_KWARGS = frozenset(inspect.signature(dc.models.TorchModel.__init__).parameters) - {
@@ -265,11 +266,21 @@ class InvariantModel(dc.models.TorchModel):
                 return []
             out = []
             for a in arrays:
+                if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+                    # Cast in NumPy: torch's cast runs on all threads, which costs more
+                    # than it saves on arrays this small when the machine is busy.
+                    a = a.astype(_NUMPY_DTYPES[self.dtype], copy=False)
                 t = torch.as_tensor(a, device=self.device)
                 out.append(t.to(self.dtype) if t.is_floating_point() else t)
             return out
 
         return tensors(inputs), tensors(labels), tensors(weights)
+
+    def _predict(self, *args: Any, **kwargs: Any) -> Any:
+        # DeepChem records an autograd graph while predicting; nothing here differentiates
+        # it, and without one the networks may reuse memory in place.
+        with torch.no_grad():
+            return super()._predict(*args, **kwargs)
 
     def set_learning_rate(self, learning_rate: float) -> None:
         """Change the optimiser's learning rate from now on (for schedules driven by callbacks)."""
