@@ -47,20 +47,19 @@ def _one_thread(active: bool) -> Iterator[None]:
             torch.set_num_threads(saved)
 
 
-def _squared_distances(r: torch.Tensor) -> torch.Tensor:
-    """``|r_j - r_i|²`` of B molecules of n atoms, (B, n, 3) -> (B, n, n), in r's dtype.
+def _gram_factors(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 rows ``[r_i, |r_i|², 1]`` and ``[-2 r_j, 1, |r_j|²]``, (n_atoms, 5) each.
 
-    From the Gram matrix, ``|r_i|² + |r_j|² - 2 r_i·r_j``, in float64: one batched matrix
-    product instead of broadcast differences along axes of n (~18) elements, which torch does
-    not vectorise (3x slower than the tanh that follows). The coordinates are centred per
-    molecule (|r| up to ~10 Å in QM9), so the cancellation costs at most ~1e-16 |r|² Å²
-    (~1e-14 of a bond length squared); the diagonal is set to the exact zero.
+    Within a molecule their products are the squared distances ``|r_i|² + |r_j|² - 2 r_i·r_j``:
+    one batched matrix product instead of broadcast differences along axes of n (~18)
+    elements, which torch does not vectorise (3x slower than the tanh that follows). The
+    coordinates are centred per molecule (|r| up to ~10 Å in QM9), so the cancellation costs
+    at most ~1e-16 |r|² Å², ~1e-14 of a bond length squared.
     """
     r64 = r.to(torch.float64)
-    norms = (r64 * r64).sum(-1)
-    gram = torch.baddbmm(norms[:, :, None] + norms[:, None, :], r64, r64.transpose(1, 2), alpha=-2)
-    gram.clamp_(min=0.0).diagonal(dim1=1, dim2=2).zero_()
-    return gram.to(r.dtype)
+    norms = (r64 * r64).sum(-1, keepdim=True)
+    ones = torch.ones_like(norms)
+    return torch.cat([r64, norms, ones], dim=-1), torch.cat([-2.0 * r64, ones, norms], dim=-1)
 
 
 class _TwoLayer(torch.nn.Module):
@@ -175,23 +174,32 @@ class _PairNetwork(_TwoLayer):
         return hidden @ self.layer2.weight.T
 
     def _dense_group_in_place(
-        self, r: torch.Tensor, a: torch.Tensor, workspace: torch.Tensor, step: int
+        self,
+        r: torch.Tensor,
+        a: torch.Tensor,
+        factors: tuple[torch.Tensor, torch.Tensor],
+        workspace: torch.Tensor,
+        step: int,
     ) -> torch.Tensor:
         """Σ over each molecule's (n, n) pairs of ``act(g W_g + a_j) f(d)``, for inference.
 
-        ``r`` (B, n, 3) and ``a`` (B, n, hidden) hold B molecules of n atoms; returns
+        ``r`` (B, n, 3) and ``a`` (B, n, hidden) hold B molecules of n atoms, ``factors``
+        their atoms' `_gram_factors`; returns
         (B, hidden), before ``layer2``. The pair geometry is built for all B at once; the
         (b, n, n, hidden) pre-activations of ``step`` molecules at a time are written into
         ``workspace``, activated in place and summed: three passes over memory that stays in
         cache, where the autograd path allocates (and page-faults) a fresh tensor each step.
         """
         b_all, n, hidden = a.shape
-        squared = _squared_distances(r)
+        left, right = (f.view(b_all, n, 5) for f in factors)
+        squared = torch.bmm(left, right.transpose(1, 2))
+        squared.diagonal(dim1=1, dim2=2).zero_()  # exactly, as r_i - r_i is
+        squared = squared.to(a.dtype)
         w = self.layer1.weight[:, : self.geometry_width]
         if self.geometry_width == 1:
-            geometry, w = squared[..., None], w[:, 0]
+            geometry, w = squared[..., None], w[:, 0].contiguous()
         else:
-            geometry, w = self.pair_geometry(r[:, None, :, :] - r[:, :, None, :]), w.T
+            geometry, w = self.pair_geometry(r[:, None, :, :] - r[:, :, None, :]), w.T.contiguous()
         envelope = None
         if self.cutoff is not None:
             envelope = pair_envelope(squared, self.cutoff).view(b_all, 1, n * n)
@@ -236,8 +244,9 @@ class _PairNetwork(_TwoLayer):
             n, total = int(n), int(total)
             groups.append((n, first, total, max(1, piece // (n * n))))
             first += n * total
-        workspace = None
+        workspace, factors = None, None
         if in_place:
+            factors = _gram_factors(positions)
             # One buffer for every piece of this batch, sized for the largest.
             largest = max(min(step, total) * n * n for n, _, total, step in groups)
             workspace = per_atom.new_empty(largest * hidden)
@@ -246,7 +255,8 @@ class _PairNetwork(_TwoLayer):
             r = positions[lo : lo + total * n].view(total, n, 3)
             a = per_atom[lo : lo + total * n].view(total, n, hidden)
             if workspace is not None:
-                sums.append(self._dense_group_in_place(r, a, workspace, step))
+                span = tuple(f[lo : lo + total * n] for f in factors)
+                sums.append(self._dense_group_in_place(r, a, span, workspace, step))
                 continue
             for k in range(0, total, step):
                 rk, ak = r[k : k + step], a[k : k + step]
