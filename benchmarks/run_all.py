@@ -1,6 +1,6 @@
 """Run every benchmark and write one Markdown table of ratios against the peers of that run.
 
-Each benchmark (``featurize``, ``qm9_accuracy``, ``inference``, ``audit``, ``scaling``) runs
+Each benchmark (``featurize``, ``qm9_accuracy``, ``inference``, ``audit``, ``schnet``, ``scaling``) runs
 as its own process, ``python benchmarks/<name>.py [--quick] --json <file>``, so that one
 benchmark's imports, threads and memory never touch another's timings. Its full output goes
 to ``<out>/<name>.log`` (``<out>/quick/<name>.log`` with ``--quick``); the result rows it
@@ -41,7 +41,7 @@ from _rows import check_rows
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ("featurize", "qm9_accuracy", "inference", "audit", "scaling")
+BENCHMARKS = ("featurize", "qm9_accuracy", "inference", "audit", "schnet", "scaling")
 COLUMNS = (
     "benchmark",
     "measure",
