@@ -44,14 +44,3 @@ def test_inference_path_equals_the_autograd_path(monkeypatch, cls, activation, c
     # float32 sums in another order: rounding relative to the largest output, not to each.
     tolerance = (1e-12 if dtype == "float64" else 1e-5) * np.abs(slow).max()
     np.testing.assert_allclose(fast, slow, rtol=0, atol=tolerance)
-
-
-def test_squared_distances_from_the_gram_matrix_match_differences():
-    rng = np.random.default_rng(2)
-    r = torch.as_tensor(rng.normal(scale=4.0, size=(6, 9, 3)))
-    left, right = tutorial._gram_factors(r.reshape(-1, 3))
-    squared = torch.bmm(left.view(6, 9, 5), right.view(6, 9, 5).transpose(1, 2))
-    exact = ((r[:, None, :, :] - r[:, :, None, :]) ** 2).sum(-1)
-    off_diagonal = ~torch.eye(9, dtype=torch.bool)
-    # Centred QM9-sized coordinates: the cancellation stays at rounding level.
-    assert torch.allclose(squared[:, off_diagonal], exact[:, off_diagonal], rtol=1e-12, atol=1e-12)

@@ -47,21 +47,6 @@ def _one_thread(active: bool) -> Iterator[None]:
             torch.set_num_threads(saved)
 
 
-def _gram_factors(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float64 rows ``[r_i, |r_i|², 1]`` and ``[-2 r_j, 1, |r_j|²]``, (n_atoms, 5) each.
-
-    Within a molecule their products are the squared distances ``|r_i|² + |r_j|² - 2 r_i·r_j``:
-    one batched matrix product instead of broadcast differences along axes of n (~18)
-    elements, which torch does not vectorise (3x slower than the tanh that follows). The
-    coordinates are centred per molecule (|r| up to ~10 Å in QM9), so the cancellation costs
-    at most ~1e-16 |r|² Å², ~1e-14 of a bond length squared.
-    """
-    r64 = r.to(torch.float64)
-    norms = (r64 * r64).sum(-1, keepdim=True)
-    ones = torch.ones_like(norms)
-    return torch.cat([r64, norms, ones], dim=-1), torch.cat([-2.0 * r64, ones, norms], dim=-1)
-
-
 class _TwoLayer(torch.nn.Module):
     """Shared head: ``layer2(pool(act(layer1(inputs))))`` with the tutorial's shapes."""
 
@@ -174,51 +159,43 @@ class _PairNetwork(_TwoLayer):
         return hidden @ self.layer2.weight.T
 
     def _dense_group_in_place(
-        self,
-        r: torch.Tensor,
-        a: torch.Tensor,
-        factors: tuple[torch.Tensor, torch.Tensor],
-        workspace: torch.Tensor,
-        step: int,
+        self, r: torch.Tensor, a: torch.Tensor, workspace: torch.Tensor, step: int
     ) -> torch.Tensor:
         """Σ over each molecule's (n, n) pairs of ``act(g W_g + a_j) f(d)``, for inference.
 
-        ``r`` (B, n, 3) and ``a`` (B, n, hidden) hold B molecules of n atoms, ``factors``
-        their atoms' `_gram_factors`; returns
-        (B, hidden), before ``layer2``. The pair geometry is built for all B at once; the
-        (b, n, n, hidden) pre-activations of ``step`` molecules at a time are written into
-        ``workspace``, activated in place and summed: three passes over memory that stays in
-        cache, where the autograd path allocates (and page-faults) a fresh tensor each step.
+        ``r`` (B, n, 3) and ``a`` (B, n, hidden) hold B molecules of n atoms; returns
+        (B, hidden), before ``layer2``. Pairs are laid out (i, j, molecule): every
+        element-wise step then runs along B molecules (or B x hidden values) instead of
+        along n (~18) atoms, which torch does not vectorise. The pre-activations of ``step``
+        molecules at a time are written into ``workspace``, activated in place and summed:
+        three passes over memory that stays in cache, where the autograd path allocates (and
+        page-faults) a fresh tensor at each step.
         """
         b_all, n, hidden = a.shape
-        left, right = (f.view(b_all, n, 5) for f in factors)
-        squared = torch.bmm(left, right.transpose(1, 2))
-        squared.diagonal(dim1=1, dim2=2).zero_()  # exactly, as r_i - r_i is
-        squared = squared.to(a.dtype)
+        coordinates = r.permute(1, 2, 0).contiguous()  # (n, 3, B)
+        # [i, j, :, m] = r_j - r_i of molecule m
+        differences = coordinates[None, :, :, :] - coordinates[:, None, :, :]
+        squared = (differences * differences).sum(2)  # (n, n, B)
         w = self.layer1.weight[:, : self.geometry_width]
         if self.geometry_width == 1:
             geometry, w = squared[..., None], w[:, 0].contiguous()
         else:
-            geometry, w = self.pair_geometry(r[:, None, :, :] - r[:, :, None, :]), w.T.contiguous()
-        envelope = None
-        if self.cutoff is not None:
-            envelope = pair_envelope(squared, self.cutoff).view(b_all, 1, n * n)
-        a = a[:, None, :, :]
+            geometry, w = self.pair_geometry(differences.transpose(2, 3)), w.T.contiguous()
+        envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
+        a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
         out = a.new_empty(b_all, hidden)
         for k in range(0, b_all, step):
             b = min(step, b_all - k)
-            pre = workspace[: b * n * n * hidden].view(b, n, n, hidden)
+            pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
             if self.geometry_width == 1:
-                torch.mul(geometry[k : k + b], w, out=pre)
+                torch.mul(geometry[:, :, k : k + b], w, out=pre)
             else:
-                torch.matmul(geometry[k : k + b], w, out=pre)
-            pre.add_(a[k : k + b])
+                torch.matmul(geometry[:, :, k : k + b], w, out=pre)
+            pre.add_(a[:, :, k : k + b])
             self.act_in_place(pre)
-            pre = pre.view(b, n * n, hidden)
-            if envelope is None:
-                torch.sum(pre, 1, out=out[k : k + b])
-            else:
-                torch.bmm(envelope[k : k + b], pre, out=out[k : k + b].view(b, 1, hidden))
+            if envelope is not None:
+                pre.mul_(envelope[:, :, k : k + b])
+            torch.sum(pre.view(n * n, b, hidden), 0, out=out[k : k + b])
         return out
 
     def _dense_sums(
@@ -244,9 +221,8 @@ class _PairNetwork(_TwoLayer):
             n, total = int(n), int(total)
             groups.append((n, first, total, max(1, piece // (n * n))))
             first += n * total
-        workspace, factors = None, None
+        workspace = None
         if in_place:
-            factors = _gram_factors(positions)
             # One buffer for every piece of this batch, sized for the largest.
             largest = max(min(step, total) * n * n for n, _, total, step in groups)
             workspace = per_atom.new_empty(largest * hidden)
@@ -255,8 +231,7 @@ class _PairNetwork(_TwoLayer):
             r = positions[lo : lo + total * n].view(total, n, 3)
             a = per_atom[lo : lo + total * n].view(total, n, hidden)
             if workspace is not None:
-                span = tuple(f[lo : lo + total * n] for f in factors)
-                sums.append(self._dense_group_in_place(r, a, span, workspace, step))
+                sums.append(self._dense_group_in_place(r, a, workspace, step))
                 continue
             for k in range(0, total, step):
                 rk, ak = r[k : k + step], a[k : k + step]
