@@ -1,12 +1,12 @@
 """Run every benchmark and write one Markdown table of ratios against the peers of that run.
 
-Each benchmark (``featurize``, ``qm9_accuracy``, ``inference``, ``audit``, ``scaling``) runs
-as its own process, ``python benchmarks/<name>.py [--quick] --json <file>``, so that one
-benchmark's imports, threads and memory never touch another's timings. Its full output goes
-to ``<out>/<name>.log`` (``<out>/quick/<name>.log`` with ``--quick``); the result rows it
-writes (see ``benchmarks/_rows.py``) are collected into ``summary.md`` beside the logs, under
-a line naming the machine. A ratio above 1 means ours is better than the peer measured in the
-same run.
+Each benchmark (``featurize``, ``qm9_accuracy``, ``inference``, ``audit``, ``schnet``,
+``scaling``) runs as its own process, ``python benchmarks/<name>.py [--quick] --json <file>``,
+so that one benchmark's imports, threads and memory never touch another's timings. Its full
+output goes to ``<out>/<name>.log`` (``<out>/quick/<name>.log`` with ``--quick``); the
+result rows it writes (see ``benchmarks/_rows.py``) are collected into ``summary.md`` beside
+the logs, under a line naming the machine. A ratio above 1 means ours is better than the
+peer measured in the same run.
 
 A benchmark that is missing, exits with an error or writes no valid rows gets a row saying
 so; the others still run, and the exit status is then 1.
@@ -41,7 +41,7 @@ from _rows import check_rows
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ("featurize", "qm9_accuracy", "inference", "audit", "scaling")
+BENCHMARKS = ("featurize", "qm9_accuracy", "inference", "audit", "schnet", "scaling")
 COLUMNS = (
     "benchmark",
     "measure",

@@ -93,14 +93,66 @@ def stacked_neighbor_pairs(
     """
     counts = np.asarray(counts, dtype=np.int64)
     starts = np.cumsum(counts) - counts
-    chosen = range(len(counts)) if molecules is None else molecules
-    blocks = [np.empty((2, 0), dtype=np.int64)]
-    for m in chosen:
-        start, n = int(starts[m]), int(counts[m])
-        blocks.append(
-            neighbor_pairs(positions[start : start + n], cutoff, directed=directed) + start
+    chosen = np.arange(len(counts)) if molecules is None else np.asarray(molecules, np.int64)
+    small = counts[chosen] <= _BRUTE_FORCE_ATOMS
+    # Small molecules all at once (a loop over them cost more than the network using the
+    # pairs: an audit builds lists for 13 copies of every molecule); large ones by k-d tree.
+    blocks = [
+        _small_molecule_pairs(
+            positions, starts[chosen[small]], counts[chosen[small]], cutoff, directed
         )
-    return np.concatenate(blocks, axis=1)
+    ]
+    ranks = [np.repeat(np.flatnonzero(small), blocks[0][2])]
+    blocks[0] = blocks[0][:2]
+    for rank in np.flatnonzero(~small):
+        start, n = int(starts[chosen[rank]]), int(counts[chosen[rank]])
+        pairs = neighbor_pairs(positions[start : start + n], cutoff, directed=directed) + start
+        blocks.append((pairs[0], pairs[1]))
+        ranks.append(np.full(pairs.shape[1], rank))
+    i = np.concatenate([b[0] for b in blocks])
+    j = np.concatenate([b[1] for b in blocks])
+    if (~small).any():
+        order = np.argsort(np.concatenate(ranks), kind="stable")
+        i, j = i[order], j[order]
+    return np.stack([i, j]).astype(np.int64)
+
+
+def _small_molecule_pairs(
+    positions: FloatArray, starts: IntArray, counts: IntArray, cutoff: float, directed: bool
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Close pairs ``(i, j)`` of every listed molecule by brute force, and pairs per molecule.
+
+    The same test as `neighbor_pairs`' brute force (squared differences summed over x, y, z,
+    against ``cutoff²``), so the lists are identical; molecules are taken in slices of about
+    a million candidate pairs, which bounds the memory.
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    out_i, out_j, per_molecule = [], [], []
+    area = np.cumsum(counts**2)
+    first = 0
+    while first < len(counts):
+        last = max(
+            first + 1,
+            int(np.searchsorted(area, area[first] - counts[first] ** 2 + (1 << 20), side="right")),
+        )
+        sizes = counts[first:last]
+        pairs = sizes**2
+        size = np.repeat(sizes, pairs)
+        k = np.arange(pairs.sum()) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+        local_i, local_j = k // size, k % size
+        keep = local_i != local_j if directed else local_i < local_j
+        base = np.repeat(starts[first:last], pairs)
+        i, j = (base + local_i)[keep], (base + local_j)[keep]
+        close = ((positions[i] - positions[j]) ** 2).sum(axis=-1) < cutoff**2
+        owner = np.repeat(np.arange(last - first), pairs)[keep][close]
+        out_i.append(i[close])
+        out_j.append(j[close])
+        per_molecule.append(np.bincount(owner, minlength=last - first))
+        first = last
+    if not out_i:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(per_molecule)
 
 
 def all_pairs(counts: IntArray) -> IntArray:

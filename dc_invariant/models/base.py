@@ -26,6 +26,7 @@ dc = import_deepchem()
 CONFIG_FILE = "dc_invariant_model.json"
 MODES = ("regression", "classification")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 # Constructor arguments of TorchModel that users may pass through; the rest are ours to set.
 _TORCH_MODEL_KWARGS = frozenset(inspect.signature(dc.models.TorchModel.__init__).parameters) - {
@@ -105,34 +106,40 @@ def stack_conformers(
                 f"molecule {name(k)} is {type(item).__name__}, not a Conformer; an empty array "
                 "marks a molecule the featurizer could not handle: drop those before training"
             )
-        if item.features.shape[1] != n_features:
+    # Checked as arrays (a Python test per molecule cost as much as the network's work);
+    # only a failure pays for finding the molecule and the reason.
+    positions = [c.positions for c in conformers]
+    features = [c.features for c in conformers]
+    counts = np.fromiter(map(len, positions), np.int64, len(conformers))
+    widths = np.fromiter((f.shape[1] for f in features), np.int64, len(conformers))
+    limit = np.iinfo(np.int64).max if n_atoms_limit is None else n_atoms_limit
+    for k in np.flatnonzero((widths != n_features) | (counts == 0) | (counts > limit))[:1]:
+        item = conformers[k]
+        if widths[k] != n_features:
             raise ValueError(
-                f"molecule {name(k)} ({item.smiles!r}) has {item.features.shape[1]} features "
+                f"molecule {name(k)} ({item.smiles!r}) has {widths[k]} features "
                 f"per atom, the model expects n_features={n_features}"
             )
-        n_atoms = item.positions.shape[0]
-        if n_atoms == 0:
+        if counts[k] == 0:
             raise ValueError(f"molecule {name(k)} ({item.smiles!r}) has no atoms")
-        if n_atoms_limit is not None and n_atoms > n_atoms_limit:
-            raise ValueError(
-                f"molecule {name(k)} ({item.smiles!r}) has {n_atoms} atoms, more than this "
-                f"model's n_atoms={n_atoms_limit} (the dense network's input size is fixed)"
-            )
-    counts = np.fromiter((c.positions.shape[0] for c in conformers), np.int64, len(conformers))
+        raise ValueError(
+            f"molecule {name(k)} ({item.smiles!r}) has {counts[k]} atoms, more than this "
+            f"model's n_atoms={n_atoms_limit} (the dense network's input size is fixed)"
+        )
     stacked = Stacked(
-        np.concatenate([c.positions for c in conformers]),
-        np.concatenate([c.features for c in conformers]),
+        np.concatenate(positions),
+        np.concatenate(features),
         np.concatenate([c.atomic_numbers for c in conformers]),
         counts,
     )
-    # One vectorised check for the whole batch; only a failure pays for finding the molecule.
     for what, values in (("coordinates", stacked.positions), ("features", stacked.features)):
+        if np.isfinite(values).all():
+            continue
         finite = np.isfinite(values).all(axis=1)
-        if not finite.all():
-            k = int(np.searchsorted(np.cumsum(counts), np.flatnonzero(~finite)[0], side="right"))
-            raise ValueError(
-                f"molecule {name(k)} ({conformers[k].smiles!r}) has NaN or infinite {what}"
-            )
+        k = int(np.searchsorted(np.cumsum(counts), np.flatnonzero(~finite)[0], side="right"))
+        raise ValueError(
+            f"molecule {name(k)} ({conformers[k].smiles!r}) has NaN or infinite {what}"
+        )
     return stacked
 
 
@@ -160,6 +167,9 @@ class InvariantModel(dc.models.TorchModel):
     The network returns per-molecule outputs of shape (B, n_tasks) in regression mode and
     logits (B, n_tasks, n_classes) in classification mode.
     """
+
+    #: Atoms per batch of `predict_arrays` unless it is given one.
+    predict_batch_atoms: int = 32_768
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -276,11 +286,21 @@ class InvariantModel(dc.models.TorchModel):
                 return []
             out = []
             for a in arrays:
+                if isinstance(a, np.ndarray) and a.dtype.kind == "f":
+                    # Cast in NumPy: torch's cast runs on all threads, which costs more
+                    # than it saves on arrays this small when the machine is busy.
+                    a = a.astype(_NUMPY_DTYPES[self.dtype], copy=False)
                 t = torch.as_tensor(a, device=self.device)
                 out.append(t.to(self.dtype) if t.is_floating_point() else t)
             return out
 
         return tensors(inputs), tensors(labels), tensors(weights)
+
+    def _predict(self, *args: Any, **kwargs: Any) -> Any:
+        # DeepChem records an autograd graph while predicting; nothing here differentiates
+        # it, and without one the networks may reuse memory in place.
+        with torch.no_grad():
+            return super()._predict(*args, **kwargs)
 
     def set_learning_rate(self, learning_rate: float) -> None:
         """Change the optimiser's learning rate from now on (for schedules driven by callbacks)."""
@@ -298,7 +318,7 @@ class InvariantModel(dc.models.TorchModel):
         *,
         forces: bool = False,
         task: int = 0,
-        batch_atoms: int = 32_768,
+        batch_atoms: Optional[int] = None,
     ) -> np.ndarray:
         """Predictions (or forces) for molecules given as stacked atom arrays.
 
@@ -318,8 +338,9 @@ class InvariantModel(dc.models.TorchModel):
         forces : bool, default=False
             Return forces ``-dE/dR`` of output ``task`` instead of predictions.
         task : int, default=0
-        batch_atoms : int, default=32768
-            Atoms per batch (a larger molecule gets a batch of its own).
+        batch_atoms : int, optional
+            Atoms per batch (a larger molecule gets a batch of its own); default: the
+            model's ``predict_batch_atoms``.
 
         Returns
         -------
@@ -339,6 +360,7 @@ class InvariantModel(dc.models.TorchModel):
         >>> forces.shape, bool(abs(forces[:2].sum(axis=0)).max() < 1e-12)  # no net force
         ((3, 3), True)
         """
+        batch_atoms = self.predict_batch_atoms if batch_atoms is None else batch_atoms
         counts = np.asarray(counts, dtype=np.int64)
         positions = np.asarray(positions, dtype=np.float64)
         features = np.asarray(features, dtype=np.float64)

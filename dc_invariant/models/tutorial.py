@@ -9,6 +9,8 @@ needs a fixed input size, so it alone pads every molecule to ``n_atoms``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar, Optional
 
 import numpy as np
@@ -26,6 +28,25 @@ from dc_invariant.reference import Weights
 from dc_invariant.symmetry import segment_arange
 
 
+@contextlib.contextmanager
+def _one_thread(active: bool) -> Iterator[None]:
+    """Run torch's operations on one thread while ``active``.
+
+    Each dense piece is a few small operations; with two threads every one of them ends in a
+    barrier, and on a shared machine a barrier waits a whole scheduler tick (~4 ms) whenever
+    the other core is busy: 4-10x slower than one thread, measured with two processes of
+    other work running (benchmarks/inference.py compares both).
+    """
+    saved = torch.get_num_threads()
+    if active and saved != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if active and saved != 1:
+            torch.set_num_threads(saved)
+
+
 class _TwoLayer(torch.nn.Module):
     """Shared head: ``layer2(pool(act(layer1(inputs))))`` with the tutorial's shapes."""
 
@@ -34,6 +55,7 @@ class _TwoLayer(torch.nn.Module):
         self.layer1 = torch.nn.Linear(n_inputs, hidden)
         self.layer2 = torch.nn.Linear(hidden, n_outputs)
         self.act = activation(act)
+        self.act_in_place = _IN_PLACE.get(act)
 
 
 class DenseNetwork(_TwoLayer):
@@ -73,9 +95,21 @@ class PermutationNetwork(_TwoLayer):
 #: benchmarks/scaling.py for the crossover).
 DENSE_PAIR_ATOMS = 64
 
-# Pair-tensor elements (molecules x n x n) per dense piece: large enough to amortise the
-# per-piece overhead, small enough that the (pairs, hidden) activations stay cache-friendly.
-_PIECE_PAIRS = 1 << 16
+# Bytes of (pairs, hidden) pre-activations per dense piece: large enough to amortise the
+# per-piece overhead, small enough to stay in a core's L2 cache while the activation and the
+# sum pass over it (benchmarks/inference.py: 1 MiB beat 256 KiB and 4 MiB).
+_PIECE_BYTES = 1 << 20
+
+#: Threads for the inference path's dense pieces: 1 (see `_one_thread`), or 0 for torch's
+#: own setting.
+THREADS = 1
+
+# Activations that can overwrite their input, for the inference path (no autograd graph).
+_IN_PLACE = {
+    "tanh": torch.Tensor.tanh_,
+    "relu": torch.Tensor.relu_,
+    "silu": lambda x: torch.nn.functional.silu(x, inplace=True),
+}
 
 
 def pair_envelope(squared: torch.Tensor, cutoff: float) -> torch.Tensor:
@@ -124,6 +158,90 @@ class _PairNetwork(_TwoLayer):
         # over n_outputs numbers per pair instead of `hidden`.
         return hidden @ self.layer2.weight.T
 
+    def _dense_group_in_place(
+        self, r: torch.Tensor, a: torch.Tensor, workspace: torch.Tensor, step: int
+    ) -> torch.Tensor:
+        """Σ over each molecule's (n, n) pairs of ``act(g W_g + a_j) f(d)``, for inference.
+
+        ``r`` (B, n, 3) and ``a`` (B, n, hidden) hold B molecules of n atoms; returns
+        (B, hidden), before ``layer2``. Pairs are laid out (i, j, molecule): every
+        element-wise step then runs along B molecules (or B x hidden values) instead of
+        along n (~18) atoms, which torch does not vectorise. The pre-activations of ``step``
+        molecules at a time are written into ``workspace``, activated in place and summed:
+        three passes over memory that stays in cache, where the autograd path allocates (and
+        page-faults) a fresh tensor at each step.
+        """
+        b_all, n, hidden = a.shape
+        coordinates = r.permute(1, 2, 0).contiguous()  # (n, 3, B)
+        # [i, j, :, m] = r_j - r_i of molecule m
+        differences = coordinates[None, :, :, :] - coordinates[:, None, :, :]
+        squared = (differences * differences).sum(2)  # (n, n, B)
+        w = self.layer1.weight[:, : self.geometry_width]
+        if self.geometry_width == 1:
+            geometry, w = squared[..., None], w[:, 0].contiguous()
+        else:
+            geometry, w = self.pair_geometry(differences.transpose(2, 3)), w.T.contiguous()
+        envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
+        a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
+        out = a.new_empty(b_all, hidden)
+        for k in range(0, b_all, step):
+            b = min(step, b_all - k)
+            pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
+            if self.geometry_width == 1:
+                torch.mul(geometry[:, :, k : k + b], w, out=pre)
+            else:
+                torch.matmul(geometry[:, :, k : k + b], w, out=pre)
+            pre.add_(a[:, :, k : k + b])
+            self.act_in_place(pre)
+            if envelope is not None:
+                pre.mul_(envelope[:, :, k : k + b])
+            torch.sum(pre.view(n * n, b, hidden), 0, out=out[k : k + b])
+        return out
+
+    def _dense_sums(
+        self, positions: torch.Tensor, per_atom: torch.Tensor, sizes: np.ndarray, dense: np.ndarray
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """Outputs (less ``layer2.bias``) of the ``dense`` molecules, and their indices."""
+        # Molecules sorted by size, their atoms gathered once: the molecules of each size
+        # are then one slice, not a gather of their own.
+        order = np.flatnonzero(dense)
+        order = order[np.argsort(sizes[order], kind="stable")]
+        counts = sizes[order]
+        starts = np.cumsum(sizes) - sizes
+        atoms = torch.as_tensor(segment_arange(starts[order], counts), device=positions.device)
+        positions, per_atom = positions[atoms], per_atom[atoms]
+        hidden = per_atom.shape[1]
+        in_place = self.act_in_place is not None and not (
+            torch.is_grad_enabled() and (positions.requires_grad or per_atom.requires_grad)
+        )
+        piece = max(1, _PIECE_BYTES // (hidden * per_atom.element_size()))
+        groups = []  # (n, first atom, molecules, molecules per piece)
+        first = 0
+        for n, total in zip(*np.unique(counts, return_counts=True)):
+            n, total = int(n), int(total)
+            groups.append((n, first, total, max(1, piece // (n * n))))
+            first += n * total
+        workspace = None
+        if in_place:
+            # One buffer for every piece of this batch, sized for the largest.
+            largest = max(min(step, total) * n * n for n, _, total, step in groups)
+            workspace = per_atom.new_empty(largest * hidden)
+        sums = []
+        for n, lo, total, step in groups:
+            r = positions[lo : lo + total * n].view(total, n, 3)
+            a = per_atom[lo : lo + total * n].view(total, n, hidden)
+            if workspace is not None:
+                sums.append(self._dense_group_in_place(r, a, workspace, step))
+                continue
+            for k in range(0, total, step):
+                rk, ak = r[k : k + step], a[k : k + step]
+                # [b, i, j] = r_j - r_i, paired with a_j
+                pre = self._pair_terms(rk[:, None, :, :] - rk[:, :, None, :], ak[:, None, :, :])
+                sums.append(pre.sum((1, 2)))
+        out = torch.cat(sums)
+        # layer2 is linear: applied once to the pooled hidden units of every molecule.
+        return (out @ self.layer2.weight.T if in_place else out), order
+
     def forward(
         self,
         positions: torch.Tensor,
@@ -132,31 +250,28 @@ class _PairNetwork(_TwoLayer):
         pairs: Optional[torch.Tensor] = None,
         sparse: Optional[torch.Tensor] = None,
     ):
+        inference = not (torch.is_grad_enabled() and self.layer1.weight.requires_grad)
+        with _one_thread(inference and THREADS == 1):
+            return self._forward(positions, features, counts, pairs, sparse)
+
+    def _forward(
+        self,
+        positions: torch.Tensor,
+        features: torch.Tensor,
+        counts: torch.Tensor,
+        pairs: Optional[torch.Tensor],
+        sparse: Optional[torch.Tensor],
+    ) -> torch.Tensor:
         w = self.layer1.weight
         # Linear([g_ij, x_j]) = g_ij W_g + (x_j W_x + b): the bracket is computed once per
         # atom instead of once per pair.
         per_atom = torch.addmm(self.layer1.bias, features, w[:, self.geometry_width :].T)
         sizes = counts.cpu().numpy()
-        starts = np.cumsum(sizes) - sizes
         dense = np.ones(len(sizes), bool) if sparse is None else ~sparse.cpu().numpy()
-        device = positions.device
-        sums, members = [], []
-        for n in np.unique(sizes[dense]):
-            group = np.flatnonzero(dense & (sizes == n))
-            step = max(1, _PIECE_PAIRS // int(n * n))
-            for first in range(0, len(group), step):
-                chosen = group[first : first + step]
-                atoms = torch.as_tensor((starts[chosen, None] + np.arange(n)).reshape(-1))
-                r = positions[atoms.to(device)].view(len(chosen), n, 3)
-                a = per_atom[atoms.to(device)].view(len(chosen), n, -1)
-                # [b, i, j] = r_j - r_i, paired with a_j
-                terms = self._pair_terms(r[:, None, :, :] - r[:, :, None, :], a[:, None, :, :])
-                sums.append(terms.sum((1, 2)))
-                members.append(chosen)
         out = per_atom.new_zeros(len(sizes), self.layer2.out_features)
-        if sums:
-            index = torch.as_tensor(np.concatenate(members), device=device)
-            out = out.index_copy(0, index, torch.cat(sums))
+        if dense.any():
+            sums, members = self._dense_sums(positions, per_atom, sizes, dense)
+            out = out.index_copy(0, torch.as_tensor(members, device=out.device), sums)
         if pairs is not None and pairs.shape[1]:
             i, j = pairs[0], pairs[1]
             terms = self._pair_terms(positions[j] - positions[i], per_atom[j])

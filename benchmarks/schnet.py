@@ -1,0 +1,178 @@
+"""SchNet's running costs: a symmetry audit against the tutorial network's, and a training epoch.
+
+**Audit.** ``dc-invariant audit --model schnet --dataset qm9 --limit 3000`` and the same
+command with ``--model rotation`` (the tutorial network), each in a fresh process, in the same
+run: wall time (imports and QM9 loading included, as a user sees it), CPU time split into
+user and system, and peak resident memory. Targets: SchNet within 3x the rotation network's
+time and within 1 GiB at peak.
+
+**Training.** One epoch of ``SchNetModel.fit`` on 10,000 QM9 molecules at the size
+``benchmarks/qm9_accuracy.py`` trains (64 basis, 64 filters, 4 interactions, 25 Gaussians,
+batches of 32), after a warm-up epoch, with the time spent preparing batches (validation,
+centring, neighbour lists) measured on its own; the tutorial network's epoch is timed beside
+it for reference. SchNetPack 2.1, the natural peer, needs Python 3.12 and cannot be installed
+here (Python 3.11), so it is not run.
+
+Run ``python benchmarks/schnet.py`` (``--quick``: 300 molecules audited, 1,000 trained);
+needs the ``qm9`` extra. ``--json PATH`` also writes the comparisons as result rows (see
+``benchmarks/_rows.py``) for ``benchmarks/run_all.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from _rows import result_row, write_rows
+
+from dc_invariant.datasets import load_qm9
+from dc_invariant.models import RotationInvariantModel, SchNetModel
+
+ROOT = Path(__file__).resolve().parent.parent
+TIME_TARGET = 3.0
+MEMORY_TARGET_MIB = 1024.0
+
+# Runs the CLI in this process and reports its own resources as one JSON line on stderr.
+_MEASURED_CLI = """
+import json, resource, sys, time
+start = time.perf_counter()
+from dc_invariant.cli import main
+status = main(sys.argv[1:])
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"status": status, "seconds": time.perf_counter() - start,
+                  "user": usage.ru_utime, "system": usage.ru_stime,
+                  "peak_mib": usage.ru_maxrss / 1024}), file=sys.stderr)
+"""
+
+
+def audit_cli(model: str, molecules: int) -> dict[str, float]:
+    """Wall time, CPU times and peak RSS of one ``dc-invariant audit`` in a fresh process."""
+    command = [sys.executable, "-c", _MEASURED_CLI, "audit", "--model", model]
+    command += ["--dataset", "qm9", "--limit", str(molecules)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
+    lines = done.stderr.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(command[3:])} failed:\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def epoch_seconds(model, dataset) -> tuple[float, float]:
+    """Seconds of one training epoch (after a warm-up one), and of its batch preparation."""
+    model.fit(dataset, nb_epoch=1, checkpoint_interval=0)
+    start = time.perf_counter()
+    model.fit(dataset, nb_epoch=1, checkpoint_interval=0)
+    epoch = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in model.default_generator(dataset, epochs=1, mode="fit", deterministic=False):
+        pass
+    return epoch, time.perf_counter() - start
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Time the audits and the epochs; print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audit-molecules", type=int, default=3_000)
+    parser.add_argument("--train-molecules", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="300 audited, 1,000 trained")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.audit_molecules, args.train_molecules = 300, 1_000
+    print(
+        f"# {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.1f} at start\n"
+    )
+    n = args.audit_molecules
+    audits = {name: audit_cli(name, n) for name in ("rotation", "schnet")}
+    print(f"dc-invariant audit --dataset qm9 --limit {n} (float64, 4 symmetries x 3 samples)\n")
+    print("| --model | seconds | user s | system s | peak RSS MiB | time / rotation's |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, a in audits.items():
+        print(
+            f"| {name} | {a['seconds']:.1f} | {a['user']:.1f} | {a['system']:.1f} | "
+            f"{a['peak_mib']:,.0f} | {a['seconds'] / audits['rotation']['seconds']:.2f}x |"
+        )
+    ratio = audits["schnet"]["seconds"] / audits["rotation"]["seconds"]
+    time_met = ratio <= TIME_TARGET
+    memory_met = audits["schnet"]["peak_mib"] <= MEMORY_TARGET_MIB
+    print(
+        f"\ntarget SchNet <= {TIME_TARGET:.0f}x the rotation network's time: "
+        f"{'met' if time_met else 'NOT met'} ({ratio:.2f}x); peak <= 1 GiB: "
+        f"{'met' if memory_met else 'NOT met'} ({audits['schnet']['peak_mib']:,.0f} MiB)\n"
+    )
+
+    _, (train,), _ = load_qm9(tasks=["u0_atom"], limit=args.train_molecules, splitter=None, seed=0)
+    per = 10_000 / len(train)
+    schnet = SchNetModel(
+        n_atom_basis=64, n_filters=64, n_interactions=4, n_rbf=25, batch_size=32, seed=0
+    )
+    rotation = RotationInvariantModel(batch_size=32, seed=0)
+    epochs = {"SchNetModel": epoch_seconds(schnet, train)}
+    epochs["RotationInvariantModel"] = epoch_seconds(rotation, train)
+    print(f"one training epoch on {len(train):,} QM9 molecules, batches of 32\n")
+    print("| model | epoch s per 10,000 molecules | of which batch preparation |")
+    print("|---|---:|---:|")
+    for name, (epoch, batches) in epochs.items():
+        print(f"| {name} | {epoch * per:.2f} | {batches * per:.2f} ({batches / epoch:.0%}) |")
+    print(
+        "\nSchNetPack 2.1 (the issue's peer, ~1.4x our epoch time elsewhere) is not run: it "
+        "needs Python 3.12 and this environment has Python "
+        f"{sys.version_info.major}.{sys.version_info.minor}."
+    )
+    if args.json:
+        measure = f"dc-invariant audit --dataset qm9 --limit {n:,}"
+        write_rows(
+            args.json,
+            [
+                result_row(
+                    "schnet",
+                    f"{measure}: time",
+                    "--model schnet",
+                    "--model rotation (tutorial network)",
+                    audits["schnet"]["seconds"],
+                    audits["rotation"]["seconds"],
+                    "s",
+                    higher_is_better=False,
+                    target=f"<= {TIME_TARGET:.0f}x (ratio >= {1 / TIME_TARGET:.2f})",
+                    met=time_met,
+                ),
+                result_row(
+                    "schnet",
+                    f"{measure}: peak RSS",
+                    "--model schnet",
+                    "1 GiB budget",
+                    audits["schnet"]["peak_mib"],
+                    MEMORY_TARGET_MIB,
+                    "MiB",
+                    higher_is_better=False,
+                    target="<= 1024 MiB",
+                    met=memory_met,
+                ),
+                result_row(
+                    "schnet",
+                    "train 1 epoch, time per 10,000 QM9 molecules (SchNetPack: not installable)",
+                    "SchNetModel (64 basis, 64 filters, 4 interactions)",
+                    "RotationInvariantModel (tutorial network)",
+                    epochs["SchNetModel"][0] * per,
+                    epochs["RotationInvariantModel"][0] * per,
+                    "s",
+                    higher_is_better=False,
+                ),
+            ],
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
