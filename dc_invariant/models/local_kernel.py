@@ -10,7 +10,7 @@ Several widths share one GEMM. Blocks hold at most ``memory_bytes`` of float64 v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,11 +41,33 @@ def _block(memory_bytes: int, n_sigmas: int) -> int:
     return max(8, int(np.sqrt(memory_bytes / (8 * (1 + min(n_sigmas, 1))))))
 
 
-def _squared_distances(a: AtomSet, b: AtomSet, rows: slice, cols: slice) -> torch.Tensor:
+def _scaled_distances(
+    a: AtomSet, b: AtomSet, rows: slice, cols: slice, factor: float = 1.0
+) -> torch.Tensor:
+    """``factor * |a_i - b_j|^2`` for a block, as one GEMM added to the scaled norms.
+
+    Rounding can leave a distance a few ulps below zero; its exponential is then 1 + 1e-16,
+    harmless, so no clamp pass is spent on it.
+    """
     ta = torch.from_numpy(a.vectors[rows])
     tb = torch.from_numpy(b.vectors[cols])
-    out = torch.from_numpy(a.squared[rows])[:, None] + torch.from_numpy(b.squared[cols])[None, :]
-    return out.addmm_(ta, tb.T, alpha=-2.0).clamp_min_(0.0)
+    norms_a = torch.from_numpy(a.squared[rows]) * factor
+    norms_b = torch.from_numpy(b.squared[cols]) * factor
+    out = norms_a[:, None] + norms_b[None, :]
+    return out.addmm_(ta, tb.T, alpha=-2.0 * factor)
+
+
+def _exponentials(
+    a: AtomSet, b: AtomSet, rows: slice, cols: slice, factors: list[float]
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(s, exp(factors[s] * distances))`` for each width, one block reused for all."""
+    if len(factors) == 1:  # the exponent in place: no second block
+        yield 0, _scaled_distances(a, b, rows, cols, factors[0]).exp_()
+        return
+    distances = _scaled_distances(a, b, rows, cols)
+    work = torch.empty_like(distances)
+    for s, factor in enumerate(factors):
+        yield s, torch.mul(distances, factor, out=work).exp_()
 
 
 def _runs(molecule: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +122,8 @@ def kernel_matrices(
             for c0 in range(r0 if symmetric else 0, nb, side):
                 cs = slice(c0, min(nb, c0 + side))
                 c_starts, c_mols = _runs(b.molecule[cs])
-                distances = _squared_distances(a, b, rs, cs)
-                work = torch.empty_like(distances)
-                for s, factor in enumerate(factors):
-                    torch.mul(distances, factor, out=work).exp_()
-                    summed = _reduce(work.numpy(), r_starts, c_starts)
+                for s, block in _exponentials(a, b, rs, cs, factors):
+                    summed = _reduce(block.numpy(), r_starts, c_starts)
                     out[s][np.ix_(r_mols, c_mols)] += summed
                     if symmetric and c0 != r0:
                         out[s][np.ix_(c_mols, r_mols)] += summed.T
@@ -138,7 +157,7 @@ def atom_sums(
         total = torch.zeros((rs.stop - rs.start, weights.shape[1]), dtype=torch.float64)
         for c0 in range(0, len(train.molecule), side):
             cs = slice(c0, min(len(train.molecule), c0 + side))
-            values = _squared_distances(rows, train, rs, cs).mul_(factor).exp_()
+            values = _scaled_distances(rows, train, rs, cs, factor).exp_()
             total.addmm_(values, w[cs])
         out[rs] = total.numpy()
     return out
@@ -165,7 +184,7 @@ def sum_gradients(
         moments = torch.zeros((rs.stop - rs.start, rows.vectors.shape[1]), dtype=torch.float64)
         for c0 in range(0, len(train.molecule), side):
             cs = slice(c0, min(len(train.molecule), c0 + side))
-            values = _squared_distances(rows, train, rs, cs).mul_(factor).exp_()
+            values = _scaled_distances(rows, train, rs, cs, factor).exp_()
             sums += values @ w[cs]
             moments += values @ weighted[cs]
         x = torch.from_numpy(rows.vectors[rs])
