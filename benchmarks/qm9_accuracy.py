@@ -206,6 +206,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         args.peer_test,
         args.seed,
         lambda parts: coulomb_krr(parts, dc),
+        (cm_mae, cm_seconds),
     )
     rot_mae = np.nan
     if not args.kernel_only:
