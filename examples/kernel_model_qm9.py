@@ -12,8 +12,9 @@ from typing import Optional
 
 import numpy as np
 
-from dc_invariant import KernelModel, audit, load_model, load_qm9
+from dc_invariant import KernelModel, load_model, load_qm9
 from dc_invariant._deepchem import import_deepchem
+from dc_invariant.audit import audit
 
 
 def main(argv: Optional[list[str]] = None) -> int:
