@@ -38,6 +38,8 @@ setup(
         "test": ["pytest>=7", "pytest-cov>=4", "ruff>=0.5", "dask[distributed]>=2023.1"],
         "qm9": ["qm9pack>=1.0.3"],
         "dask": ["dask[distributed]>=2023.1"],
+        # benchmarks/qm9_accuracy.py: the qmllib peer of KernelModel (not needed by the package)
+        "bench": ["qmllib>=1.2"],
     },
     entry_points={"console_scripts": ["dc-invariant=dc_invariant.cli:main"]},
     classifiers=[

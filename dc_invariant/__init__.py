@@ -18,6 +18,7 @@ _EXPORTS = {
     "ConformerFeaturizer": "dc_invariant.featurizer",
     "DenseModel": "dc_invariant.models",
     "FeaturizationError": "dc_invariant.embedding",
+    "KernelModel": "dc_invariant.models",
     "PermutationInvariantModel": "dc_invariant.models",
     "RotationInvariantModel": "dc_invariant.models",
     "SchNetModel": "dc_invariant.models",

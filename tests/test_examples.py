@@ -11,6 +11,11 @@ EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.
 EXPECTED = {
     "audit_coulomb_featurizers": ["verdicts match the featurizers' definitions: True"],
     "conformer_sensitivity": ["flexible molecules spread more than rigid ones: True"],
+    "kernel_model_qm9": [
+        "better than the mean by 10x: True",
+        "reloaded model predicts identically: True",
+        "all four symmetries hold: True",
+    ],
     "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
     "scale_out": [
         "same conformers as a serial run: True",

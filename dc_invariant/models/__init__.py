@@ -1,6 +1,7 @@
 """Trainable invariant models: DeepChem ``TorchModel``s over datasets of `Conformer`s."""
 
 from dc_invariant.models.base import InvariantModel, load_model
+from dc_invariant.models.kernel import KernelModel
 from dc_invariant.models.schnet import SchNetModel
 from dc_invariant.models.tutorial import (
     DenseModel,
@@ -12,6 +13,7 @@ from dc_invariant.models.tutorial import (
 __all__ = [
     "DenseModel",
     "InvariantModel",
+    "KernelModel",
     "PermutationInvariantModel",
     "RotationInvariantModel",
     "SchNetModel",

@@ -38,7 +38,7 @@ _TORCH_MODEL_KWARGS = frozenset(inspect.signature(dc.models.TorchModel.__init__)
 } | {"model_dir"}
 
 #: Every model class that `load_model` may rebuild, by name (filled by subclasses).
-MODEL_CLASSES: dict[str, type[InvariantModel]] = {}
+MODEL_CLASSES: dict[str, type] = {}
 
 
 @dataclass
@@ -503,7 +503,7 @@ class InvariantModel(dc.models.TorchModel):
         self._global_step = data["global_step"]
 
 
-def load_model(model_dir: str, **overrides: Any) -> InvariantModel:
+def load_model(model_dir: str, **overrides: Any) -> Any:
     """Rebuild a saved dc_invariant model from its folder and restore its newest weights.
 
     Parameters
@@ -535,6 +535,9 @@ def load_model(model_dir: str, **overrides: Any) -> InvariantModel:
         raise ValueError(
             f"{path} names unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}"
         )
+    if not issubclass(MODEL_CLASSES[name], InvariantModel):
+        # Not a TorchModel (KernelModel): it reads its own files.
+        return MODEL_CLASSES[name].load(model_dir)
     model = _from_config(config, **{**overrides, "model_dir": model_dir})
     model.restore()
     return model

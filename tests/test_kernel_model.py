@@ -1,0 +1,197 @@
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dc_invariant import Conformer
+from dc_invariant.audit import audit
+from dc_invariant.cli import main
+from dc_invariant.datasets import load_qm9, read_qm9_table
+from dc_invariant.models import KernelModel, load_model
+from dc_invariant.models.base import CONFIG_FILE
+from dc_invariant.models.fchl import FCHL19
+from dc_invariant.models.kernel import ARRAYS_FILE
+from dc_invariant.models.local_kernel import AtomSet, atom_sums, kernel_matrices
+from dc_invariant.symmetry import random_reflection, random_rotation
+
+MINI = str(Path(__file__).parent / "data" / "qm9_mini")
+ELEMENTS = np.array([1, 6, 7, 8, 9])
+
+
+@pytest.fixture(scope="module")
+def table():
+    return read_qm9_table(data_dir=MINI)
+
+
+@pytest.fixture(scope="module")
+def qm9(dc):
+    _, (dataset,), _ = load_qm9(tasks=["u0_atom"], splitter=None, data_dir=MINI)
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def fitted(qm9):
+    model = KernelModel(sigma=4.0, regularization=1e-6)
+    model.fit(qm9)
+    return model
+
+
+def vectors(z, r):
+    index = np.searchsorted(ELEMENTS, z)
+    with torch.no_grad():
+        return FCHL19()(torch.tensor(r), index, np.array([len(z)]), len(ELEMENTS)).numpy()
+
+
+def test_representation_is_exactly_invariant(table):
+    rng = np.random.default_rng(0)
+    for z, r in zip(table["atomic_numbers"], table["positions"]):
+        reference = vectors(z, r)
+        order = rng.permutation(len(z))
+        moved = {
+            "permutation": (z[order], r[order], order),
+            "translation": (z, r + rng.normal(scale=100.0, size=3), None),
+            "rotation": (z, r @ random_rotation(rng).T, None),
+            "reflection": (z, r @ random_reflection(rng).T, None),
+        }
+        for zz, rr, rows in moved.values():
+            expected = reference if rows is None else reference[rows]
+            np.testing.assert_allclose(vectors(zz, rr), expected, rtol=1e-11, atol=1e-12)
+        assert np.abs(reference).max() > 0.1  # not trivially zero
+
+
+@pytest.mark.skipif(importlib.util.find_spec("qmllib") is None, reason="qmllib not installed")
+def test_representation_equals_qmllib_fchl19(table):
+    from qmllib.representations import generate_fchl19
+
+    for z, r in zip(table["atomic_numbers"], table["positions"]):
+        expected = generate_fchl19(z, r, elements=ELEMENTS.tolist())
+        # qmllib takes sin(acos(cos)), which near linear triplets keeps only ~8 digits.
+        np.testing.assert_allclose(vectors(z, r), expected, rtol=1e-10, atol=1e-8)
+
+
+def direct_kernel(a, b, sigma):
+    out = np.zeros((a.molecule.max() + 1, b.molecule.max() + 1))
+    for i, x in enumerate(a.vectors):
+        for j, v in enumerate(b.vectors):
+            out[a.molecule[i], b.molecule[j]] += np.exp(-((x - v) ** 2).sum() / (2 * sigma**2))
+    return out
+
+
+def test_blocked_kernels_equal_a_direct_computation():
+    rng = np.random.default_rng(1)
+
+    def atoms(n, n_molecules):
+        return AtomSet(rng.normal(size=(n, 6)), np.sort(rng.integers(0, n_molecules, n)))
+
+    rows = [atoms(70, 9), atoms(40, 9)]
+    cols = [atoms(50, 7), atoms(30, 7)]
+    for a in rows + cols:  # every molecule owns an atom of the first element
+        a.molecule[: a.molecule.max() + 1] = np.arange(a.molecule.max() + 1)
+        a.molecule.sort()
+    sigmas = [0.7, 2.0]
+    tiny = 20 * 20 * 8 * 2  # 20-atom blocks: molecules straddle block edges
+    cross = kernel_matrices(rows, cols, 9, 7, sigmas, memory_bytes=tiny)
+    square = kernel_matrices(rows, None, 9, 9, sigmas, memory_bytes=tiny)
+    for s, sigma in enumerate(sigmas):
+        expected = sum(direct_kernel(a, b, sigma) for a, b in zip(rows, cols))
+        np.testing.assert_allclose(cross[s], expected, rtol=1e-12)
+        expected = sum(direct_kernel(a, a, sigma) for a in rows)
+        np.testing.assert_allclose(square[s], expected, rtol=1e-12)
+    weights = rng.normal(size=(50, 2))
+    per_atom = atom_sums(rows[0], cols[0], weights, 0.7, memory_bytes=tiny)
+    distances = ((rows[0].vectors[:, None] - cols[0].vectors[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(per_atom, np.exp(-distances / (2 * 0.7**2)) @ weights, rtol=1e-12)
+
+
+def diatomics(dc, lengths, z=(1, 8)):
+    X = np.empty(len(lengths), dtype=object)
+    X[:] = [Conformer([[0.0, 0, 0], [r, 0, 0]], np.ones((2, 1)), list(z)) for r in lengths]
+    return X
+
+
+def test_fit_recovers_a_known_function_with_offsets_and_two_tasks(dc):
+    rng = np.random.default_rng(2)
+    lengths = rng.uniform(0.8, 1.6, 60)
+    morse = (1 - np.exp(-2.0 * (lengths - 1.0))) ** 2
+    y = np.stack([-75.5 + morse, lengths**2], axis=1)  # offsets + a bond curve; a second task
+    model = KernelModel(n_tasks=2, sigmas=(0.5, 2.0), regularizations=(1e-10, 1e-6))
+    valid_mae = model.fit(dc.data.NumpyDataset(diatomics(dc, lengths), y))
+    test = np.linspace(0.9, 1.5, 7)
+    predicted = model.predict(dc.data.NumpyDataset(diatomics(dc, test)))
+    expected = np.stack([-75.5 + (1 - np.exp(-2.0 * (test - 1.0))) ** 2, test**2], axis=1)
+    np.testing.assert_allclose(predicted, expected, atol=2e-3)
+    assert 0 < valid_mae < 2e-3 and len(model.fitted["search"]) == 4
+    assert model.fitted["sigma"] in (0.5, 2.0) and model.fitted["elements"] == [1, 8]
+
+
+def test_save_load_round_trip_and_deepchem_interface(dc, qm9, fitted, tmp_path):
+    before = fitted.predict(qm9)
+    assert np.abs(before[:, 0] - qm9.y[:, 0]).max() < 1e-3  # tiny regularization: interpolates
+    fitted.model_dir = str(tmp_path / "kernel")
+    fitted.save()
+    assert sorted(os.listdir(tmp_path / "kernel")) == sorted([CONFIG_FILE, ARRAYS_FILE])
+    with np.load(tmp_path / "kernel" / ARRAYS_FILE, allow_pickle=False) as data:
+        assert data["alpha"].shape == (len(qm9), 1)
+    assert json.loads((tmp_path / "kernel" / CONFIG_FILE).read_text())["class"] == "KernelModel"
+    loaded = load_model(str(tmp_path / "kernel"))
+    assert isinstance(loaded, KernelModel)
+    assert np.array_equal(loaded.predict(qm9), before)
+    disk = dc.data.DiskDataset.from_numpy(qm9.X, qm9.y, ids=qm9.ids, data_dir=str(tmp_path / "d"))
+    assert np.array_equal(loaded.predict(disk), before)
+    scores = loaded.evaluate(disk, [dc.metrics.Metric(dc.metrics.mean_absolute_error)])
+    assert scores["mean_absolute_error"] < 1e-3
+
+
+def test_forces_match_finite_differences(dc, qm9, fitted):
+    c = qm9.X[5]
+    forces = fitted.predict_forces(dc.data.NumpyDataset(np.array([c], dtype=object)))[0]
+    h = 1e-5
+    numeric = np.zeros_like(c.positions)
+    for atom in range(c.n_atoms):
+        for axis in range(3):
+            energies = []
+            for step in (h, -h):
+                r = c.positions.copy()
+                r[atom, axis] += step
+                energies.append(fitted.predict_arrays(r, c.features, c.atomic_numbers, [c.n_atoms]))
+            numeric[atom, axis] = -(energies[0] - energies[1])[0, 0] / (2 * h)
+    assert np.abs(forces).max() > 0.1
+    np.testing.assert_allclose(forces, numeric, atol=1e-5 * np.abs(forces).max())
+
+
+def test_audit_finds_all_four_symmetries_hold_on_real_molecules(qm9, fitted, tmp_path):
+    report = audit(fitted, qm9, n_samples=2)
+    for symmetry in ("permutation", "translation", "rotation", "reflection"):
+        assert report.holds(symmetry), report.summary
+    forces = audit(fitted, qm9, n_samples=1, output="vector", symmetries=("rotation",))
+    assert forces.holds("rotation")
+    fitted.model_dir = str(tmp_path / "m")
+    fitted.save()
+    argv = ["audit", "--smiles", "CCO", "C=O", "--model", str(tmp_path / "m"), "--n-samples", "1"]
+    assert main([*argv, "--require", "permutation,translation,rotation,reflection"]) == 0
+
+
+def test_bad_input_is_a_clear_error_naming_the_molecule(dc, qm9, fitted):
+    model = KernelModel(sigma=1.0, regularization=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        model.fit(dc.data.NumpyDataset(np.empty(0, dtype=object), np.empty((0, 1))))
+    with pytest.raises(ValueError, match="missing label"):
+        model.fit(dc.data.NumpyDataset(qm9.X))  # NumpyDataset(X) has weight 0 everywhere
+    y = qm9.y.copy()
+    y[3] = np.nan
+    with pytest.raises(ValueError, match=f"molecule 3 \\(id '{qm9.ids[3]}'"):
+        model.fit(dc.data.NumpyDataset(qm9.X, y, ids=qm9.ids))
+    with pytest.raises(ValueError, match="not fitted"):
+        model.predict(qm9)
+    sulfur = np.empty(2, dtype=object)
+    sulfur[:] = [qm9.X[0], Conformer([[0.0, 0, 0], [1.3, 0, 0]], np.ones((2, 11)), [1, 16])]
+    with pytest.raises(ValueError, match=r"molecule 1 .*Z=16, which is not in the training"):
+        fitted.predict(dc.data.NumpyDataset(sulfur, ids=np.array(["ok", "H-S"])))
+    with pytest.raises(ValueError, match="n_tasks"):
+        KernelModel(n_tasks=0)
+    with pytest.raises(ValueError, match="sigmas"):
+        KernelModel(sigmas=())
