@@ -40,6 +40,28 @@ def featurize(featurizer: Any, mols: Sequence[Any]) -> tuple[list[Any], dict[int
     return out, failures
 
 
+def as_numbers(features: Any) -> np.ndarray:
+    """One molecule's features as a flat float64 array, for auditing a featurizer alone.
+
+    Arrays are flattened; a featurizer's datapoint object (``MATEncoding``, ``WeaveMol``,
+    ``GraphData``) gives its numeric array attributes, in name order, one after another.
+    """
+    array = np.asarray(features)
+    if array.dtype.kind in "fiub":
+        return array.astype(np.float64).reshape(-1)
+    parts = [
+        np.asarray(value, dtype=np.float64).reshape(-1)
+        for _, value in sorted(vars(features).items() if hasattr(features, "__dict__") else [])
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
+    ]
+    if not parts:
+        raise ValueError(
+            f"the featurizer returns {type(features).__name__}, which holds no numeric arrays "
+            "to compare; audit it with the model that reads it (featurizer=..., --target)"
+        )
+    return np.concatenate(parts)
+
+
 def predict(model: Any, features: Sequence[Any]) -> list[np.ndarray]:
     """``model.predict`` over the features that exist, as one flat array per molecule.
 

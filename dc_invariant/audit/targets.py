@@ -13,7 +13,7 @@ import numpy as np
 
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.audit.copies import Molecules
-from dc_invariant.audit.featurizing import featurize, model_dtype, predict
+from dc_invariant.audit.featurizing import as_numbers, featurize, model_dtype, predict
 from dc_invariant.audit.rebuild import Lineage, mols_for
 
 
@@ -70,8 +70,7 @@ def predictor(
             features, failures = featurize(target, mols_for(batch, lineage))
             # A featurization DeepChem gave up on becomes NaN: skipped.
             return _ragged(
-                np.array([np.nan]) if f is None else np.asarray(f, dtype=np.float64)
-                for f in features
+                np.array([np.nan]) if f is None else as_numbers(f) for f in features
             )._replace(failures=failures)
 
         return run_featurizer, "float64"
