@@ -133,6 +133,9 @@ class _FailureLog(logging.Handler):
             text = message[len("Exception message: ") :].strip()
             if text:  # some DeepChem exceptions carry no text
                 self.failures[self._index] = f"DeepChem could not featurize it: {text}"
+            # Only the message right after a failure is its reason; a later one (stacking
+            # outputs of differing sizes) belongs to no molecule.
+            self._index = None
 
 
 @contextlib.contextmanager

@@ -71,9 +71,9 @@ def prepare(
     if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
         from dc_invariant.featurizer import ConformerFeaturizer
 
-        featurizer = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
-        items = list(featurizer.featurize(items, log_failures=False))
-        reasons = {i: why for i, _, why in featurizer.failures}
+        embedder = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
+        items = list(embedder.featurize(items, log_failures=False))
+        reasons = {i: why for i, _, why in embedder.failures}
     prepared = AuditInput([], [], [])
     for i, (item, name) in enumerate(zip(items, labels)):
         if isinstance(item, Conformer):

@@ -26,6 +26,10 @@ _BOND_SLACK = 1.3
 _PERCEIVE_ORDERS_UP_TO = 64
 
 
+# Set on templates with full chemistry (bond orders, rings), which copies keep sanitized.
+_SANITIZED = "_dc_invariant_sanitized"
+
+
 class Lineage(NamedTuple):
     """Where the molecules of a batch come from.
 
@@ -72,6 +76,10 @@ def mols_for(batch: Molecules, lineage: Optional[Lineage] = None) -> list[Any]:
         order = lineage.order[start : start + n]
         if (order != np.arange(n)).any():
             mol = Chem.RenumberAtoms(templates[owner], order.tolist())
+            if templates[owner].HasProp(_SANITIZED):
+                # Renumbering drops ring information; a sanitized Mol, as users featurize,
+                # has it. Sanitizing again changes nothing else.
+                Chem.SanitizeMol(mol)
         else:
             mol = Chem.Mol(templates[owner])
         mol.GetConformer().SetPositions(np.ascontiguousarray(batch.positions[start : start + n]))
@@ -94,16 +102,19 @@ def template(positions: np.ndarray, atomic_numbers: np.ndarray, smiles: Optional
     for mol in _smiles_readings(smiles):
         if _lines_up(mol, atomic_numbers, positions):
             mol = Chem.Mol(mol)
+            Chem.SanitizeMol(mol)  # AddHs leaves ring information unset
             conformer = Chem.Conformer(mol.GetNumAtoms())
             conformer.SetPositions(np.ascontiguousarray(positions, dtype=np.float64))
             conformer.Set3D(True)
             mol.RemoveAllConformers()
             mol.AddConformer(conformer, assignId=True)
+            mol.SetBoolProp(_SANITIZED, True)
             return mol
     if len(atomic_numbers) <= _PERCEIVE_ORDERS_UP_TO:
         try:
             mol = qm9_mol(atomic_numbers, positions, bond_orders=True)
             Chem.SanitizeMol(mol)
+            mol.SetBoolProp(_SANITIZED, True)
             return mol
         except (ValueError, RuntimeError):
             pass  # charged, radical or unusual: connectivity is all that can be told
