@@ -172,3 +172,23 @@ def test_forces_are_named_in_the_table(molecules):
 
     text = audit(spread_forces, molecules, output="vector", n_samples=1).format()
     assert "forces (per-atom vectors) must permute and turn with the molecule" in text
+
+
+def test_html_page_marks_unchecked_blind_and_long_smiles(tmp_path):
+    long_chain = "C" * 60 + "(=O)O"
+
+    def composition(r, x):
+        return x.sum(axis=0)
+
+    report = audit(composition, ["[Fe+2]", "[Na+]", long_chain], n_samples=1)
+    path = tmp_path / "report.html"
+    report.to_html(str(path))
+    page = path.read_text()
+    assert "ignores the coordinates you give it" in page
+    assert f"<td class='text wrap'>{long_chain}</td>" in page  # wraps, not squeezing drawings
+    # Single atoms only: permutation checked nothing, which is not shown as a success.
+    atoms = audit(composition, ["[Fe+2]", "[Na+]"], symmetries=("permutation",), n_samples=1)
+    atoms.to_html(str(path))
+    page = path.read_text()
+    assert "<td class='text unchecked'>not checked</td>" in page
+    assert "class='text holds'>not checked" not in page

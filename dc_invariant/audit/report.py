@@ -26,12 +26,18 @@ COLUMNS = [
 #: non-rigid distortion, under which a geometry-reading target's output must move.
 CONTROL = "distortion"
 
-_OUTPUT_WORDS = {
+#: What each ``output`` kind means, as the table and the page say it.
+OUTPUT_WORDS = {
     "invariant": "outputs must not change",
     "per_atom": "per-atom outputs must permute with the atoms",
     "vector": "forces (per-atom vectors) must permute and turn with the molecule",
     "pseudoscalar": "outputs must flip sign under reflections",
 }
+
+
+def deviation(value: float) -> str:
+    """A deviation for a table: ``1.23e-05``, or ``-`` where nothing was measured."""
+    return f"{value:.2e}" if np.isfinite(value) else "-"
 
 
 def environment() -> dict[str, str]:
@@ -211,15 +217,15 @@ class AuditReport:
         """The summary as a text table, with the settings and notes."""
         s = self.settings
         lines = [
-            f"target: {s['target']}; {_OUTPUT_WORDS.get(s.get('output', 'invariant'), '')}",
+            f"target: {s['target']}; {OUTPUT_WORDS.get(s.get('output', 'invariant'), '')}",
             f"{'symmetry':<12} {'checked':>7} {'passed':>6} {'n/a':>4} {'max rel dev':>11} "
             f"{'p99 rel dev':>11}  verdict",
         ]
         for _, r in self.summary.iterrows():
             lines.append(
                 f"{r['symmetry']:<12} {r['molecules']:>7} {r['passed']:>6} "
-                f"{r['not_applicable']:>4} {r['max_rel_deviation']:>11.2e} "
-                f"{r['p99_rel_deviation']:>11.2e}  {r['verdict']}"
+                f"{r['not_applicable']:>4} {deviation(r['max_rel_deviation']):>11} "
+                f"{deviation(r['p99_rel_deviation']):>11}  {r['verdict']}"
             )
         lines.append(self.control_line())
         lines.append(
