@@ -38,6 +38,8 @@ setup(
         "test": ["pytest>=7", "pytest-cov>=4", "ruff>=0.5", "dask[distributed]>=2023.1"],
         "qm9": ["qm9pack>=1.0.3"],
         "dask": ["dask[distributed]>=2023.1"],
+        # benchmarks/deepchem_zoo.py only: DeepChem's DTNNModel imports torch_geometric.
+        "zoo": ["torch_geometric>=2.4"],
     },
     entry_points={"console_scripts": ["dc-invariant=dc_invariant.cli:main"]},
     classifiers=[
