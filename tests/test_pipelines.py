@@ -192,3 +192,25 @@ def test_html_page_marks_unchecked_blind_and_long_smiles(tmp_path):
     page = path.read_text()
     assert "<td class='text unchecked'>not checked</td>" in page
     assert "class='text holds'>not checked" not in page
+
+
+def test_copies_keep_the_chemistry_of_molecules_given_in_their_own_atom_order(dc):
+    """An SDF-like Mol (atoms not in SMILES order) is featurized with its charges and bonds."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from dc_invariant.audit.copies import Molecules
+    from dc_invariant.audit.rebuild import mols_for
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1C(=O)[O-]"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    shuffled = Chem.RenumberAtoms(
+        mol, np.random.default_rng(0).permutation(mol.GetNumAtoms()).tolist()
+    )
+    prepared = prepare([shuffled])
+    [rebuilt] = mols_for(Molecules.from_conformers(prepared.molecules))
+    assert Chem.MolToSmiles(Chem.RemoveHs(rebuilt)) == Chem.MolToSmiles(Chem.RemoveHs(mol))
+    positions = prepared.molecules[0].positions
+    assert np.allclose(rebuilt.GetConformer().GetPositions(), positions)
+    report = audit(SumOfFeatures(), prepared, featurizer=dc.feat.CircularFingerprint(size=128))
+    assert report.skipped.empty and report.geometry_blind is True

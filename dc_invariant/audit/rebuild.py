@@ -92,14 +92,17 @@ def template(positions: np.ndarray, atomic_numbers: np.ndarray, smiles: Optional
 
     Taken from ``smiles`` when one of its readings (as written or canonical, with or without
     hydrogens) has the conformer's elements in the conformer's order and every bond of a
-    plausible length; otherwise perceived from the geometry (bond orders for small neutral
+    plausible length; else the SMILES' bond orders and charges are matched onto the
+    connectivity perceived from the geometry (atoms in another order: an SDF's, a Mol's);
+    else everything is perceived from the geometry (bond orders for small neutral
     molecules, connectivity alone where that fails).
     """
     from rdkit import Chem
 
     from dc_invariant.datasets import qm9_mol
 
-    for mol in _smiles_readings(smiles):
+    readings = _smiles_readings(smiles)
+    for mol in readings:
         if _lines_up(mol, atomic_numbers, positions):
             mol = Chem.Mol(mol)
             Chem.SanitizeMol(mol)  # AddHs leaves ring information unset
@@ -110,6 +113,9 @@ def template(positions: np.ndarray, atomic_numbers: np.ndarray, smiles: Optional
             mol.AddConformer(conformer, assignId=True)
             mol.SetBoolProp(_SANITIZED, True)
             return mol
+    mapped = _assign_from_smiles(readings, atomic_numbers, positions) if readings else None
+    if mapped is not None:
+        return mapped
     if len(atomic_numbers) <= _PERCEIVE_ORDERS_UP_TO:
         try:
             mol = qm9_mol(atomic_numbers, positions, bond_orders=True)
@@ -119,6 +125,32 @@ def template(positions: np.ndarray, atomic_numbers: np.ndarray, smiles: Optional
         except (ValueError, RuntimeError):
             pass  # charged, radical or unusual: connectivity is all that can be told
     return qm9_mol(atomic_numbers, positions)
+
+
+def _assign_from_smiles(
+    readings: list[Any], atomic_numbers: np.ndarray, positions: np.ndarray
+) -> Optional[Any]:
+    from rdkit import Chem, rdBase
+    from rdkit.Chem import AllChem
+
+    from dc_invariant.datasets import qm9_mol
+
+    perceived = qm9_mol(atomic_numbers, positions)
+    blocker = rdBase.BlockLogs()
+    try:
+        for reading in readings:
+            if reading.GetNumAtoms() != len(atomic_numbers):
+                continue
+            try:
+                mol = AllChem.AssignBondOrdersFromTemplate(reading, perceived)
+                Chem.SanitizeMol(mol)
+            except (ValueError, RuntimeError):
+                continue
+            mol.SetBoolProp(_SANITIZED, True)
+            return mol
+    finally:
+        del blocker
+    return None
 
 
 def _smiles_readings(smiles: Optional[str]) -> list[Any]:
