@@ -226,7 +226,11 @@ def run_entry(dc: Any, entry: Entry, prepared: Any, n_samples: int) -> list[dict
     for state in states:
         if state == "fitted":
             torch.manual_seed(SEED)
-            model.fit(training_set(dc, prepared, featurizer), nb_epoch=EPOCHS)
+            dataset = training_set(dc, prepared, featurizer)
+            if isinstance(model, dc.models.SklearnModel):
+                model.fit(dataset)  # one pass: a forest has no epochs
+            else:
+                model.fit(dataset, nb_epoch=EPOCHS)
         start = time.perf_counter()
         report = audit(model, prepared, featurizer=featurizer, n_samples=n_samples, seed=SEED)
         rows.append(row(entry, state, report, time.perf_counter() - start))
@@ -300,18 +304,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     smiles = read_smiles(n)
     prepared = prepare(smiles)
     print(f"{len(prepared.molecules)} NCI molecules embedded ({len(prepared.skipped)} failed)")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    os.makedirs(args.out, exist_ok=True)
     for entry in entries():
         if args.only and entry.model not in args.only.split(","):
             continue
         rows.extend(run_entry(dc, entry, prepared, n_samples))
-    table = markdown(rows)
-    print(table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "deepchem_zoo.md"), "w") as handle:
-        handle.write(table + "\n")
-    with open(os.path.join(args.out, "deepchem_zoo.json"), "w") as handle:
-        json.dump({"molecules": len(prepared.molecules), "rows": rows}, handle, indent=2)
+        # Written after every pipeline, so that a long run keeps what it has measured.
+        with open(os.path.join(args.out, "deepchem_zoo.md"), "w") as handle:
+            handle.write(markdown(rows) + "\n")
+        with open(os.path.join(args.out, "deepchem_zoo.json"), "w") as handle:
+            json.dump({"molecules": len(prepared.molecules), "rows": rows}, handle, indent=2)
+    print(markdown(rows))
     return 0
 
 
