@@ -40,6 +40,8 @@ setup(
         "dask": ["dask[distributed]>=2023.1"],
         # benchmarks/qm9_accuracy.py: the qmllib peer of KernelModel (not needed by the package)
         "bench": ["qmllib>=1.2"],
+        # benchmarks/deepchem_zoo.py only: DeepChem's DTNNModel imports torch_geometric.
+        "zoo": ["torch_geometric>=2.4"],
     },
     entry_points={"console_scripts": ["dc-invariant=dc_invariant.cli:main"]},
     classifiers=[

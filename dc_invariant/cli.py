@@ -117,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         "repeat for several (default: the four tutorial networks)",
     )
     audit.add_argument(
+        "--target",
+        metavar="MODULE:FACTORY",
+        help="audit your own pipeline: FACTORY() in a .py file or importable module returns a "
+        "model, a featurizer, a function f(positions, features) or a (featurizer, model) pair. "
+        "The file is imported, so its code runs (as with python or pytest): only use code "
+        "you trust",
+    )
+    audit.add_argument(
+        "--featurizer",
+        metavar="NAME",
+        help="a DeepChem featurizer built without arguments (e.g. CircularFingerprint, "
+        "MATFeaturizer): audited alone, or feeding the --target model",
+    )
+    audit.add_argument(
         "--symmetries",
         default="permutation,translation,rotation,reflection",
         metavar="SYM,SYM",

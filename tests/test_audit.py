@@ -45,13 +45,15 @@ def raw_x(r: np.ndarray, x: np.ndarray) -> float:
 def test_tutorial_networks_give_the_tutorials_conclusions(dataset, make, holding):
     report = audit(make(), dataset, seed=1)
     assert {s for s in ALL if report.holds(s)} == holding
-    assert len(report.molecules) == len(DRUG_LIKE) * 4
+    assert len(report.molecules) == len(DRUG_LIKE) * 5  # four symmetries and the control
+    assert report.geometry_blind is False  # every one of them reads the coordinates
     assert report.n_inputs == len(DRUG_LIKE) and report.skipped.empty
 
 
 def test_identity_control_gives_zero_deviation(dataset):
     report = audit(RotationInvariantModel(), dataset, symmetries=("identity",))
-    assert (report.molecules["abs_deviation"] == 0.0).all()
+    rows = report.molecules[report.molecules["symmetry"] == "identity"]
+    assert len(rows) == len(dataset) and (rows["abs_deviation"] == 0.0).all()
     assert report.summary["verdict"].tolist() == ["holds"]
 
 
@@ -224,7 +226,8 @@ def test_resume_recomputes_only_missing_chunks_and_matches(dataset, tmp_path):
         chunk.unlink()
     calls.clear()
     resumed = audit(counting, many, chunk_size=64, seed=2, store=str(store), resume=True)
-    assert len(calls) == 72 * (1 + 4 * 3)  # molecules 128-199 only: each once, plus 12 copies
+    # Molecules 128-199 only: each once, plus 12 copies and the distorted control.
+    assert len(calls) == 72 * (1 + 4 * 3 + 1)
     pd.testing.assert_frame_equal(resumed.molecules, uninterrupted.molecules)
     with pytest.raises(ValueError, match=r"settings differ in \['seed'\]"):
         audit(counting, many, chunk_size=64, seed=3, store=str(store), resume=True)

@@ -8,6 +8,8 @@ from rdkit.Chem import AllChem
 from dc_invariant.builtin import EXAMPLE_MOLECULES
 from dc_invariant.cli import main
 
+ALL = ("permutation", "translation", "rotation", "reflection")
+
 
 def test_default_run_audits_the_four_tutorial_networks(capsys):
     assert main([]) == 0
@@ -17,7 +19,8 @@ def test_default_run_audits_the_four_tutorial_networks(capsys):
     assert set(sections) == {"dense", "permutation", "translation", "rotation"}
 
     def verdicts(name):
-        rows = [line.split() for line in sections[name].splitlines()[2:6]]
+        rows = [line.split() for line in sections[name].splitlines()]
+        rows = [row for row in rows if row and row[0] in ALL]
         return {row[0]: "broken" not in " ".join(row) for row in rows}
 
     assert not any(verdicts("dense").values())

@@ -123,7 +123,7 @@ def test_dead_worker_loses_and_duplicates_nothing(client, molecules, tmp_path):
     )
     assert marker.exists()  # a worker really died
     pd.testing.assert_frame_equal(survived.molecules, serial.molecules)
-    assert len(survived.molecules) == len(molecules) * 4  # nothing lost, nothing twice
+    assert len(survived.molecules) == len(molecules) * 5  # 4 symmetries + control, none lost
     assert sorted(p.name for p in store.glob("chunk_*.json")) == [
         "chunk_000000000.json",
         "chunk_000000064.json",

@@ -59,7 +59,9 @@ def run_audit(
 
     symmetries = _symmetries(args.symmetries, "--symmetries", error)
     required = _symmetries(args.require, "--require", error) if args.require else []
-    names = args.model or ["dense", "permutation", "translation", "rotation"]
+    custom = _custom_target(args, error)
+    default = [] if custom else ["dense", "permutation", "translation", "rotation"]
+    names = args.model or default
     for name in names:
         if name not in BUILTIN_MODELS and not os.path.isdir(name):
             raise error(
@@ -83,10 +85,22 @@ def run_audit(
     n_features = data.molecules[0].n_features if data.molecules else 11
     n_atoms = max((c.n_atoms for c in data.molecules), default=1)
 
+    jobs: list[tuple[str, Callable[[], tuple[Any, Any]]]] = [
+        (
+            name,
+            lambda name=name: (
+                None,
+                build_model(name, n_features, n_atoms, args.dtype, args.seed, args.cutoff),
+            ),
+        )
+        for name in names
+    ]
+    if custom:
+        jobs.append((custom[0], lambda: custom[1:]))
     status = 0
-    for name in names:
+    for name, make in jobs:
         try:
-            model = build_model(name, n_features, n_atoms, args.dtype, args.seed, args.cutoff)
+            featurizer, model = make()
         except (OSError, ValueError) as err:  # a folder without a model, or a broken one
             raise error(f"--model {name}: {err}") from err
         folder = (
@@ -96,6 +110,7 @@ def run_audit(
             report = audit(
                 model,
                 data,
+                featurizer=featurizer,
                 symmetries=symmetries,
                 n_samples=args.n_samples,
                 seed=args.seed,
@@ -105,19 +120,55 @@ def run_audit(
                 resume=args.resume,
                 **workers,
             )
-        except ValueError as err:
+        except (TypeError, ValueError) as err:
             raise error(str(err)) from err
-        print(f"\n== {name} ({type(model).__name__}) ==")
+        print(f"\n== {name} ({report.settings['target']}) ==")
         print(as_flags(report.format()))
         if folder:
             report.to_csv(folder)
             report.to_json(os.path.join(folder, "audit.json"))
             report.to_html(os.path.join(folder, "report.html"))
-        broken = [s for s in required if s in symmetries and not report.holds(s)]
-        if broken:
-            print(f"required symmetry broken: {', '.join(broken)}")
-            status = 1
+        status = max(status, _status(report, [s for s in required if s in symmetries]))
     return status
+
+
+def _status(report: Any, required: list[str]) -> int:
+    """1, with the reason printed, when nothing could be checked or a requirement fails."""
+    if len(report.skipped) == report.n_inputs:
+        print(f"no molecule could be checked: all {report.n_inputs} were skipped")
+        return 1
+    unchecked = [s for s in required if not report.checked(s)]
+    broken = [s for s in required if report.checked(s) and not report.holds(s)]
+    if unchecked:
+        print(f"required symmetry not checked on any molecule: {', '.join(unchecked)}")
+    if broken:
+        print(f"required symmetry broken: {', '.join(broken)}")
+    return 1 if unchecked or broken else 0
+
+
+def _custom_target(args: argparse.Namespace, error: type) -> Optional[tuple[str, Any, Any]]:
+    """``(label, featurizer, target)`` from --target and --featurizer, or None without them."""
+    from dc_invariant.audit.user_target import TargetError, deepchem_featurizer, load_target
+
+    if not args.target and not args.featurizer:
+        return None
+    try:
+        featurizer, target = load_target(args.target) if args.target else (None, None)
+        if args.featurizer:
+            if featurizer is not None:
+                raise TargetError("--target gave a (featurizer, model) pair: drop --featurizer")
+            if target is not None and not hasattr(target, "predict"):
+                raise TargetError(
+                    f"--featurizer feeds a model, but --target gave {type(target).__name__} "
+                    "(no predict)"
+                )
+            featurizer = deepchem_featurizer(args.featurizer)
+        if target is None:  # --featurizer alone: audit the featurizer itself
+            featurizer, target = None, featurizer
+    except TargetError as err:
+        raise error(str(err)) from err
+    label = args.target.rpartition(":")[2] if args.target else args.featurizer
+    return label, featurizer, target
 
 
 def _dataset(

@@ -13,14 +13,24 @@ from typing import Any, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from dc_invariant.audit.copies import BLOCK, Molecules, draw_copies, merge_copies
+from dc_invariant.audit.copies import (
+    BLOCK,
+    DISTORTION,
+    Molecules,
+    draw_control,
+    draw_copies,
+    merge_copies,
+)
 from dc_invariant.audit.deviation import compare
+from dc_invariant.audit.featurizing import describe
 from dc_invariant.audit.inputs import prepare
-from dc_invariant.audit.report import COLUMNS, AuditReport, environment
+from dc_invariant.audit.rebuild import Lineage, own_lineage
+from dc_invariant.audit.report import COLUMNS, CONTROL, AuditReport, environment
 from dc_invariant.audit.store import open_store, save_chunk
-from dc_invariant.audit.targets import predictor
+from dc_invariant.audit.targets import Outputs, predictor
 from dc_invariant.conformer import Conformer
 from dc_invariant.parallel import check_workers, connected, map_ordered
+from dc_invariant.symmetry import segment_arange
 
 #: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
 #: that must always give zero deviation.
@@ -40,6 +50,7 @@ def audit(
     target: Any,
     data: Any,
     *,
+    featurizer: Any = None,
     symmetries: Sequence[str] = SYMMETRIES,
     n_samples: int = 3,
     seed: int = 0,
@@ -55,14 +66,27 @@ def audit(
 ) -> AuditReport:
     """Check a model or function for invariance under renumbering and rigid motions.
 
+    Every audit also runs a positive control: each molecule is distorted a little (a
+    seeded, non-rigid displacement of every atom, `DISTORTION` Å per coordinate). A target
+    that reads the geometry must change its output; if none changes, the report says the
+    target is geometry-blind (`AuditReport.geometry_blind`) and its rigid-motion verdicts
+    hold trivially.
+
     Parameters
     ----------
     target : model, featurizer or callable
         A dc_invariant / DeepChem model predicting from datasets of `Conformer`s, a DeepChem
         ``MolecularFeaturizer`` (the molecule itself is moved or renumbered, then
         featurized), or a function ``f(positions, features) -> array`` of one molecule.
+        With ``featurizer``: any model with ``predict(dataset)`` (a DeepChem ``TorchModel``
+        or ``SklearnModel``, or your own) that reads that featurizer's output.
     data : dataset, list of Conformer, list of SMILES / RDKit Mols, or AuditInput
         What `prepare` accepts, or its result (to featurize once for several targets).
+    featurizer : DeepChem featurizer, optional
+        Audit the pipeline ``target.predict(NumpyDataset(featurizer.featurize(mols)))``:
+        each molecule and each moved or renumbered copy is rebuilt as an RDKit Mol (its
+        chemistry from its SMILES, its atom order and coordinates from the copy). A
+        molecule the featurizer fails on is skipped with DeepChem's reason.
     symmetries : sequence of str, default=("permutation", "translation", "rotation", "reflection")
         Which to check (``"identity"`` is a control).
     n_samples : int, default=3
@@ -73,7 +97,7 @@ def audit(
     rtol, atol : float, optional
         A molecule passes when ``|y(gx) - y(x)| <= max(atol, rtol * |y(x)|)`` for every
         output. Defaults by the target's precision (`TOLERANCES`; float32 when unknown for
-        models, float64 for callables).
+        models, float64 for callables; DeepChem torch models are float32 unless converted).
     output : {"invariant", "per_atom", "vector", "pseudoscalar"}, default="invariant"
         How the target's output should transform (`OUTPUTS`). With ``"vector"``, a model
         with ``predict_forces`` is audited on its forces, which must turn with the molecule.
@@ -126,9 +150,10 @@ def audit(
                 target, data, symmetries=symmetries, n_samples=n_samples, seed=seed,
                 rtol=rtol, atol=atol, output=output, chunk_size=chunk_size, progress=progress,
                 store=store, resume=resume, n_jobs=n_jobs, scheduler=client,
+                featurizer=featurizer,
             )  # fmt: skip
     chunk_size = -(-chunk_size // BLOCK) * BLOCK
-    _, dtype = predictor(target, output)
+    _, dtype = predictor(target, output, featurizer)
     if dtype is None:
         dtype = "float32" if hasattr(target, "predict") else "float64"
     default_rtol, default_atol = TOLERANCES.get(dtype, TOLERANCES["float32"])
@@ -146,7 +171,8 @@ def audit(
         "atol": atol,
         "dtype": dtype,
         "output": output,
-        "target": type(target).__name__,
+        "target": describe(target, featurizer),
+        "control_distortion": DISTORTION,
         "versions": environment(),
     }
     done = open_store(store, resume, settings, chunk_size, n_inputs) if store else {}
@@ -158,7 +184,7 @@ def audit(
         from dc_invariant.models.base import PortableModel
 
         remote = PortableModel(target)
-    options = (list(symmetries), n_samples, seed, rtol, atol, output)
+    options = (list(symmetries), n_samples, seed, rtol, atol, output, featurizer)
     tasks = (
         (remote, _stack(molecules, s, chunk_size), ids[s : s + chunk_size], s, *options)
         for s in starts
@@ -197,50 +223,73 @@ def audit_chunk(
     rtol: float,
     atol: float,
     output: str,
+    featurizer: Any = None,
 ) -> tuple[dict[str, list], list[tuple[str, str]]]:
     """Audit the molecules of one chunk (``first`` is the index of its first molecule).
 
-    Returns per-(molecule, symmetry) columns and ``(id, reason)`` skips. Runs anywhere: it
-    depends only on its arguments, which is what lets chunks go to other processes.
+    Returns per-(molecule, symmetry) columns, the positive control's rows among them
+    (symmetry `CONTROL`), and ``(id, reason)`` skips. Runs anywhere: it depends only on its
+    arguments, which is what lets chunks go to other processes.
     """
-    run, _ = predictor(target, output)
-    blocks = [
-        draw_copies(
-            molecules.select(np.arange(b, min(b + BLOCK, len(molecules)))),
-            (first + b) // BLOCK,
-            symmetries,
-            n_samples,
-            seed,
-        )
-        for b in range(0, len(molecules), BLOCK)
-    ]
-    copies = merge_copies(blocks, range(0, len(molecules), BLOCK))
-    # One call: the molecules and all their copies are one large batch for the target.
-    outputs = run(Molecules.concatenate([molecules, copies.molecules]))
-    n = len(molecules)
-    deviation = compare(
-        output, outputs.values, outputs.lengths, n, copies, molecules.counts, rtol, atol
+    run, _ = predictor(target, output, featurizer)
+    starts = range(0, len(molecules), BLOCK)
+    parts = [molecules.select(np.arange(b, min(b + BLOCK, len(molecules)))) for b in starts]
+    block = [(first + b) // BLOCK for b in starts]
+    copies = merge_copies(
+        [draw_copies(p, k, symmetries, n_samples, seed) for p, k in zip(parts, block)], starts
     )
-    absolute, relative, passed, finite = deviation
+    control = merge_copies([draw_control(p, k, seed) for p, k in zip(parts, block)], starts)
+    n, n_copies = len(molecules), len(copies.owner)
+    batch = Molecules.concatenate([molecules, copies.molecules, control.molecules])
+    lineage = Lineage(
+        np.concatenate([np.arange(n), copies.owner, control.owner]),
+        np.concatenate([own_lineage(molecules).order, copies.order, control.order]),
+    )
+    # One call: the molecules and all their copies are one large batch for the target.
+    outputs = run(batch, lineage)
+    base = np.arange(n)
+    mine = _subset(outputs, np.concatenate([base, n + np.arange(n_copies)]))
+    absolute, relative, passed, finite = compare(
+        output, *mine, n, copies, molecules.counts, rtol, atol
+    )
+    theirs = _subset(outputs, np.concatenate([base, n + n_copies + base]))
+    control_deviation = compare(output, *theirs, n, control, molecules.counts, rtol, atol)
+
     n_sym = len(symmetries)
     shape = (n, n_sym, n_samples)
     bad = ~finite[:n] | ~finite[n:].reshape(n, -1).all(axis=1)
     absolute = absolute.reshape(shape).max(axis=2)
     relative = relative.reshape(shape).max(axis=2)
     passed = passed.reshape(shape).all(axis=2)
+    # Where no renumbering can change the input (a single atom), permutation is n/a.
+    checked = np.ones(shape[:2], dtype=bool)
+    if "permutation" in symmetries:
+        checked[molecules.counts < 2, symmetries.index("permutation")] = False
+    # Moving a single atom is rigid, so the control needs two; a copy the target failed on
+    # leaves the control unmeasured rather than the molecule unaudited.
+    control_ok = (molecules.counts >= 2) & control_deviation[3][n:]
+    absolute = np.column_stack([absolute, control_deviation[0]])
+    relative = np.column_stack([relative, control_deviation[1]])
+    passed = np.column_stack([passed, control_deviation[2]])
+    checked = np.column_stack([checked, control_ok])
+    absolute[~checked] = relative[~checked] = np.nan
+    passed &= checked
     keep = np.flatnonzero(~bad)
-    mol = np.repeat(keep, n_sym)
+    mol = np.repeat(keep, n_sym + 1)
     columns = {
         "id": [ids[m] for m in mol],
         "smiles": [molecules.smiles[m] for m in mol],
         "n_atoms": molecules.counts[mol].tolist(),
-        "symmetry": list(symmetries) * len(keep),
+        "symmetry": [*symmetries, CONTROL] * len(keep),
         "abs_deviation": absolute[keep].reshape(-1).tolist(),
         "rel_deviation": relative[keep].reshape(-1).tolist(),
         "passed": passed[keep].reshape(-1).tolist(),
+        "checked": checked[keep].reshape(-1).tolist(),
     }
     reasons: dict[int, str] = {}
     for k, why in sorted(outputs.failures.items(), reverse=True):
+        if k >= n + n_copies:
+            continue  # a failed control copy only leaves the control unmeasured
         # The molecule's own failure wins over one of its copies'.
         reasons[k if k < n else int(copies.owner[k - n])] = (
             why if k < n else f"{why} (on a transformed copy)"
@@ -252,13 +301,26 @@ def audit_chunk(
     return columns, skipped
 
 
+def _subset(outputs: Outputs, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The flat values and lengths of the molecules ``index`` of ``outputs``."""
+    offsets = np.cumsum(outputs.lengths) - outputs.lengths
+    lengths = outputs.lengths[index]
+    return outputs.values[segment_arange(offsets[index], lengths)], lengths
+
+
 def assert_invariant(target: Any, data: Any, **kwargs: Any) -> AuditReport:
     """Run `audit` and raise ``AssertionError`` with the summary if a symmetry is broken.
 
-    Takes the same arguments as `audit`; returns the report when every symmetry holds.
+    Takes the same arguments as `audit` (``featurizer=`` included); returns the report when
+    every symmetry holds. A symmetry no molecule could test (every molecule skipped, or a
+    single atom for permutation) raises too: a gate that checked nothing must not pass.
     """
     report = audit(target, data, **kwargs)
-    broken = [s for s in report.settings["symmetries"] if not report.holds(s)]
-    if broken:
-        raise AssertionError(f"broken: {', '.join(broken)}\n{report.format()}")
+    symmetries = report.settings["symmetries"]
+    broken = [s for s in symmetries if report.checked(s) and not report.holds(s)]
+    unchecked = [s for s in symmetries if not report.checked(s)]
+    if broken or unchecked:
+        problems = [f"broken: {', '.join(broken)}"] if broken else []
+        problems += [f"not checked on any molecule: {', '.join(unchecked)}"] if unchecked else []
+        raise AssertionError(f"{'; '.join(problems)}\n{report.format()}")
     return report

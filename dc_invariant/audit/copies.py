@@ -33,6 +33,11 @@ BLOCK = 64
 #: Every symmetry that has draws, in the fixed order of the draw layout.
 _DRAWN = ("permutation", "translation", "rotation", "reflection")
 
+#: The positive control: every atom displaced by a seeded Gaussian of this standard
+#: deviation per coordinate (Å). Small enough to keep every bond, large enough that any
+#: target reading the geometry moves well beyond float32 noise.
+DISTORTION = 0.05
+
 # The tutorial's own rotation: 60 degrees about x.
 TUTORIAL_ROTATION = np.array(
     [[1.0, 0.0, 0.0], [0.0, 0.5, -np.sqrt(3) / 2], [0.0, np.sqrt(3) / 2, 0.5]]
@@ -198,6 +203,32 @@ def draw_copies(
         [molecules.smiles[m] for m in owner],
     )
     return Copies(copies, owner, rotation, translation, local)
+
+
+def draw_control(molecules: Molecules, block: int, seed: int) -> Copies:
+    """One non-rigidly distorted copy per molecule of a block: the geometry-blindness control.
+
+    A target that reads coordinates must change its output; one whose output stays put
+    ignores the geometry, and its rigid-motion verdicts hold trivially. Drawn from its own
+    stream, ``default_rng([seed, block, 1])``, so the symmetry draws stay as they were.
+    """
+    rng = np.random.default_rng([seed, block, 1])
+    n = len(molecules)
+    displacement = rng.normal(scale=DISTORTION, size=molecules.positions.shape)
+    distorted = Molecules(
+        molecules.positions + displacement,
+        molecules.features,
+        molecules.atomic_numbers,
+        molecules.counts,
+        list(molecules.smiles),
+    )
+    return Copies(
+        distorted,
+        np.arange(n),
+        np.broadcast_to(np.eye(3), (n, 3, 3)).copy(),
+        np.zeros((n, 3)),
+        segment_arange(np.zeros(n, np.int64), molecules.counts),
+    )
 
 
 def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -19,6 +19,9 @@ table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
 th { background: #f0f0f0; } td.text { text-align: left; font-family: monospace; }
 .broken { color: #b00020; font-weight: bold; } .holds { color: #1b5e20; }
+.unchecked { color: #666; font-style: italic; }
+td.wrap { max-width: 24em; overflow-wrap: anywhere; word-break: break-all; }
+td.drawing { min-width: 160px; }
 .note { background: #fff8e1; padding: 0.5em 1em; border-left: 4px solid #f9a825; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; }
 img { max-width: 100%; }
@@ -44,8 +47,10 @@ def _histogram(report: AuditReport) -> str:
     axes = np.atleast_1d(figure.subplots(1, len(symmetries)))
     for ax, symmetry in zip(axes, symmetries):
         values = report.molecules.loc[report.molecules["symmetry"] == symmetry, "rel_deviation"]
-        # Exact zeros are drawn at the float64 floor so that they stay visible on a log axis.
-        logs = np.log10(np.maximum(values.to_numpy(dtype=float), 1e-17))
+        values = values.to_numpy(dtype=float)
+        # Exact zeros are drawn at the float64 floor so that they stay visible on a log axis;
+        # n/a rows (NaN) are left out.
+        logs = np.log10(np.maximum(values[np.isfinite(values)], 1e-17))
         ax.hist(logs, bins=30, color="#3f51b5")
         ax.axvline(np.log10(report.settings["rtol"]), color="#b00020", linestyle="--")
         ax.set_title(symmetry)
@@ -74,14 +79,18 @@ def _depiction(smiles: object) -> str:
 
 def render(report: AuditReport, worst: int = 5) -> str:
     """The whole page as a string."""
+    from dc_invariant.audit.report import OUTPUT_WORDS, deviation
+
     e = html.escape
+    output = report.settings.get("output", "invariant")
     rows = []
     for _, r in report.summary.iterrows():
-        css = "broken" if r["verdict"] == "broken" else "holds"
+        css = {"broken": "broken", "not checked": "unchecked"}.get(r["verdict"], "holds")
         rows.append(
             f"<tr><td class=text>{e(r['symmetry'])}</td><td>{r['molecules']}</td>"
-            f"<td>{r['passed']}</td><td>{r['max_rel_deviation']:.2e}</td>"
-            f"<td>{r['p99_rel_deviation']:.2e}</td>"
+            f"<td>{r['passed']}</td><td>{r['not_applicable']}</td>"
+            f"<td>{deviation(r['max_rel_deviation'])}</td>"
+            f"<td>{deviation(r['p99_rel_deviation'])}</td>"
             f"<td class='text {css}'>{e(r['verdict'])}</td></tr>"
         )
     parts = [
@@ -92,11 +101,12 @@ def render(report: AuditReport, worst: int = 5) -> str:
         f"<p>{report.n_inputs} molecules in, {report.n_inputs - len(report.skipped)} audited, "
         f"{len(report.skipped)} skipped. A molecule passes when |y(gx) - y(x)| &le; "
         f"max(atol, rtol&middot;|y(x)|) for every sample, rtol {report.settings['rtol']:g}, "
-        f"atol {report.settings['atol']:g}.</p>",
-        "<table><tr><th>symmetry</th><th>checked</th><th>passed</th><th>max rel dev</th>"
-        "<th>p99 rel dev</th><th>verdict</th></tr>",
+        f"atol {report.settings['atol']:g}. Audited: {e(OUTPUT_WORDS.get(output, output))}.</p>",
+        "<table><tr><th>symmetry</th><th>checked</th><th>passed</th><th>n/a</th>"
+        "<th>max rel dev</th><th>p99 rel dev</th><th>verdict</th></tr>",
         *rows,
         "</table>",
+        f"<p>{e(report.control_line())}</p>",
         *(f"<p class=note>{e(n)}</p>" for n in report.notes()),
         "<h2>Deviations</h2><p>Dashed line: rtol.</p>",
         f'<img alt="log10 relative deviations" src="data:image/png;base64,{_histogram(report)}">',
@@ -109,10 +119,10 @@ def render(report: AuditReport, worst: int = 5) -> str:
         parts.append("<tr><th>id</th><th>SMILES</th><th>atoms</th><th>rel dev</th><th></th></tr>")
         for _, r in table.iterrows():
             parts.append(
-                f"<tr><td class=text>{e(str(r['id']))}</td>"
-                f"<td class=text>{e(str(r['smiles']))}</td>"
+                f"<tr><td class='text wrap'>{e(str(r['id']))}</td>"
+                f"<td class='text wrap'>{e(str(r['smiles']))}</td>"
                 f"<td>{r['n_atoms']}</td><td>{r['rel_deviation']:.2e}</td>"
-                f"<td>{_depiction(r['smiles'])}</td></tr>"
+                f"<td class=drawing>{_depiction(r['smiles'])}</td></tr>"
             )
         parts.append("</table>")
     if not report.skipped.empty:

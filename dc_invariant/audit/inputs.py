@@ -30,7 +30,12 @@ class AuditInput:
 
 
 def prepare(
-    data: Any, *, ids: Optional[Sequence[str]] = None, n_jobs: int = 1, scheduler: Any = None
+    data: Any,
+    *,
+    ids: Optional[Sequence[str]] = None,
+    n_jobs: int = 1,
+    scheduler: Any = None,
+    featurizer: Any = None,
 ) -> AuditInput:
     """Turn audit data into conformers, keeping the reason for every input left out.
 
@@ -42,6 +47,9 @@ def prepare(
         processes or the Dask ``scheduler``); one that fails is skipped with RDKit's reason.
     ids : sequence of str, optional
         A label per input (default: the dataset's ids, else the SMILES, else the index).
+    featurizer : DeepChem featurizer, optional
+        The featurizer of a pipeline to audit: molecules it fails on are skipped here, with
+        DeepChem's reason, so that several models behind it are not asked about them.
 
     Examples
     --------
@@ -67,9 +75,9 @@ def prepare(
     if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
         from dc_invariant.featurizer import ConformerFeaturizer
 
-        featurizer = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
-        items = list(featurizer.featurize(items, log_failures=False))
-        reasons = {i: why for i, _, why in featurizer.failures}
+        embedder = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
+        items = list(embedder.featurize(items, log_failures=False))
+        reasons = {i: why for i, _, why in embedder.failures}
     prepared = AuditInput([], [], [])
     for i, (item, name) in enumerate(zip(items, labels)):
         if isinstance(item, Conformer):
@@ -77,7 +85,26 @@ def prepare(
             prepared.ids.append(name)
         else:
             prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
-    return prepared
+    return _featurizable(prepared, featurizer) if featurizer is not None else prepared
+
+
+def _featurizable(prepared: AuditInput, featurizer: Any) -> AuditInput:
+    """``prepared`` without the molecules ``featurizer`` fails on, skipped with its reason."""
+    from dc_invariant.audit.copies import Molecules
+    from dc_invariant.audit.featurizing import featurize
+    from dc_invariant.audit.rebuild import mols_for
+
+    if not prepared.molecules:
+        return prepared
+    _, failures = featurize(featurizer, mols_for(Molecules.from_conformers(prepared.molecules)))
+    kept = AuditInput([], [], list(prepared.skipped))
+    for i, (conformer, name) in enumerate(zip(prepared.molecules, prepared.ids)):
+        if i in failures:
+            kept.skipped.append((name, failures[i]))
+        else:
+            kept.molecules.append(conformer)
+            kept.ids.append(name)
+    return kept
 
 
 def _is_one_molecule(data: Any) -> bool:

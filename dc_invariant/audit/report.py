@@ -6,12 +6,38 @@ import json
 import os
 import platform
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
-COLUMNS = ["id", "smiles", "n_atoms", "symmetry", "abs_deviation", "rel_deviation", "passed"]
+COLUMNS = [
+    "id",
+    "smiles",
+    "n_atoms",
+    "symmetry",
+    "abs_deviation",
+    "rel_deviation",
+    "passed",
+    "checked",
+]
+
+#: The ``symmetry`` of the positive control's rows in `AuditReport.molecules`: a small
+#: non-rigid distortion, under which a geometry-reading target's output must move.
+CONTROL = "distortion"
+
+#: What each ``output`` kind means, as the table and the page say it.
+OUTPUT_WORDS = {
+    "invariant": "outputs must not change",
+    "per_atom": "per-atom outputs must permute with the atoms",
+    "vector": "forces (per-atom vectors) must permute and turn with the molecule",
+    "pseudoscalar": "outputs must flip sign under reflections",
+}
+
+
+def deviation(value: float) -> str:
+    """A deviation for a table: ``1.23e-05``, or ``-`` where nothing was measured."""
+    return f"{value:.2e}" if np.isfinite(value) else "-"
 
 
 def environment() -> dict[str, str]:
@@ -36,7 +62,11 @@ class AuditReport:
     molecules : pandas.DataFrame
         One row per molecule and symmetry: id, smiles, n_atoms, symmetry, the largest
         absolute deviation ``|y(gx) - y(x)|`` and relative deviation (the same over
-        ``max(|y(x)|, atol)``) over the samples, and whether every sample passed.
+        ``max(|y(x)|, atol)``) over the samples, whether every sample passed, and whether
+        the symmetry could be checked at all (``checked``: False for permutation of a
+        single atom, whose deviations are NaN). Rows with symmetry `CONTROL` hold the
+        positive control: the deviation under a small non-rigid distortion, ``passed``
+        when the output did not move (NaN and not ``checked`` for a single atom).
     skipped : pandas.DataFrame
         Molecules not audited (``id``, ``reason``): not featurizable, or NaN/inf output.
     settings : dict
@@ -74,7 +104,8 @@ class AuditReport:
     def _summarise(self) -> pd.DataFrame:
         out = []
         for symmetry in self.settings["symmetries"]:
-            rows = self.molecules[self.molecules["symmetry"] == symmetry]
+            all_rows = self.molecules[self.molecules["symmetry"] == symmetry]
+            rows = all_rows[all_rows["checked"].astype(bool)]
             deviations = rows["rel_deviation"].to_numpy()
             passed = int(rows["passed"].sum())
             if len(rows) == 0:
@@ -90,6 +121,7 @@ class AuditReport:
                     "symmetry": symmetry,
                     "molecules": len(rows),
                     "passed": passed,
+                    "not_applicable": len(all_rows) - len(rows),
                     "max_rel_deviation": float(deviations.max()) if len(rows) else np.nan,
                     "p99_rel_deviation": float(np.percentile(deviations, 99))
                     if len(rows)
@@ -108,6 +140,32 @@ class AuditReport:
             )
         return bool(row["verdict"].iloc[0] in ("holds", "holds within numerical noise"))
 
+    def checked(self, symmetry: str) -> bool:
+        """True when at least one molecule could be checked for ``symmetry``."""
+        row = self.summary[self.summary["symmetry"] == symmetry]
+        if row.empty:
+            raise ValueError(
+                f"{symmetry!r} was not audited; audited: {self.settings['symmetries']}"
+            )
+        return bool(row["molecules"].iloc[0] > 0)
+
+    @property
+    def control(self) -> pd.DataFrame:
+        """The positive control's rows of `molecules` for the molecules it could test."""
+        rows = self.molecules[self.molecules["symmetry"] == CONTROL]
+        return rows[rows["checked"].astype(bool)]
+
+    @property
+    def geometry_blind(self) -> Optional[bool]:
+        """True when no output moved under the control's small non-rigid distortion.
+
+        Such a target ignores the coordinates it is given (fingerprints, graph features, a
+        featurizer that re-embeds the molecule), so translation, rotation and reflection
+        hold trivially. None when no molecule could be distorted (none with two atoms).
+        """
+        control = self.control
+        return bool(control["passed"].all()) if len(control) else None
+
     def worst(self, symmetry: str, k: int = 5) -> pd.DataFrame:
         """The ``k`` molecules with the largest relative deviation under ``symmetry``."""
         rows = self.molecules[self.molecules["symmetry"] == symmetry]
@@ -116,25 +174,60 @@ class AuditReport:
     def notes(self) -> list[str]:
         """Plain-language remarks that are information, not failures."""
         out = []
-        if "reflection" in self.settings["symmetries"] and self.holds("reflection"):
+        if self.n_inputs and len(self.skipped) == self.n_inputs:
+            out.append(f"no molecule could be checked: all {self.n_inputs} were skipped")
+        if self.geometry_blind:
+            out.append(
+                "this target ignores the coordinates you give it: translation / rotation / "
+                "reflection hold trivially (a small distortion of every molecule changed "
+                "no output)"
+            )
+        n_a = self.summary.loc[self.summary["symmetry"] == "permutation", "not_applicable"]
+        if len(n_a) and n_a.iloc[0]:
+            out.append(
+                f"permutation is n/a for {n_a.iloc[0]} single-atom molecule(s): no renumbering "
+                "can change them"
+            )
+        if (
+            self.geometry_blind is False
+            and "reflection" in self.settings["symmetries"]
+            and (self.holds("reflection"))
+        ):
             out.append(
                 "invariant to reflections: mirror images (enantiomers) get identical "
                 "predictions, so this target cannot tell them apart"
             )
         return out
 
+    def control_line(self) -> str:
+        """One line on the positive control: did a small distortion move the output?"""
+        control = self.control
+        if not len(control):
+            return "control: no molecule with two atoms to distort"
+        moved = int((~control["passed"].astype(bool)).sum())
+        verdict = "geometry-blind" if moved == 0 else "reads the geometry"
+        size = self.settings.get("control_distortion", float("nan"))
+        return (
+            f"control: moving every atom at random ({size:g} Å per coordinate) moved the "
+            f"output of {moved} of {len(control)} molecules (max rel dev "
+            f"{control['rel_deviation'].max():.2e}): {verdict}"
+        )
+
     def format(self) -> str:
         """The summary as a text table, with the settings and notes."""
+        s = self.settings
         lines = [
-            f"{'symmetry':<12} {'checked':>7} {'passed':>6} {'max rel dev':>11} "
-            f"{'p99 rel dev':>11}  verdict"
+            f"target: {s['target']}; {OUTPUT_WORDS.get(s.get('output', 'invariant'), '')}",
+            f"{'symmetry':<12} {'checked':>7} {'passed':>6} {'n/a':>4} {'max rel dev':>11} "
+            f"{'p99 rel dev':>11}  verdict",
         ]
         for _, r in self.summary.iterrows():
             lines.append(
                 f"{r['symmetry']:<12} {r['molecules']:>7} {r['passed']:>6} "
-                f"{r['max_rel_deviation']:>11.2e} {r['p99_rel_deviation']:>11.2e}  {r['verdict']}"
+                f"{r['not_applicable']:>4} {deviation(r['max_rel_deviation']):>11} "
+                f"{deviation(r['p99_rel_deviation']):>11}  {r['verdict']}"
             )
-        s = self.settings
+        lines.append(self.control_line())
         lines.append(
             f"{self.n_inputs} molecules in, {self.n_inputs - len(self.skipped)} audited, "
             f"{len(self.skipped)} skipped; {s['n_samples']} samples each, seed {s['seed']}, "
@@ -155,6 +248,7 @@ class AuditReport:
             "summary": self.summary.to_dict(orient="records"),
             "molecules": self.molecules.to_dict(orient="records"),
             "skipped": self.skipped.to_dict(orient="records"),
+            "geometry_blind": self.geometry_blind,
             "notes": self.notes(),
         }
         with open(path, "w") as handle:

@@ -6,16 +6,15 @@ fail in different ways; `predictor` hides that, so the rest of the audit sees on
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.audit.copies import Molecules
-from dc_invariant.conformer import Conformer
+from dc_invariant.audit.featurizing import as_numbers, featurize, model_dtype, predict
+from dc_invariant.audit.rebuild import Lineage, mols_for
 
 
 class Outputs(NamedTuple):
@@ -28,39 +27,58 @@ class Outputs(NamedTuple):
 
 
 def predictor(
-    target: Any, output: str = "invariant"
-) -> tuple[Callable[[Molecules], Outputs], Optional[str]]:
+    target: Any, output: str = "invariant", featurizer: Any = None
+) -> tuple[Callable[..., Outputs], Optional[str]]:
     """A function mapping stacked molecules to their `Outputs`, and the target's dtype.
 
     ``target`` is a dc_invariant model (stacked arrays
     go straight to its network via ``predict_arrays``), another DeepChem model (anything with
     ``predict(dataset)`` over `Conformer` datapoints), a DeepChem featurizer (anything with
     ``featurize(mols)``: each molecule is rebuilt as an RDKit Mol with its geometry and atom
-    order, then featurized), or a callable ``f(positions, features) -> array``.
+    order, then featurized), or a callable ``f(positions, features) -> array``. With a
+    ``featurizer``, ``target`` is a model reading that featurizer's output: each rebuilt
+    Mol is featurized and the model predicts on a ``NumpyDataset`` of the features.
+
+    The function takes the stacked molecules and, optionally, their `Lineage` (which
+    molecule each is a copy of), which lets Mols be rebuilt from one template per molecule.
     """
+    if featurizer is not None:
+        if not hasattr(featurizer, "featurize"):
+            raise TypeError(
+                f"featurizer must have featurize(mols), got {type(featurizer).__name__}"
+            )
+        if not hasattr(target, "predict") or hasattr(target, "predict_arrays"):
+            raise TypeError(
+                "with a featurizer, target must be a model with predict(dataset) that reads "
+                f"the featurizer's output (dc_invariant models read Conformers), got "
+                f"{type(target).__name__}"
+            )
+        if output == "vector":
+            raise ValueError(
+                "output='vector' audits forces, which a featurizer + model pipeline does not "
+                "give; use output='invariant'"
+            )
+
+        def run_pipeline(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
+            features, failures = featurize(featurizer, mols_for(batch, lineage))
+            return _ragged(predict(target, features))._replace(failures=failures)
+
+        return run_pipeline, model_dtype(target)
     if hasattr(target, "featurize") and not hasattr(target, "predict"):
 
-        def run_featurizer(batch: Molecules) -> Outputs:
-            mols = [mol_from_conformer(c) for c in batch.conformers()]
-            # DeepChem catches a failing featurization and only logs it; the log is the one
-            # place its reason survives. Its other warnings (outputs of differing sizes, as
-            # raw coordinates give) are expected here and held back.
-            with _deepchem_failures() as failures, np.errstate(divide="ignore", invalid="ignore"):
-                features = target.featurize(mols)
-            # An empty output (a featurization DeepChem gave up on) becomes NaN: skipped.
-            values, lengths, _ = _ragged(
-                np.asarray(f, dtype=np.float64).reshape(-1) if np.size(f) else np.array([np.nan])
-                for f in features
-            )
-            return Outputs(values, lengths, failures)
+        def run_featurizer(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
+            features, failures = featurize(target, mols_for(batch, lineage))
+            # A featurization DeepChem gave up on becomes NaN: skipped.
+            return _ragged(
+                np.array([np.nan]) if f is None else as_numbers(f) for f in features
+            )._replace(failures=failures)
 
         return run_featurizer, "float64"
-    dtype = getattr(target, "dtype", None)
-    dtype_name = str(dtype).replace("torch.", "") if dtype is not None else None
+    dtype_name = model_dtype(target)
     forces = output == "vector"
     if hasattr(target, "predict_arrays"):
 
-        def run_ours(batch: Molecules) -> Outputs:
+        def run_ours(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
             values = target.predict_arrays(
                 batch.positions, batch.features, batch.atomic_numbers, batch.counts, forces=forces
             )
@@ -72,7 +90,7 @@ def predictor(
         dc = import_deepchem()
         forces = forces and hasattr(target, "predict_forces")
 
-        def run_model(batch: Molecules) -> Outputs:
+        def run_model(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
             X = np.empty(len(batch), dtype=object)
             X[:] = batch.conformers()
             dataset = dc.data.NumpyDataset(X)
@@ -83,7 +101,7 @@ def predictor(
         return run_model, dtype_name
     if callable(target):
 
-        def run_callable(batch: Molecules) -> Outputs:
+        def run_callable(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
             return _ragged(
                 np.asarray(target(batch.positions[s], batch.features[s])).reshape(-1)
                 for s in batch.slices()
@@ -100,50 +118,3 @@ def _ragged(arrays: Iterable[np.ndarray]) -> Outputs:
     arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in arrays]
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
     return Outputs(np.concatenate(arrays) if arrays else np.empty(0), lengths, {})
-
-
-class _FailureLog(logging.Handler):
-    """Collects DeepChem's "Failed to featurize datapoint i" / "Exception message" pairs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.failures: dict[int, str] = {}
-        self._index: Optional[int] = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith("Failed to featurize datapoint") and record.args:
-            self._index = int(record.args[0])
-            self.failures[self._index] = "DeepChem could not featurize it"
-        elif message.startswith("Exception message: ") and self._index is not None:
-            text = message[len("Exception message: ") :].strip()
-            if text:  # some DeepChem exceptions carry no text
-                self.failures[self._index] = f"DeepChem could not featurize it: {text}"
-
-
-@contextlib.contextmanager
-def _deepchem_failures() -> Iterator[dict[int, str]]:
-    """Hold back DeepChem's log lines, keeping its featurization failures (index -> reason)."""
-    handler = _FailureLog()
-    log = logging.getLogger("deepchem")
-    saved = log.level, log.propagate
-    log.setLevel(logging.WARNING)
-    log.propagate = False
-    log.addHandler(handler)
-    try:
-        yield handler.failures
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(saved[0])
-        log.propagate = saved[1]
-
-
-def mol_from_conformer(conformer: Conformer) -> Any:
-    """An RDKit Mol with the conformer's atoms, in its order, and its geometry in 3D.
-
-    Connectivity is perceived from the geometry, which is all that geometric featurizers
-    (Coulomb matrices, coordinates) read.
-    """
-    from dc_invariant.datasets import qm9_mol
-
-    return qm9_mol(conformer.atomic_numbers, conformer.positions)
