@@ -227,3 +227,21 @@ def test_real_multi_fragment_molecules_from_nci_never_overlap():
     for smiles, conformer in done:
         assert find_clash(conformer.atomic_numbers, conformer.positions) is None, smiles
         assert conformer.n_atoms == Chem.AddHs(Chem.MolFromSmiles(smiles)).GetNumAtoms()
+
+
+def test_the_audit_lists_molecules_whose_given_geometry_clashes(tmp_path):
+    from dc_invariant import Conformer, audit
+
+    def spread(r, x):
+        return np.array([((r - r.mean(axis=0)) ** 2).sum()])
+
+    good = Conformer([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], np.eye(3), [8, 1, 1])
+    bad = Conformer([[0.0, 0, 0], [0.05, 0, 0], [-0.24, 0.93, 0]], np.eye(3), [8, 1, 1])
+    report = audit(spread, [good, bad], n_samples=1)
+    assert report.clashes["id"].tolist() == ["1"]
+    assert "atoms 0 (O) and 1 (H) are 0.05 Å apart" in report.clashes["clash"].iloc[0]
+    assert "overlapping atoms in the given geometry of 1" in report.format()
+    assert len(report.molecules[report.molecules["id"] == "1"])  # audited all the same
+    page = tmp_path / "report.html"
+    report.to_html(str(page))
+    assert "Overlapping atoms in the given geometry" in page.read_text()

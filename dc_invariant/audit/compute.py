@@ -205,7 +205,9 @@ def audit(
                 columns[name].extend(chunk_columns[name])
             skipped.extend(tuple(s) for s in chunk_skipped)
             bar.update(min(chunk_size, len(molecules) - start))
-    return AuditReport.from_rows(columns, skipped, settings, n_inputs=n_inputs)
+    return AuditReport.from_rows(
+        columns, skipped, settings, n_inputs=n_inputs, clashes=prepared.clashes
+    )
 
 
 def _stack(molecules: list[Conformer], start: int, size: int) -> Molecules:

@@ -133,6 +133,17 @@ def render(report: AuditReport, worst: int = 5) -> str:
             for _, r in report.skipped.iterrows()
         )
         parts.append("</table>")
+    if not report.clashes.empty:
+        parts.append(
+            "<h2>Overlapping atoms in the given geometry</h2>"
+            "<table><tr><th>id</th><th>closest pair</th></tr>"
+        )
+        parts.extend(
+            f"<tr><td class=text>{e(str(r['id']))}</td>"
+            f"<td class=text>{e(str(r['clash']))}</td></tr>"
+            for _, r in report.clashes.iterrows()
+        )
+        parts.append("</table>")
     parts.append(f"<h2>Settings</h2><pre>{e(json.dumps(report.settings, indent=2))}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
 from dc_invariant.conformer import Conformer
+from dc_invariant.geometry import clashing_molecules
 
 
 @dataclass
@@ -16,12 +17,15 @@ class AuditInput:
     """Molecules ready to audit: the conformers, their ids, and the inputs left out.
 
     Made by `prepare`; pass it to `audit` (repeatedly, for several targets) to featurize
-    once.
+    once. ``clashes`` lists ``(id, description)`` for audited molecules whose geometry has
+    overlapping atoms (possible only in a geometry given by the user: embedded ones are
+    checked when they are made).
     """
 
     molecules: list[Conformer]
     ids: list[str]
     skipped: list[tuple[str, str]]
+    clashes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def n_inputs(self) -> int:
@@ -85,7 +89,13 @@ def prepare(
             prepared.ids.append(name)
         else:
             prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
-    return _featurizable(prepared, featurizer) if featurizer is not None else prepared
+    if featurizer is not None:
+        prepared = _featurizable(prepared, featurizer)
+    found = clashing_molecules(
+        [c.atomic_numbers for c in prepared.molecules], [c.positions for c in prepared.molecules]
+    )
+    prepared.clashes = [(prepared.ids[i], text) for i, text in found.items()]
+    return prepared
 
 
 def _featurizable(prepared: AuditInput, featurizer: Any) -> AuditInput:

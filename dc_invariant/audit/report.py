@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -73,6 +74,9 @@ class AuditReport:
         Seed, tolerances, dtype, symmetries, samples and library versions: enough to rerun.
     n_inputs : int
         Molecules given; always the audited molecules plus the skipped ones.
+    clashes : pandas.DataFrame
+        Audited molecules whose given geometry has overlapping atoms (``id``, ``clash``):
+        audited as given, but their numbers describe an implausible structure.
 
     Examples
     --------
@@ -87,6 +91,7 @@ class AuditReport:
     skipped: pd.DataFrame
     settings: dict[str, Any]
     n_inputs: int
+    clashes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["id", "clash"]))
     summary: pd.DataFrame = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,12 +99,18 @@ class AuditReport:
 
     @classmethod
     def from_rows(
-        cls, rows: list[dict], skipped: list[tuple[str, str]], settings: dict, n_inputs: int
+        cls,
+        rows: list[dict],
+        skipped: list[tuple[str, str]],
+        settings: dict,
+        n_inputs: int,
+        clashes: Sequence[tuple[str, str]] = (),
     ) -> AuditReport:
-        """Build a report from per-molecule rows and ``(id, reason)`` skips."""
+        """Build a report from per-molecule rows, ``(id, reason)`` skips and clashes."""
         molecules = pd.DataFrame(rows, columns=COLUMNS)
         skipped_frame = pd.DataFrame(skipped, columns=["id", "reason"])
-        return cls(molecules, skipped_frame, settings, n_inputs)
+        clash_frame = pd.DataFrame(list(clashes), columns=["id", "clash"])
+        return cls(molecules, skipped_frame, settings, n_inputs, clash_frame)
 
     def _summarise(self) -> pd.DataFrame:
         out = []
@@ -237,6 +248,10 @@ class AuditReport:
             lines.append(f"skipped {row['id']}: {row['reason']}")
         if len(self.skipped) > 5:
             lines.append(f"... and {len(self.skipped) - 5} more skipped (see .skipped)")
+        for _, row in self.clashes.head(5).iterrows():
+            lines.append(f"overlapping atoms in the given geometry of {row['id']}: {row['clash']}")
+        if len(self.clashes) > 5:
+            lines.append(f"... and {len(self.clashes) - 5} more with overlapping atoms (.clashes)")
         lines.extend(f"note: {n}" for n in self.notes())
         return "\n".join(lines)
 
@@ -248,6 +263,7 @@ class AuditReport:
             "summary": self.summary.to_dict(orient="records"),
             "molecules": self.molecules.to_dict(orient="records"),
             "skipped": self.skipped.to_dict(orient="records"),
+            "clashes": self.clashes.to_dict(orient="records"),
             "geometry_blind": self.geometry_blind,
             "notes": self.notes(),
         }
