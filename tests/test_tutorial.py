@@ -44,3 +44,28 @@ def test_inference_path_equals_the_autograd_path(monkeypatch, cls, activation, c
     # float32 sums in another order: rounding relative to the largest output, not to each.
     tolerance = (1e-12 if dtype == "float64" else 1e-5) * np.abs(slow).max()
     np.testing.assert_allclose(fast, slow, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make", [RotationInvariantModel, TranslationInvariantModel])
+def test_batch_mates_never_change_a_prediction_by_a_single_bit(make, dtype):
+    from conftest import DRUG_LIKE
+
+    from dc_invariant import ConformerFeaturizer
+
+    molecules = list(ConformerFeaturizer().featurize(DRUG_LIKE))
+    model = make(dtype=dtype, seed=3)
+
+    def predict(batch):
+        return model.predict_arrays(
+            np.concatenate([c.positions for c in batch]),
+            np.concatenate([c.features for c in batch]),
+            np.concatenate([c.atomic_numbers for c in batch]),
+            np.array([c.n_atoms for c in batch]),
+        )[:, 0]
+
+    together = predict(molecules)
+    alone = np.array([predict([c])[0] for c in molecules])
+    crowded = predict(molecules * 30).reshape(30, -1)
+    np.testing.assert_array_equal(alone, together)
+    np.testing.assert_array_equal(crowded, np.broadcast_to(together, crowded.shape))

@@ -112,6 +112,22 @@ _IN_PLACE = {
 }
 
 
+def _fold_sum(rows: torch.Tensor) -> torch.Tensor:
+    """Sum of ``rows`` (m, k) over m, as a fixed tree of element-wise adds (overwrites rows).
+
+    ``torch.sum`` picks its order of additions by the tensor's shape, so a molecule's float32
+    sum would change with the number of batch-mates in its piece. Folding the upper half of
+    the rows onto the lower half, again and again, adds every column in the same order
+    whatever k is: a prediction never depends on its batch-mates.
+    """
+    m = rows.shape[0]
+    while m > 1:
+        half = m // 2
+        rows[:half].add_(rows[m - half : m])
+        m -= half
+    return rows[0]
+
+
 def pair_envelope(squared: torch.Tensor, cutoff: float) -> torch.Tensor:
     """``(1 - d²/cutoff²)²`` inside the cutoff, 0 outside: smooth, 1 at ``d = 0``.
 
@@ -172,6 +188,7 @@ class _PairNetwork(_TwoLayer):
         page-faults) a fresh tensor at each step.
         """
         b_all, n, hidden = a.shape
+        pieces = [step] * (b_all // step) + ([b_all % step] if b_all % step else [])
         coordinates = r.permute(1, 2, 0).contiguous()  # (n, 3, B)
         # [i, j, :, m] = r_j - r_i of molecule m
         differences = coordinates[None, :, :, :] - coordinates[:, None, :, :]
@@ -184,18 +201,24 @@ class _PairNetwork(_TwoLayer):
         envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
         a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
         out = a.new_empty(b_all, hidden)
-        for k in range(0, b_all, step):
-            b = min(step, b_all - k)
+        k = 0
+        for b in pieces:
             pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
+            g = geometry[:, :, k : k + b]
             if self.geometry_width == 1:
-                torch.mul(geometry[:, :, k : k + b], w, out=pre)
+                torch.mul(g, w, out=pre)
             else:
-                torch.matmul(geometry[:, :, k : k + b], w, out=pre)
+                # Column by column rather than a matmul, whose order of additions depends on
+                # the number of molecules in the piece (see `_fold_sum`).
+                torch.mul(g[..., :1], w[0], out=pre)
+                for c in range(1, self.geometry_width):
+                    pre.addcmul_(g[..., c : c + 1], w[c])
             pre.add_(a[:, :, k : k + b])
             self.act_in_place(pre)
             if envelope is not None:
                 pre.mul_(envelope[:, :, k : k + b])
-            torch.sum(pre.view(n * n, b, hidden), 0, out=out[k : k + b])
+            out[k : k + b] = _fold_sum(pre.view(n * n, b * hidden)).view(b, hidden)
+            k += b
         return out
 
     def _dense_sums(
@@ -239,8 +262,13 @@ class _PairNetwork(_TwoLayer):
                 pre = self._pair_terms(rk[:, None, :, :] - rk[:, :, None, :], ak[:, None, :, :])
                 sums.append(pre.sum((1, 2)))
         out = torch.cat(sums)
-        # layer2 is linear: applied once to the pooled hidden units of every molecule.
-        return (out @ self.layer2.weight.T if in_place else out), order
+        if not in_place:
+            return out, order
+        # layer2 is linear: applied once to the pooled hidden units of every molecule, as
+        # products folded over the hidden units (a matrix product's order of additions
+        # depends on the number of molecules; see `_fold_sum`).
+        terms = out.T[:, :, None] * self.layer2.weight.T[:, None, :]  # (hidden, B, n_out)
+        return _fold_sum(terms.reshape(len(terms), -1)).view(len(out), -1), order
 
     def forward(
         self,
