@@ -25,8 +25,8 @@ import torch
 from _rows import result_row, write_rows
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.audit import SYMMETRIES, audit
-from dc_invariant.audit.copies import TUTORIAL_ROTATION
+from dc_invariant.auditing import SYMMETRIES, audit
+from dc_invariant.auditing.copies import TUTORIAL_ROTATION
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RotationInvariantModel
 from dc_invariant.symmetry import (

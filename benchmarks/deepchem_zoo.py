@@ -30,10 +30,10 @@ from rdkit.Chem import Crippen
 
 from dc_invariant import ConformerFeaturizer
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.audit import SYMMETRIES, AuditReport, audit, prepare
-from dc_invariant.audit.copies import Molecules
-from dc_invariant.audit.featurizing import featurize
-from dc_invariant.audit.rebuild import mols_for
+from dc_invariant.auditing import SYMMETRIES, AuditReport, audit, prepare
+from dc_invariant.auditing.copies import Molecules
+from dc_invariant.auditing.featurizing import featurize
+from dc_invariant.auditing.rebuild import mols_for
 
 #: Coulomb matrices are padded to this many atoms, hydrogens included.
 MAX_ATOMS = 50
@@ -84,7 +84,7 @@ def entries() -> list[Entry]:
 
     def ours(name: str) -> Callable[[Any], tuple[Any, Any]]:
         def build(dc: Any) -> tuple[Any, Any]:
-            from dc_invariant.audit.command import build_model
+            from dc_invariant.auditing.command import build_model
 
             n_features = ConformerFeaturizer().n_features
             return None, build_model(name, n_features, MAX_ATOMS, "float32", SEED)

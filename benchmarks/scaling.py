@@ -19,7 +19,7 @@ One run measures:
    cutoff model within 2,048 MiB peak RSS (the whole process, imports included).
 3. **Throughput versus number of molecules.** QM9 molecules as RDKit Mols with their DFT
    conformers: ``ConformerFeaturizer(record_smiles=False)`` and
-   ``dc_invariant.audit.audit(RotationInvariantModel(seed=0), conformers)``, each with one and
+   ``dc_invariant.auditing.audit(RotationInvariantModel(seed=0), conformers)``, each with one and
    two worker processes (pools warmed before the clock runs). One process already runs torch
    on every core's thread, while joblib gives each of two workers one thread: the audit's
    two-worker speed-up compares processes against threads, not one core against two.
@@ -386,7 +386,7 @@ def throughput_section(
     note : str
         What was featurized (sample size, atoms per molecule, failures).
     """
-    from dc_invariant.audit import audit
+    from dc_invariant.auditing import audit
     from dc_invariant.datasets import qm9_mol, read_qm9_table
     from dc_invariant.models import RotationInvariantModel
 

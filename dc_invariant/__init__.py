@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS = {
-    "AuditReport": "dc_invariant.audit",
+    "AuditReport": "dc_invariant.auditing",
     "Conformer": "dc_invariant.conformer",
     "ConformerFeaturizer": "dc_invariant.featurizer",
     "DenseModel": "dc_invariant.models",
@@ -22,11 +22,11 @@ _EXPORTS = {
     "PermutationInvariantModel": "dc_invariant.models",
     "RotationInvariantModel": "dc_invariant.models",
     "SchNetModel": "dc_invariant.models",
-    "SensitivityReport": "dc_invariant.audit",
+    "SensitivityReport": "dc_invariant.auditing",
     "TranslationInvariantModel": "dc_invariant.models",
-    "assert_invariant": "dc_invariant.audit",
-    "audit": "dc_invariant.audit",
-    "conformer_sensitivity": "dc_invariant.audit",
+    "assert_invariant": "dc_invariant.auditing",
+    "audit": "dc_invariant.auditing",
+    "conformer_sensitivity": "dc_invariant.auditing",
     "load_model": "dc_invariant.models",
     "load_qm9": "dc_invariant.datasets",
     "pad_batch": "dc_invariant.conformer",

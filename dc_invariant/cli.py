@@ -466,7 +466,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args = parser.parse_args(["audit"])
         with _warnings_to_stderr():
             if args.command == "audit":
-                from dc_invariant.audit.command import run_audit
+                from dc_invariant.auditing.command import run_audit
 
                 check_workers(args)
                 return run_audit(args, _read_inputs, connect, UsageError)

@@ -17,7 +17,7 @@ from rdkit import Chem, RDConfig
 
 from dc_invariant import ConformerFeaturizer
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.audit import SYMMETRIES, AuditReport, audit
+from dc_invariant.auditing import SYMMETRIES, AuditReport, audit
 
 #: Coulomb matrices are padded to this many atoms, hydrogens included.
 MAX_ATOMS = 60

@@ -14,7 +14,7 @@ import numpy as np
 
 from dc_invariant import KernelModel, load_model, load_qm9
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.audit import audit
+from dc_invariant.auditing import audit
 
 
 def main(argv: Optional[list[str]] = None) -> int:

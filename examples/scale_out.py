@@ -19,7 +19,7 @@ import pandas as pd
 from rdkit import RDConfig
 
 from dc_invariant import ConformerFeaturizer, RotationInvariantModel
-from dc_invariant.audit import audit
+from dc_invariant.auditing import audit
 from dc_invariant.builtin import peptide_box
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import DRUG_LIKE
 
 from dc_invariant import ConformerFeaturizer
-from dc_invariant.audit import assert_invariant, audit
+from dc_invariant.auditing import assert_invariant, audit
 from dc_invariant.models import (
     DenseModel,
     PermutationInvariantModel,

@@ -175,7 +175,7 @@ def test_audit_a_moleculenet_set_from_its_raw_file(tmp_path, capsys):
 
 
 def test_cutoff_reaches_the_built_in_models():
-    from dc_invariant.audit.command import build_model
+    from dc_invariant.auditing.command import build_model
 
     assert build_model("rotation", 11, 9, "float64", 0, 4.0).hyperparameters["cutoff"] == 4.0
     assert build_model("translation", 11, 9, "float64", 0).hyperparameters["cutoff"] is None

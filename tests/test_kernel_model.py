@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dc_invariant import Conformer
-from dc_invariant.audit import audit
+from dc_invariant.auditing import audit
 from dc_invariant.cli import main
 from dc_invariant.datasets import load_qm9, read_qm9_table
 from dc_invariant.models import KernelModel, load_model

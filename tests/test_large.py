@@ -66,7 +66,7 @@ def test_5000_atoms_featurize_predict_forces_and_audit_within_2_gb():
         import json, resource
         import numpy as np
         from dc_invariant import ConformerFeaturizer
-        from dc_invariant.audit import audit
+        from dc_invariant.auditing import audit
         from dc_invariant.builtin import peptide_box
         from dc_invariant.models import RotationInvariantModel, SchNetModel
 

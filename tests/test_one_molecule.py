@@ -7,7 +7,7 @@ import pytest
 from rdkit import Chem
 
 from dc_invariant import ConformerFeaturizer, audit, conformer_sensitivity
-from dc_invariant.audit.inputs import prepare
+from dc_invariant.auditing.inputs import prepare
 from dc_invariant.models import RotationInvariantModel
 
 

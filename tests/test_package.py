@@ -15,6 +15,22 @@ def test_every_public_name_resolves_and_all_is_sorted():
     assert set(dc_invariant.__all__) <= set(dir(dc_invariant))
 
 
+def test_public_names_are_their_home_modules_objects_whatever_was_imported_first():
+    # Importing every submodule first binds each as an attribute of its parent package: a
+    # public name that is also a submodule's name would then resolve to the module.
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(dc_invariant.__path__, "dc_invariant."):
+        importlib.import_module(info.name)
+    homes = dc_invariant._EXPORTS
+    for name in dc_invariant.__all__:
+        if name in homes:
+            home = importlib.import_module(homes[name])
+            assert getattr(dc_invariant, name) is getattr(home, name), name
+    assert callable(dc_invariant.audit) and not isinstance(dc_invariant.audit, type(dc_invariant))
+
+
 def test_unknown_attribute_is_an_attribute_error():
     import pytest
 

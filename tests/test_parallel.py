@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dc_invariant import ConformerFeaturizer
-from dc_invariant.audit import audit
+from dc_invariant.auditing import audit
 from dc_invariant.models import RotationInvariantModel
 from dc_invariant.parallel import check_workers, map_ordered
 

@@ -6,9 +6,9 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
-import dc_invariant.audit
+import dc_invariant.auditing
 from dc_invariant import ConformerFeaturizer
-from dc_invariant.audit import SensitivityReport, conformer_sensitivity
+from dc_invariant.auditing import SensitivityReport, conformer_sensitivity
 from dc_invariant.models import RotationInvariantModel
 
 FLEXIBLE = "CCCCCCO"
@@ -21,7 +21,7 @@ def gyration(r: np.ndarray, x: np.ndarray) -> float:
 
 
 def test_exported_from_the_audit_package():
-    assert {"SensitivityReport", "conformer_sensitivity"} <= set(dc_invariant.audit.__all__)
+    assert {"SensitivityReport", "conformer_sensitivity"} <= set(dc_invariant.auditing.__all__)
 
 
 def test_same_seed_same_report_and_geometry_j_is_seed_plus_j():

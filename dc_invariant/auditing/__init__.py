@@ -3,10 +3,10 @@
 Conformer sensitivity (`conformer_sensitivity`) is not a symmetry; it is reported separately.
 """
 
-from dc_invariant.audit.compute import SYMMETRIES, TOLERANCES, assert_invariant, audit
-from dc_invariant.audit.inputs import AuditInput, prepare
-from dc_invariant.audit.report import AuditReport
-from dc_invariant.audit.sensitivity import SensitivityReport, conformer_sensitivity
+from dc_invariant.auditing.compute import SYMMETRIES, TOLERANCES, assert_invariant, audit
+from dc_invariant.auditing.inputs import AuditInput, prepare
+from dc_invariant.auditing.report import AuditReport
+from dc_invariant.auditing.sensitivity import SensitivityReport, conformer_sensitivity
 
 __all__ = [
     "SYMMETRIES",

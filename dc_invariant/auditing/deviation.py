@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dc_invariant.audit.copies import Copies
+from dc_invariant.auditing.copies import Copies
 from dc_invariant.symmetry import segment_arange
 
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from dc_invariant.audit.copies import (
+from dc_invariant.auditing.copies import (
     BLOCK,
     DISTORTION,
     Molecules,
@@ -21,13 +21,13 @@ from dc_invariant.audit.copies import (
     draw_copies,
     merge_copies,
 )
-from dc_invariant.audit.deviation import compare
-from dc_invariant.audit.featurizing import describe
-from dc_invariant.audit.inputs import prepare
-from dc_invariant.audit.rebuild import Lineage, own_lineage
-from dc_invariant.audit.report import COLUMNS, CONTROL, AuditReport, environment
-from dc_invariant.audit.store import open_store, save_chunk
-from dc_invariant.audit.targets import Outputs, predictor
+from dc_invariant.auditing.deviation import compare
+from dc_invariant.auditing.featurizing import describe
+from dc_invariant.auditing.inputs import prepare
+from dc_invariant.auditing.rebuild import Lineage, own_lineage
+from dc_invariant.auditing.report import COLUMNS, CONTROL, AuditReport, environment
+from dc_invariant.auditing.store import open_store, save_chunk
+from dc_invariant.auditing.targets import Outputs, predictor
 from dc_invariant.conformer import Conformer
 from dc_invariant.parallel import check_workers, connected, map_ordered
 from dc_invariant.symmetry import segment_arange

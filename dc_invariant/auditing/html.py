@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from dc_invariant.audit.report import AuditReport
+    from dc_invariant.auditing.report import AuditReport
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -79,7 +79,7 @@ def _depiction(smiles: object) -> str:
 
 def render(report: AuditReport, worst: int = 5) -> str:
     """The whole page as a string."""
-    from dc_invariant.audit.report import OUTPUT_WORDS, deviation
+    from dc_invariant.auditing.report import OUTPUT_WORDS, deviation
 
     e = html.escape
     output = report.settings.get("output", "invariant")

@@ -9,8 +9,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from dc_invariant.audit.compute import SYMMETRIES, audit
-from dc_invariant.audit.inputs import prepare
+from dc_invariant.auditing.compute import SYMMETRIES, audit
+from dc_invariant.auditing.inputs import prepare
 
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
 
@@ -148,7 +148,7 @@ def _status(report: Any, required: list[str]) -> int:
 
 def _custom_target(args: argparse.Namespace, error: type) -> Optional[tuple[str, Any, Any]]:
     """``(label, featurizer, target)`` from --target and --featurizer, or None without them."""
-    from dc_invariant.audit.user_target import TargetError, deepchem_featurizer, load_target
+    from dc_invariant.auditing.user_target import TargetError, deepchem_featurizer, load_target
 
     if not args.target and not args.featurizer:
         return None

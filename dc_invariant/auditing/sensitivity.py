@@ -18,9 +18,9 @@ import pandas as pd
 from rdkit import Chem
 from tqdm.auto import tqdm
 
-from dc_invariant.audit.copies import Molecules
-from dc_invariant.audit.report import environment
-from dc_invariant.audit.targets import predictor
+from dc_invariant.auditing.copies import Molecules
+from dc_invariant.auditing.report import environment
+from dc_invariant.auditing.targets import predictor
 from dc_invariant.conformer import Conformer
 from dc_invariant.embedding import _is_int
 
@@ -143,7 +143,7 @@ def conformer_sensitivity(
     Parameters
     ----------
     target : model, featurizer or callable
-        What `dc_invariant.audit.audit` accepts: a model with ``predict(dataset)``, a
+        What `dc_invariant.auditing.audit` accepts: a model with ``predict(dataset)``, a
         DeepChem featurizer, or a function ``f(positions, features) -> array``.
     molecules : str, rdkit.Chem.Mol or sequence of them
         SMILES or Mols. A Mol's own conformers are ignored (on a copy): the point is to

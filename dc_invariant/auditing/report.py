@@ -81,7 +81,7 @@ class AuditReport:
     Examples
     --------
     >>> import numpy as np
-    >>> from dc_invariant.audit import audit
+    >>> from dc_invariant.auditing import audit
     >>> report = audit(lambda r, x: r[:, 0].sum(), ["CCO", "c1ccccc1"], n_samples=1)
     >>> report.summary[["symmetry", "verdict"]].values.tolist()[:2]
     [['permutation', 'holds within numerical noise'], ['translation', 'broken']]
@@ -276,7 +276,7 @@ class AuditReport:
         Plots and 2D depictions are embedded as PNG data, so the file can be mailed or
         archived on its own.
         """
-        from dc_invariant.audit.html import render
+        from dc_invariant.auditing.html import render
 
         with open(path, "w") as handle:
             handle.write(render(self, worst))
