@@ -253,19 +253,3 @@ def test_deepchem_featurizer_failures_keep_deepchem_s_reason(dc):
         "C": "DeepChem could not featurize it: hydrogen first (on a transformed copy)",
     }
     assert report.n_inputs == 2 and report.molecules.empty
-
-
-def test_permutation_is_not_applicable_where_all_atoms_are_one_element():
-    from dc_invariant import Conformer
-
-    def order_reading(r, x):
-        return np.array([r[0, 0] - r[-1, 0] + r.sum()])
-
-    nitrogen = Conformer([[0.0, 0, 0], [1.1, 0, 0]], np.ones((2, 1)), [7, 7])
-    iron = Conformer([[0.0, 0, 0]], np.ones((1, 1)), [26])
-    water = Conformer([[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]], np.ones((3, 1)), [8, 1, 1])
-    report = audit(order_reading, [nitrogen, iron, water], symmetries=["permutation"])
-    row = report.summary.iloc[0]
-    assert (row["molecules"], row["not_applicable"]) == (1, 2)  # only water is a test
-    assert row["verdict"] == "broken"  # water's renumbering exposes the order-reading target
-    assert "n/a for 2 molecule(s)" in report.format()

@@ -196,8 +196,8 @@ class AuditReport:
         n_a = self.summary.loc[self.summary["symmetry"] == "permutation", "not_applicable"]
         if len(n_a) and n_a.iloc[0]:
             out.append(
-                f"permutation is n/a for {n_a.iloc[0]} molecule(s) of one atom or of atoms all "
-                "of one element: no renumbering moves an atom onto another element"
+                f"permutation is n/a for {n_a.iloc[0]} single-atom molecule(s): no renumbering "
+                "can change them"
             )
         if (
             self.geometry_blind is False
