@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from _rows import result_row, write_rows
 
+import dc_invariant.models.base as base
 import dc_invariant.models.tutorial as tutorial
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RotationInvariantModel
@@ -126,7 +127,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             deviations[dtype] = float(np.max(np.abs(predicted - reference) / np.abs(reference)))
     # Torch's own thread setting, for comparison: once or twice, it can be very slow when
     # the machine is busy.
-    tutorial.THREADS = 0
+    base.INFERENCE_THREADS = 0
     try:
         for _ in range(2):
             seconds = timed(lambda: models["float32"].predict(dataset))
@@ -134,7 +135,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 best.get(("float32", "default threads"), np.inf), seconds
             )
     finally:
-        tutorial.THREADS = 1
+        base.INFERENCE_THREADS = 1
 
     floors = {
         dtype: min(best[dtype, "np.tanh"], best[dtype, "torch.tanh"])

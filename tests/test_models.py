@@ -364,3 +364,21 @@ def test_schnet_is_local_and_fits_per_element_offsets(dc, conformers, tmp_path):
     reloaded = load_model(str(tmp_path))
     assert bool(reloaded.model.network.standardized)
     assert reloaded.model.network.atom_offset[6, 0].item() == network.atom_offset[6, 0].item()
+
+
+def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers):
+    from dc_invariant.models.schnet import _two_layers
+
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=2)
+    arrays = (
+        np.concatenate([c.positions for c in conformers]),
+        np.concatenate([c.features for c in conformers]),
+        np.concatenate([c.atomic_numbers for c in conformers]),
+        [c.n_atoms for c in conformers],
+    )
+    one_batch = model.predict_arrays(*arrays, batch_atoms=100_000)
+    np.testing.assert_allclose(model.predict_arrays(*arrays, batch_atoms=30), one_batch, rtol=1e-12)
+    # The shifted softplus's -log 2, folded into the next bias, is the same function.
+    block = model.model.network.interactions[0].filter
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(40, 12)))
+    np.testing.assert_allclose(_two_layers(block, x).detach(), block(x).detach(), atol=1e-12)

@@ -8,10 +8,11 @@ generator, saves settings as JSON beside the checkpoints, restores with
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -618,6 +619,32 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, (str, int, float, bool)) or value is None:
             out[key] = value
     return out
+
+
+#: Threads for the networks' forward passes at inference (no gradients): 1, or 0 to keep
+#: torch's own setting (see `inference_threads`).
+INFERENCE_THREADS = 1
+
+
+@contextlib.contextmanager
+def inference_threads(active: bool) -> Iterator[None]:
+    """Run torch on `INFERENCE_THREADS` threads while ``active``.
+
+    A forward pass is many small operations (pieces of equal-sized molecules, batches of a
+    few thousand atoms); with two threads each ends in a barrier, and on a shared machine a
+    barrier waits a scheduler tick whenever the other core is busy, or spins: measured with
+    other work running, 16x slower predictions (benchmarks/inference.py) and 4x the CPU time
+    for a SchNet audit (benchmarks/schnet.py). One thread needs no barrier.
+    """
+    saved = torch.get_num_threads()
+    change = active and INFERENCE_THREADS > 0 and saved != INFERENCE_THREADS
+    if change:
+        torch.set_num_threads(INFERENCE_THREADS)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(saved)
 
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -9,8 +9,6 @@ needs a fixed input size, so it alone pads every molecule to ``n_atoms``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any, ClassVar, Optional
 
 import numpy as np
@@ -22,29 +20,11 @@ from dc_invariant.models.base import (
     Stacked,
     activation,
     check_hyperparameters,
+    inference_threads,
 )
 from dc_invariant.neighbors import stacked_neighbor_pairs
 from dc_invariant.reference import Weights
 from dc_invariant.symmetry import segment_arange
-
-
-@contextlib.contextmanager
-def _one_thread(active: bool) -> Iterator[None]:
-    """Run torch's operations on one thread while ``active``.
-
-    Each dense piece is a few small operations; with two threads every one of them ends in a
-    barrier, and on a shared machine a barrier waits a whole scheduler tick (~4 ms) whenever
-    the other core is busy: 4-10x slower than one thread, measured with two processes of
-    other work running (benchmarks/inference.py compares both).
-    """
-    saved = torch.get_num_threads()
-    if active and saved != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if active and saved != 1:
-            torch.set_num_threads(saved)
 
 
 class _TwoLayer(torch.nn.Module):
@@ -97,12 +77,8 @@ DENSE_PAIR_ATOMS = 64
 
 # Bytes of (pairs, hidden) pre-activations per dense piece: large enough to amortise the
 # per-piece overhead, small enough to stay in a core's L2 cache while the activation and the
-# sum pass over it (benchmarks/inference.py: 1 MiB beat 256 KiB and 4 MiB).
+# sum pass over it (1 MiB beat 256 KiB and 4 MiB on one thread, 10,000 QM9 molecules).
 _PIECE_BYTES = 1 << 20
-
-#: Threads for the inference path's dense pieces: 1 (see `_one_thread`), or 0 for torch's
-#: own setting.
-THREADS = 1
 
 # Activations that can overwrite their input, for the inference path (no autograd graph).
 _IN_PLACE = {
@@ -279,7 +255,7 @@ class _PairNetwork(_TwoLayer):
         sparse: Optional[torch.Tensor] = None,
     ):
         inference = not (torch.is_grad_enabled() and self.layer1.weight.requires_grad)
-        with _one_thread(inference and THREADS == 1):
+        with inference_threads(inference):
             return self._forward(positions, features, counts, pairs, sparse)
 
     def _forward(
