@@ -247,6 +247,7 @@ def row(entry: Entry, state: str, report: AuditReport, seconds: float) -> dict[s
     out["audited"] = report.n_inputs - len(report.skipped)
     out["skipped"] = len(report.skipped)
     out["dtype"] = report.settings["dtype"]
+    out["n_samples"] = report.settings["n_samples"]
     return out
 
 
@@ -258,7 +259,7 @@ def _cell(result: dict[str, Any]) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table: one row per pipeline and state; then one sentence per broken verdict."""
-    head = ["pipeline", "state", *SYMMETRIES, "geometry", "audited"]
+    head = ["pipeline", "state", *SYMMETRIES, "geometry", "molecules x samples"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for r in rows:
@@ -267,7 +268,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         else:
             blind = {True: "blind", False: "reads", None: "n/a"}[r["geometry_blind"]]
             cells = [r["pipeline"], r["state"], *(_cell(r[s]) for s in SYMMETRIES), blind]
-            cells.append(f"{r['audited']} ({r['dtype']})")
+            cells.append(f"{r['audited']} x {r['n_samples']} ({r['dtype']})")
             for s in SYMMETRIES:
                 sentence = f"{r['pipeline']} ({r['state']}) breaks {s}: " + EXPLANATIONS.get(
                     (r["pipeline"], s), "no explanation recorded: investigate"
