@@ -1,14 +1,15 @@
 """DeepChem's models, audited: each with the featurizer its docs pair it with, as users run it.
 
-Every pipeline is audited for the four symmetries (2 samples each) and the geometry-blindness
-control, over real molecules from RDKit's bundled NCI screening set embedded in 3D once
-(ETKDGv3, seed 0), twice: at initialisation and after a short seeded fit. The fit label is
-each molecule's Crippen logP (RDKit), standardised: a real property, enough to move the
-weights off their initial values; invariance, not accuracy, is measured. A model whose
-packages do not import here gets a row saying which import failed and why.
+Every pipeline is audited for the four symmetries (``--n-samples`` each, default 2) and the
+geometry-blindness control, over real molecules from RDKit's bundled NCI screening set
+embedded in 3D once (ETKDGv3, seed 0), twice: at initialisation and after a short seeded
+fit. The fit label is each molecule's Crippen logP (RDKit), standardised: a real property,
+enough to move the weights off their initial values; invariance, not accuracy, is measured.
+A model whose packages do not import here gets a row saying which import failed and why.
 
-Run ``python benchmarks/deepchem_zoo.py`` (200 molecules; ~15 min on 2 cores) or ``--quick``
-(20 molecules). DTNNModel needs ``torch_geometric`` (``pip install 'dc_invariant[zoo]'``).
+Run ``python benchmarks/deepchem_zoo.py`` (200 molecules; ~35 min on 2 busy cores, mostly
+MAT and Weave) or ``--quick`` (20 molecules, 1 sample). ``--only MATModel,WeaveModel``
+runs some models. DTNNModel needs ``torch_geometric`` (``pip install 'dc_invariant[zoo]'``).
 Writes ``benchmarks/results/deepchem_zoo.md`` and ``.json`` unless ``--out`` says elsewhere.
 """
 
