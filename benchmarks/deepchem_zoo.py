@@ -1,14 +1,15 @@
 """DeepChem's models, audited: each with the featurizer its docs pair it with, as users run it.
 
-Every pipeline is audited for the four symmetries (2 samples each) and the geometry-blindness
-control, over real molecules from RDKit's bundled NCI screening set embedded in 3D once
-(ETKDGv3, seed 0), twice: at initialisation and after a short seeded fit. The fit label is
-each molecule's Crippen logP (RDKit), standardised: a real property, enough to move the
-weights off their initial values; invariance, not accuracy, is measured. A model whose
-packages do not import here gets a row saying which import failed and why.
+Every pipeline is audited for the four symmetries (``--n-samples`` each, default 2) and the
+geometry-blindness control, over real molecules from RDKit's bundled NCI screening set
+embedded in 3D once (ETKDGv3, seed 0), twice: at initialisation and after a short seeded
+fit. The fit label is each molecule's Crippen logP (RDKit), standardised: a real property,
+enough to move the weights off their initial values; invariance, not accuracy, is measured.
+A model whose packages do not import here gets a row saying which import failed and why.
 
-Run ``python benchmarks/deepchem_zoo.py`` (200 molecules; ~15 min on 2 cores) or ``--quick``
-(20 molecules). DTNNModel needs ``torch_geometric`` (``pip install 'dc_invariant[zoo]'``).
+Run ``python benchmarks/deepchem_zoo.py`` (200 molecules; ~35 min on 2 busy cores, mostly
+MAT and Weave) or ``--quick`` (20 molecules, 1 sample). ``--only MATModel,WeaveModel``
+runs some models. DTNNModel needs ``torch_geometric`` (``pip install 'dc_invariant[zoo]'``).
 Writes ``benchmarks/results/deepchem_zoo.md`` and ``.json`` unless ``--out`` says elsewhere.
 """
 
@@ -247,6 +248,7 @@ def row(entry: Entry, state: str, report: AuditReport, seconds: float) -> dict[s
     out["audited"] = report.n_inputs - len(report.skipped)
     out["skipped"] = len(report.skipped)
     out["dtype"] = report.settings["dtype"]
+    out["n_samples"] = report.settings["n_samples"]
     return out
 
 
@@ -258,7 +260,7 @@ def _cell(result: dict[str, Any]) -> str:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The table: one row per pipeline and state; then one sentence per broken verdict."""
-    head = ["pipeline", "state", *SYMMETRIES, "geometry", "audited"]
+    head = ["pipeline", "state", *SYMMETRIES, "geometry", "molecules x samples"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes = []
     for r in rows:
@@ -267,7 +269,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         else:
             blind = {True: "blind", False: "reads", None: "n/a"}[r["geometry_blind"]]
             cells = [r["pipeline"], r["state"], *(_cell(r[s]) for s in SYMMETRIES), blind]
-            cells.append(f"{r['audited']} ({r['dtype']})")
+            cells.append(f"{r['audited']} x {r['n_samples']} ({r['dtype']})")
             for s in SYMMETRIES:
                 sentence = f"{r['pipeline']} ({r['state']}) breaks {s}: " + EXPLANATIONS.get(
                     (r["pipeline"], s), "no explanation recorded: investigate"
