@@ -28,6 +28,9 @@ FRAGMENT_GAP = 3.0
 
 # Molecules above this size use a k-d tree instead of all pairs (memory grows as n²).
 _DENSE_ATOMS = 256
+# `clashing_molecules` stacks molecules up to this size: all pairs of a group of m molecules
+# take m n² / 2 distances, which stays small for drug-sized molecules.
+_GROUPED_ATOMS = 64
 
 
 def _covalent_radii() -> FloatArray:
@@ -70,21 +73,34 @@ def find_clash(
     r = np.asarray(positions, dtype=np.float64)
     if len(z) < 2:
         return None
-    radii = _RADII[z]
     if len(z) <= _DENSE_ATOMS:
         i, j = np.triu_indices(len(z), k=1)
     else:
-        pairs = cKDTree(r).query_pairs(2 * fraction * radii.max(), output_type="ndarray")
+        reach = 2 * fraction * _RADII[z].max()
+        pairs = cKDTree(r).query_pairs(reach, output_type="ndarray")
         if len(pairs) == 0:
             return None
         i, j = pairs[:, 0], pairs[:, 1]
-    distance = np.linalg.norm(r[i] - r[j], axis=1)
-    ratio = distance / (fraction * (radii[i] + radii[j]))
-    worst = int(np.argmin(ratio))
-    if ratio[worst] >= 1.0:
-        return None
-    a, b = sorted((int(i[worst]), int(j[worst])))
-    return a, b, float(distance[worst])
+    return _worst_pairs(z[None], r[None], i, j, fraction).get(0)
+
+
+def _worst_pairs(
+    z: IntArray, r: FloatArray, i: IntArray, j: IntArray, fraction: float
+) -> dict[int, tuple[int, int, float]]:
+    """``{row: (a, b, distance)}``: the worst clashing pair among ``(i, j)`` of each molecule
+    of ``z`` (m, n) and ``r`` (m, n, 3) that has one."""
+    offsets = r[:, i] - r[:, j]
+    squared = np.einsum("mpk,mpk->mp", offsets, offsets)
+    radii = _RADII[z]
+    # Squared ratios: no square root over every pair, only for the pairs reported.
+    ratio = squared / (fraction * (radii[:, i] + radii[:, j])) ** 2
+    worst = np.argmin(ratio, axis=1)
+    out = {}
+    for row in np.flatnonzero(ratio[np.arange(len(z)), worst] < 1.0):
+        k = worst[row]
+        a, b = sorted((int(i[k]), int(j[k])))
+        out[int(row)] = (a, b, float(np.sqrt(squared[row, k])))
+    return out
 
 
 def describe_clash(atomic_numbers: IntArray, clash: tuple[int, int, float]) -> str:
@@ -193,7 +209,7 @@ def clashing_molecules(
         members = np.flatnonzero(sizes == n)
         if n < 2:
             continue
-        if n > 64:  # rare and large: one at a time, through the k-d tree
+        if n > _GROUPED_ATOMS:  # rare and large: one at a time
             for k in members:
                 clash = find_clash(atomic_numbers[k], positions[k])
                 if clash is not None:
@@ -202,11 +218,6 @@ def clashing_molecules(
         z = np.stack([atomic_numbers[k] for k in members])
         r = np.stack([positions[k] for k in members])
         i, j = np.triu_indices(n, k=1)
-        distance = np.linalg.norm(r[:, i] - r[:, j], axis=-1)
-        ratio = distance / (CLASH_FRACTION * (_RADII[z[:, i]] + _RADII[z[:, j]]))
-        for row in np.flatnonzero(ratio.min(axis=1) < 1.0):
-            worst = int(np.argmin(ratio[row]))
-            a, b = int(i[worst]), int(j[worst])
-            clash = (a, b, float(distance[row, worst]))
+        for row, clash in _worst_pairs(z, r, i, j, CLASH_FRACTION).items():
             found[int(members[row])] = describe_clash(z[row], clash)
     return dict(sorted(found.items()))

@@ -300,7 +300,7 @@ class InvariantModel(dc.models.TorchModel):
     def _predict(self, *args: Any, **kwargs: Any) -> Any:
         # DeepChem records an autograd graph while predicting; nothing here differentiates
         # it, and without one the networks may reuse memory in place.
-        with torch.no_grad():
+        with torch.no_grad(), inference_threads():
             return super()._predict(*args, **kwargs)
 
     def set_learning_rate(self, learning_rate: float) -> None:
@@ -401,7 +401,7 @@ class InvariantModel(dc.models.TorchModel):
             if forces:
                 out.extend(self._forces(batch, inputs, task))
             else:
-                with torch.no_grad():
+                with torch.no_grad(), inference_threads():
                     result = self.model(inputs)
                 if isinstance(result, list):  # classification: (probabilities, logits)
                     result = result[0]
@@ -627,8 +627,8 @@ INFERENCE_THREADS = 1
 
 
 @contextlib.contextmanager
-def inference_threads(active: bool) -> Iterator[None]:
-    """Run torch on `INFERENCE_THREADS` threads while ``active``.
+def inference_threads() -> Iterator[None]:
+    """Run torch on `INFERENCE_THREADS` threads inside this context (every prediction does).
 
     A forward pass is many small operations (pieces of equal-sized molecules, batches of a
     few thousand atoms); with two threads each ends in a barrier, and on a shared machine a
@@ -637,7 +637,7 @@ def inference_threads(active: bool) -> Iterator[None]:
     for a SchNet audit (benchmarks/schnet.py). One thread needs no barrier.
     """
     saved = torch.get_num_threads()
-    change = active and INFERENCE_THREADS > 0 and saved != INFERENCE_THREADS
+    change = INFERENCE_THREADS > 0 and saved != INFERENCE_THREADS
     if change:
         torch.set_num_threads(INFERENCE_THREADS)
     try:

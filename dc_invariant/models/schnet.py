@@ -20,7 +20,6 @@ from dc_invariant.models.base import (
     InvariantModel,
     Stacked,
     check_hyperparameters,
-    inference_threads,
 )
 from dc_invariant.neighbors import stacked_neighbor_pairs
 
@@ -121,18 +120,6 @@ class SchNetNetwork(torch.nn.Module):
         self.register_buffer("standardized", torch.zeros((), dtype=torch.bool))
 
     def forward(
-        self,
-        positions: torch.Tensor,
-        features: torch.Tensor,
-        atomic_numbers: torch.Tensor,
-        counts: torch.Tensor,
-        pairs: torch.Tensor,
-    ) -> torch.Tensor:
-        inference = not (torch.is_grad_enabled() and self.embedding.weight.requires_grad)
-        with inference_threads(inference):
-            return self._forward(positions, features, atomic_numbers, counts, pairs)
-
-    def _forward(
         self,
         positions: torch.Tensor,
         features: torch.Tensor,

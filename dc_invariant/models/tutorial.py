@@ -20,7 +20,6 @@ from dc_invariant.models.base import (
     Stacked,
     activation,
     check_hyperparameters,
-    inference_threads,
 )
 from dc_invariant.neighbors import stacked_neighbor_pairs
 from dc_invariant.reference import Weights
@@ -164,7 +163,6 @@ class _PairNetwork(_TwoLayer):
         page-faults) a fresh tensor at each step.
         """
         b_all, n, hidden = a.shape
-        pieces = [step] * (b_all // step) + ([b_all % step] if b_all % step else [])
         coordinates = r.permute(1, 2, 0).contiguous()  # (n, 3, B)
         # [i, j, :, m] = r_j - r_i of molecule m
         differences = coordinates[None, :, :, :] - coordinates[:, None, :, :]
@@ -177,8 +175,8 @@ class _PairNetwork(_TwoLayer):
         envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
         a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
         out = a.new_empty(b_all, hidden)
-        k = 0
-        for b in pieces:
+        for k in range(0, b_all, step):
+            b = min(step, b_all - k)
             pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
             g = geometry[:, :, k : k + b]
             if self.geometry_width == 1:
@@ -194,7 +192,6 @@ class _PairNetwork(_TwoLayer):
             if envelope is not None:
                 pre.mul_(envelope[:, :, k : k + b])
             out[k : k + b] = _fold_sum(pre.view(n * n, b * hidden)).view(b, hidden)
-            k += b
         return out
 
     def _dense_sums(
@@ -253,18 +250,6 @@ class _PairNetwork(_TwoLayer):
         counts: torch.Tensor,
         pairs: Optional[torch.Tensor] = None,
         sparse: Optional[torch.Tensor] = None,
-    ):
-        inference = not (torch.is_grad_enabled() and self.layer1.weight.requires_grad)
-        with inference_threads(inference):
-            return self._forward(positions, features, counts, pairs, sparse)
-
-    def _forward(
-        self,
-        positions: torch.Tensor,
-        features: torch.Tensor,
-        counts: torch.Tensor,
-        pairs: Optional[torch.Tensor],
-        sparse: Optional[torch.Tensor],
     ) -> torch.Tensor:
         w = self.layer1.weight
         # Linear([g_ij, x_j]) = g_ij W_g + (x_j W_x + b): the bracket is computed once per
