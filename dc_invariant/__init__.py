@@ -29,7 +29,7 @@ _EXPORTS = {
     "conformer_sensitivity": "dc_invariant.auditing",
     "load_model": "dc_invariant.models",
     "load_qm9": "dc_invariant.datasets",
-    "pad_batch": "dc_invariant.conformer",
+    "pad_batch": "dc_invariant.molecules",
 }
 
 __all__ = sorted(_EXPORTS)

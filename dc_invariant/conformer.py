@@ -1,13 +1,12 @@
-"""The `Conformer` datapoint and the helper that pads a list of them into batch arrays."""
+"""The `Conformer` datapoint: one molecule in 3D."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
 
-from dc_invariant._types import BoolArray, FloatArray, IntArray
+from dc_invariant._types import FloatArray, IntArray
 
 
 class Conformer:
@@ -110,78 +109,3 @@ class Conformer:
             f"Conformer(smiles={self.smiles!r}, n_atoms={self.n_atoms}, "
             f"n_features={self.n_features}{extra})"
         )
-
-
-def pad_batch(
-    conformers: Sequence[Conformer],
-    n_max: Optional[int] = None,
-    dtype: np.dtype | type = np.float64,
-) -> tuple[FloatArray, FloatArray, BoolArray]:
-    """Stack molecules of different sizes into zero-padded batch arrays.
-
-    Parameters
-    ----------
-    conformers : sequence of Conformer
-        The molecules of the batch, all with the same feature width ``F``.
-    n_max : int, optional
-        Padded atom count; defaults to the largest molecule of the batch.
-    dtype : numpy dtype, default=np.float64
-        dtype of the returned positions and features.
-
-    Returns
-    -------
-    positions : np.ndarray of shape (B, n_max, 3)
-        Coordinates in Å; padding rows are zero.
-    features : np.ndarray of shape (B, n_max, F)
-        Per-atom features; padding rows are zero.
-    mask : np.ndarray of bool, shape (B, n_max)
-        True for real atoms, False for padding.
-
-    Raises
-    ------
-    ValueError
-        For an empty batch, an entry that is not a `Conformer` (such as the empty array
-        DeepChem stores for a failed featurization), mixed feature widths, or a molecule
-        larger than ``n_max``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = Conformer(np.zeros((1, 3)), np.ones((1, 2)), np.array([6]))
-    >>> b = Conformer(np.ones((3, 3)), np.ones((3, 2)), np.array([6, 1, 1]))
-    >>> R, X, mask = pad_batch([a, b])
-    >>> R.shape, X.shape, mask.sum(axis=1).tolist()
-    ((2, 3, 3), (2, 3, 2), [1, 3])
-    """
-    if len(conformers) == 0:
-        raise ValueError("cannot pad an empty batch: pass at least one Conformer")
-    for i, c in enumerate(conformers):
-        if not isinstance(c, Conformer):
-            raise ValueError(
-                f"entry {i} is {type(c).__name__}, not a Conformer (a failed featurization "
-                "leaves an empty array; drop those entries before batching)"
-            )
-    width = conformers[0].n_features
-    for i, c in enumerate(conformers):
-        if c.n_features != width:
-            raise ValueError(
-                f"all molecules need the same feature width: molecule 0 has {width}, "
-                f"molecule {i} ({c.smiles!r}) has {c.n_features}"
-            )
-    sizes = np.array([c.n_atoms for c in conformers])
-    largest = int(sizes.max())
-    if n_max is None:
-        n_max = largest
-    elif largest > n_max:
-        i = int(sizes.argmax())
-        raise ValueError(
-            f"molecule {i} ({conformers[i].smiles!r}) has {largest} atoms, more than n_max={n_max}"
-        )
-    batch = len(conformers)
-    positions = np.zeros((batch, n_max, 3), dtype=dtype)
-    features = np.zeros((batch, n_max, width), dtype=dtype)
-    for i, c in enumerate(conformers):
-        positions[i, : c.n_atoms] = c.positions
-        features[i, : c.n_atoms] = c.features
-    mask = np.arange(n_max)[None, :] < sizes[:, None]
-    return positions, features, mask

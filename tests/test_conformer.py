@@ -71,7 +71,7 @@ def test_pad_batch_to_a_fixed_size():
     ("batch", "kwargs", "match"),
     [
         ([], {}, "empty batch"),
-        ([make(2), np.array([])], {}, "entry 1 is ndarray, not a Conformer"),
+        ([make(2), np.array([])], {}, "molecule 1 is ndarray, not a Conformer"),
         ([make(2), make(3, width=4, smiles="wide")], {}, r"molecule 1 \('wide'\) has 4"),
         ([make(2), make(6, smiles="big")], {"n_max": 5}, r"molecule 1 \('big'\) has 6 atoms"),
     ],

@@ -5,6 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Each example runs as a subprocess.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
 
 # What each example must print in its --small run.

@@ -145,6 +145,7 @@ def test_canonical_atom_order_makes_equivalent_smiles_identical():
     assert kept.atomic_numbers[0] == 8  # the SMILES' own first atom
 
 
+@pytest.mark.slow
 def test_arrays_are_identical_in_a_fresh_process():
     code = (
         "import sys, numpy as np\n"

@@ -109,6 +109,7 @@ def test_fragments_setting_is_validated_and_named_in_str():
     assert "fragments" not in str(ConformerFeaturizer())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["all", "largest"])
 def test_fragment_layout_is_identical_in_a_fresh_process(mode):
     featurizer = ConformerFeaturizer(fragments=mode, n_conformers=2)
@@ -164,6 +165,7 @@ def test_featurize_arrays_flags_clashes_too():
     assert [i for i, _, _ in featurizer.clashes] == [1]
 
 
+@pytest.mark.slow
 def test_embedding_time_limit_is_a_named_failure():
     peptide = Chem.MolToSmiles(Chem.MolFromSequence("ACDEFGHIKLMNPQRSTVWY" * 2))
     featurizer = ConformerFeaturizer(embed_timeout=1)

@@ -59,6 +59,7 @@ def test_cutoff_is_validated_and_saved(tmp_path):
     assert load_model(str(tmp_path)).hyperparameters["cutoff"] == 4.5
 
 
+@pytest.mark.slow
 def test_5000_atoms_featurize_predict_forces_and_audit_within_2_gb():
     # A fresh process, so that its peak memory is this work's alone (imports included).
     script = textwrap.dedent(

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import dc_invariant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +34,6 @@ def test_public_names_are_their_home_modules_objects_whatever_was_imported_first
 
 
 def test_unknown_attribute_is_an_attribute_error():
-    import pytest
-
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         dc_invariant.Nope  # noqa: B018
 
@@ -67,6 +67,7 @@ def test_help_needs_no_heavy_import():
     assert run.stdout == "[]\n" and run.stderr == ""
 
 
+@pytest.mark.slow
 def test_quiet_deepchem_import_swallows_its_log_lines():
     run = _fresh("from dc_invariant._deepchem import import_deepchem\nimport_deepchem()")
     assert run.stdout == "" and run.stderr == ""

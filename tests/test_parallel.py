@@ -15,6 +15,9 @@ from dc_invariant.auditing import audit
 from dc_invariant.models import RotationInvariantModel
 from dc_invariant.parallel import check_workers, map_ordered
 
+# Dask clusters and example scripts: minutes on a busy machine.
+pytestmark = pytest.mark.slow
+
 distributed = pytest.importorskip("distributed")
 
 # Dask workers are separate processes that cannot import this test module by name; ship

@@ -18,7 +18,7 @@ from dc_invariant.models.kernel import ARRAYS_FILE
 from dc_invariant.models.local_kernel import AtomSet, atom_sums, kernel_matrices
 from dc_invariant.symmetry import random_reflection, random_rotation
 
-MINI = str(Path(__file__).parent / "data" / "qm9_mini")
+MINI = str(Path(__file__).parents[1] / "data" / "qm9_mini")
 ELEMENTS = np.array([1, 6, 7, 8, 9])
 
 

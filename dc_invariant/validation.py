@@ -1,0 +1,112 @@
+"""Checks of user-given settings, one rule for the whole package.
+
+A value of the wrong type is a ``TypeError``, a value of the right type outside its range a
+``ValueError`` (scikit-learn's `check_scalar` rule, which these build on). NumPy scalars are
+accepted and returned as Python numbers, so settings always serialise as JSON; ``True`` and
+``False`` are not numbers here. The CLI's argparse types wrap the same checks (`cli`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import numpy as np
+
+
+def check_int(
+    value: Any, name: str, *, min_val: Optional[int] = None, max_val: Optional[int] = None
+) -> int:
+    """``value`` as an ``int`` within ``[min_val, max_val]``.
+
+    Examples
+    --------
+    >>> check_int(np.int64(3), "n_interactions", min_val=1)
+    3
+    >>> check_int(0, "hidden", min_val=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: hidden == 0, must be >= 1.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    from sklearn.utils import check_scalar  # imported on use: it takes ~1 s, --help must not
+
+    return int(check_scalar(value, name, numbers.Integral, min_val=min_val, max_val=max_val))
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    min_val: Optional[float] = None,
+    max_val: Optional[float] = None,
+    include_boundaries: str = "both",
+) -> float:
+    """``value`` as a finite ``float`` within its bounds (``include_boundaries`` as in
+    `sklearn.utils.check_scalar`: "both", "left", "right" or "neither").
+
+    Examples
+    --------
+    >>> check_real(float("nan"), "atol", min_val=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: atol must be a finite number, got nan
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+    from sklearn.utils import check_scalar
+
+    value = check_scalar(
+        value,
+        name,
+        numbers.Real,
+        min_val=min_val,
+        max_val=max_val,
+        include_boundaries=include_boundaries,
+    )
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return float(value)
+
+
+def check_seed(value: Any) -> int:
+    """A random seed: an int >= 0 (NumPy's generators reject negative seeds)."""
+    return check_int(value, "seed", min_val=0)
+
+
+def check_tolerance(value: Any, name: str) -> Optional[float]:
+    """An absolute or relative tolerance: None (the default applies) or a finite number >= 0."""
+    return None if value is None else check_real(value, name, min_val=0.0)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """``value`` if it is one of ``choices``.
+
+    Examples
+    --------
+    >>> check_choice("mean", "pooling", ("sum", "mean"))
+    'mean'
+    """
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_names(value: Any, name: str) -> list[str]:
+    """A sequence of strings as a list; a lone ``str`` is a ``TypeError``, not its characters.
+
+    Examples
+    --------
+    >>> check_names("permutation", "symmetries")
+    Traceback (most recent call last):
+    ...
+    TypeError: symmetries must be a list of str, got the str 'permutation': wrap it in a list
+    """
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a list of str, got the str {value!r}: wrap it in a list")
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a list of str, got {value!r}")
+    return list(value)
