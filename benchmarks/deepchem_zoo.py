@@ -32,9 +32,9 @@ from rdkit.Chem import Crippen
 from dc_invariant import ConformerFeaturizer
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.auditing import SYMMETRIES, AuditReport, audit, prepare
-from dc_invariant.auditing.copies import Molecules
 from dc_invariant.auditing.featurizing import featurize
 from dc_invariant.auditing.rebuild import mols_for
+from dc_invariant.molecules import Molecules
 
 #: Coulomb matrices are padded to this many atoms, hydrogens included.
 MAX_ATOMS = 50

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from _rows import result_row, write_rows
 
-import dc_invariant.models.base as base
-import dc_invariant.models.tutorial as tutorial
+import dc_invariant.models.prediction as prediction
+import dc_invariant.models.tutorial_networks as networks
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RotationInvariantModel
 from dc_invariant.reference import init_weights, rotation_invariant
@@ -49,7 +49,7 @@ def timed(run: Callable[[], object]) -> float:
 
 def floor_parts(n_values: int, dtype: str, rng: np.random.Generator) -> dict[str, float]:
     """Seconds of each pass of the floor over ``n_values`` numbers, in the model's pieces."""
-    piece = tutorial._PIECE_BYTES // np.dtype(dtype).itemsize
+    piece = networks._PIECE_BYTES // np.dtype(dtype).itemsize
     full, rest = divmod(n_values, piece)
     x = torch.as_tensor(rng.uniform(-3.0, 3.0, piece).astype(dtype))
     v, y = torch.empty_like(x), torch.empty_like(x)
@@ -127,7 +127,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             deviations[dtype] = float(np.max(np.abs(predicted - reference) / np.abs(reference)))
     # Torch's own thread setting, for comparison: once or twice, it can be very slow when
     # the machine is busy.
-    base.INFERENCE_THREADS = 0
+    prediction.INFERENCE_THREADS = 0
     try:
         for _ in range(2):
             seconds = timed(lambda: models["float32"].predict(dataset))
@@ -135,7 +135,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 best.get(("float32", "default threads"), np.inf), seconds
             )
     finally:
-        base.INFERENCE_THREADS = 1
+        prediction.INFERENCE_THREADS = 1
 
     floors = {
         dtype: min(best[dtype, "np.tanh"], best[dtype, "torch.tanh"])

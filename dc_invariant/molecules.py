@@ -120,11 +120,12 @@ class Molecules:
         for k in np.flatnonzero((widths != width) | (counts == 0) | (counts > limit))[:1]:
             label = f"molecule {name(k)} ({items[k].smiles!r})"
             if widths[k] != width:
-                expected = "the first molecule has" if n_features is None else "the model expects"
-                raise ValueError(
-                    f"{label} has {widths[k]} features per atom, {expected} {width}"
-                    + ("" if n_features is None else f" (n_features={n_features})")
+                expected = (
+                    f"the first molecule has {width}"
+                    if n_features is None
+                    else f"the model expects n_features={n_features}"
                 )
+                raise ValueError(f"{label} has {widths[k]} features per atom, {expected}")
             if counts[k] == 0:
                 raise ValueError(f"{label} has no atoms")
             raise ValueError(

@@ -8,6 +8,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from dc_invariant._types import FloatArray, IntArray
+from dc_invariant.molecules import starts_of
 
 # Below this size the full distance matrix is cheaper than building a k-d tree.
 _BRUTE_FORCE_ATOMS = 64
@@ -92,7 +93,7 @@ def stacked_neighbor_pairs(
     [[0, 2], [1, 3]]
     """
     counts = np.asarray(counts, dtype=np.int64)
-    starts = np.cumsum(counts) - counts
+    starts = starts_of(counts)
     chosen = np.arange(len(counts)) if molecules is None else np.asarray(molecules, np.int64)
     small = counts[chosen] <= _BRUTE_FORCE_ATOMS
     # Small molecules all at once (a loop over them cost more than the network using the
@@ -138,7 +139,7 @@ def _small_molecule_pairs(
         sizes = counts[first:last]
         pairs = sizes**2
         size = np.repeat(sizes, pairs)
-        k = np.arange(pairs.sum()) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+        k = np.arange(pairs.sum()) - np.repeat(starts_of(pairs), pairs)
         local_i, local_j = k // size, k % size
         keep = local_i != local_j if directed else local_i < local_j
         base = np.repeat(starts[first:last], pairs)
@@ -153,34 +154,3 @@ def _small_molecule_pairs(
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, empty
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(per_molecule)
-
-
-def all_pairs(counts: IntArray) -> IntArray:
-    """Every ordered pair ``(i, j)`` within each molecule, ``i == j`` included.
-
-    Parameters
-    ----------
-    counts : np.ndarray of int, shape (n_molecules,)
-        Atoms per molecule; molecule ``m`` owns the stacked atoms
-        ``starts[m] .. starts[m] + counts[m] - 1``.
-
-    Returns
-    -------
-    np.ndarray of int64, shape (2, sum(counts**2))
-        Stacked atom indices ``i`` (row 0) and ``j`` (row 1), molecule by molecule, built
-        without a Python loop over molecules.
-
-    Examples
-    --------
-    >>> all_pairs(np.array([1, 2])).tolist()
-    [[0, 1, 1, 2, 2], [0, 1, 2, 1, 2]]
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    starts = np.cumsum(counts) - counts
-    per_molecule = counts**2
-    size = np.repeat(counts, per_molecule)
-    first = np.repeat(starts, per_molecule)
-    k = np.arange(per_molecule.sum()) - np.repeat(
-        np.cumsum(per_molecule) - per_molecule, per_molecule
-    )
-    return np.stack([first + k // size, first + k % size])

@@ -11,6 +11,7 @@ import numpy as np
 
 from dc_invariant._types import FloatArray, IntArray
 from dc_invariant.conformer import Conformer
+from dc_invariant.molecules import segment_arange, starts_of
 
 
 def haar_rotations(normals: FloatArray) -> FloatArray:
@@ -86,7 +87,7 @@ def mixes(
     when it is not the identity; a single atom can only stay.
     """
     counts = np.asarray(counts, dtype=np.int64)
-    first = np.cumsum(counts) - counts
+    first = starts_of(counts)
     local = segment_arange(np.zeros(len(counts), np.int64), counts)
     atoms = np.repeat(np.asarray(starts, dtype=np.int64), counts)
     z = np.asarray(atomic_numbers)
@@ -95,13 +96,6 @@ def mixes(
     not_identity = np.logical_or.reduceat(orders != local, first)
     one_element = np.maximum.reduceat(original, first) == np.minimum.reduceat(original, first)
     return np.where(one_element, not_identity | (counts < 2), changes_element)
-
-
-def segment_arange(starts: IntArray, counts: IntArray) -> IntArray:
-    """``concatenate([arange(s, s + n) for s, n in zip(starts, counts)])`` without a loop."""
-    counts = np.asarray(counts, dtype=np.int64)
-    offsets = np.cumsum(counts) - counts
-    return np.repeat(np.asarray(starts, dtype=np.int64) - offsets, counts) + np.arange(counts.sum())
 
 
 def transform(

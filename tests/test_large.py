@@ -53,7 +53,7 @@ def test_neighbour_lists_give_the_dense_sum(box, cls, monkeypatch):
 def test_cutoff_is_validated_and_saved(tmp_path):
     from dc_invariant import load_model
 
-    with pytest.raises(ValueError, match="cutoff must be None or a positive number"):
+    with pytest.raises(ValueError, match=r"cutoff \(Å\) == -1.0, must be > 0"):
         RotationInvariantModel(cutoff=-1.0)
     RotationInvariantModel(cutoff=4.5, model_dir=str(tmp_path)).save_checkpoint()
     assert load_model(str(tmp_path)).hyperparameters["cutoff"] == 4.5

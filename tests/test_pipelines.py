@@ -19,9 +19,9 @@ def molecules():
 
 def _labelled(dc, featurizer, prepared):
     """The audited molecules featurized as the audit rebuilds them, with made-up labels."""
-    from dc_invariant.auditing.copies import Molecules
     from dc_invariant.auditing.featurizing import featurize
     from dc_invariant.auditing.rebuild import mols_for
+    from dc_invariant.molecules import Molecules
 
     features, _ = featurize(featurizer, mols_for(Molecules.from_conformers(prepared.molecules)))
     X = np.stack(features)
@@ -199,8 +199,8 @@ def test_copies_keep_the_chemistry_of_molecules_given_in_their_own_atom_order(dc
     from rdkit import Chem
     from rdkit.Chem import AllChem
 
-    from dc_invariant.auditing.copies import Molecules
     from dc_invariant.auditing.rebuild import mols_for
+    from dc_invariant.molecules import Molecules
 
     mol = Chem.AddHs(Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1C(=O)[O-]"))
     AllChem.EmbedMolecule(mol, randomSeed=1)

@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 from dc_invariant.auditing.copies import (
     BLOCK,
     DISTORTION,
-    Molecules,
     draw_control,
     draw_copies,
     merge_copies,
@@ -29,8 +28,8 @@ from dc_invariant.auditing.report import COLUMNS, CONTROL, AuditReport, environm
 from dc_invariant.auditing.store import open_store, save_chunk
 from dc_invariant.auditing.targets import Outputs, predictor
 from dc_invariant.conformer import Conformer
+from dc_invariant.molecules import Molecules, segment_arange
 from dc_invariant.parallel import check_workers, connected, map_ordered
-from dc_invariant.symmetry import segment_arange
 
 #: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
 #: that must always give zero deviation.
@@ -181,7 +180,7 @@ def audit(
     # DeepChem object (which holds unpicklable closures).
     remote = target
     if (n_jobs != 1 or scheduler is not None) and hasattr(target, "predict_arrays"):
-        from dc_invariant.models.base import PortableModel
+        from dc_invariant.models.persistence import PortableModel
 
         remote = PortableModel(target)
     options = (list(symmetries), n_samples, seed, rtol, atol, output, featurizer)

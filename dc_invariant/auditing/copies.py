@@ -15,17 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
-from dc_invariant.conformer import Conformer
-from dc_invariant.symmetry import (
-    haar_rotations,
-    householder_reflections,
-    mixes,
-    segment_arange,
-)
+from dc_invariant.molecules import Molecules, segment_arange
+from dc_invariant.symmetry import haar_rotations, householder_reflections, mixes
 
 #: Molecules per random-number block (chunks of an audit are whole blocks).
 BLOCK = 64
@@ -42,72 +36,6 @@ DISTORTION = 0.05
 TUTORIAL_ROTATION = np.array(
     [[1.0, 0.0, 0.0], [0.0, 0.5, -np.sqrt(3) / 2], [0.0, np.sqrt(3) / 2, 0.5]]
 )
-
-
-@dataclass
-class Molecules:
-    """Molecules with all atoms stacked: what the audit sends through a target at once."""
-
-    positions: np.ndarray  # (n_total, 3) float64, Å
-    features: np.ndarray  # (n_total, n_features) float64
-    atomic_numbers: np.ndarray  # (n_total,) int64
-    counts: np.ndarray  # (n_molecules,) int64
-    smiles: list[Optional[str]]
-
-    @classmethod
-    def from_conformers(cls, conformers: Sequence[Conformer]) -> Molecules:
-        """Stack a list of `Conformer` (all with the same feature width)."""
-        widths = {c.n_features for c in conformers}
-        if len(widths) > 1:
-            raise ValueError(f"all molecules need the same feature width, got {sorted(widths)}")
-        return cls(
-            np.concatenate([c.positions for c in conformers]),
-            np.concatenate([c.features for c in conformers]),
-            np.concatenate([c.atomic_numbers for c in conformers]),
-            np.array([c.n_atoms for c in conformers], dtype=np.int64),
-            [c.smiles for c in conformers],
-        )
-
-    @property
-    def starts(self) -> np.ndarray:
-        """Index of each molecule's first atom."""
-        return np.cumsum(self.counts) - self.counts
-
-    def __len__(self) -> int:
-        return len(self.counts)
-
-    def slices(self) -> list[slice]:
-        """The atom range of every molecule."""
-        return [slice(s, s + n) for s, n in zip(self.starts.tolist(), self.counts.tolist())]
-
-    def conformers(self) -> list[Conformer]:
-        """One `Conformer` per molecule (for targets that take datapoints)."""
-        return [
-            Conformer(self.positions[s], self.features[s], self.atomic_numbers[s], smiles=smiles)
-            for s, smiles in zip(self.slices(), self.smiles)
-        ]
-
-    @classmethod
-    def concatenate(cls, parts: Sequence[Molecules]) -> Molecules:
-        """All molecules of ``parts``, one after another."""
-        return cls(
-            np.concatenate([p.positions for p in parts]),
-            np.concatenate([p.features for p in parts]),
-            np.concatenate([p.atomic_numbers for p in parts]),
-            np.concatenate([p.counts for p in parts]),
-            [smiles for p in parts for smiles in p.smiles],
-        )
-
-    def select(self, index: np.ndarray) -> Molecules:
-        """The molecules ``index`` (in that order)."""
-        atoms = segment_arange(self.starts[index], self.counts[index])
-        return Molecules(
-            self.positions[atoms],
-            self.features[atoms],
-            self.atomic_numbers[atoms],
-            self.counts[index],
-            [self.smiles[i] for i in index],
-        )
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from dc_invariant.auditing.copies import Copies
-from dc_invariant.symmetry import segment_arange
+from dc_invariant.molecules import segment_arange
 
 
 def segment_reduce(

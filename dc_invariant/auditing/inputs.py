@@ -100,9 +100,9 @@ def prepare(
 
 def _featurizable(prepared: AuditInput, featurizer: Any) -> AuditInput:
     """``prepared`` without the molecules ``featurizer`` fails on, skipped with its reason."""
-    from dc_invariant.auditing.copies import Molecules
     from dc_invariant.auditing.featurizing import featurize
     from dc_invariant.auditing.rebuild import mols_for
+    from dc_invariant.molecules import Molecules
 
     if not prepared.molecules:
         return prepared

@@ -14,8 +14,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from dc_invariant.auditing.copies import Molecules
-from dc_invariant.symmetry import segment_arange
+from dc_invariant.molecules import Molecules, segment_arange
 
 # A bond is plausible up to this multiple of the two covalent radii (RDKit's own
 # connectivity perception uses a similar margin).

@@ -18,11 +18,11 @@ import pandas as pd
 from rdkit import Chem
 from tqdm.auto import tqdm
 
-from dc_invariant.auditing.copies import Molecules
 from dc_invariant.auditing.report import environment
 from dc_invariant.auditing.targets import predictor
 from dc_invariant.conformer import Conformer
 from dc_invariant.embedding import _is_int
+from dc_invariant.molecules import Molecules
 
 _COLUMNS = ["id", "smiles", "n_atoms", "n_conformers", "mean", "std", "range", "rel_range"]
 # Floor of |mean| in rel_range, so that outputs near zero give finite numbers.

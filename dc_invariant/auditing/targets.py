@@ -12,9 +12,9 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.auditing.copies import Molecules
 from dc_invariant.auditing.featurizing import as_numbers, featurize, model_dtype, predict
 from dc_invariant.auditing.rebuild import Lineage, mols_for
+from dc_invariant.molecules import Molecules
 
 
 class Outputs(NamedTuple):

@@ -1,8 +1,11 @@
-"""Trainable invariant models: DeepChem ``TorchModel``s over datasets of `Conformer`s."""
+"""Trainable invariant models over datasets of `Conformer`s: the tutorial's networks and
+SchNet (DeepChem ``TorchModel``s), and the `KernelModel` (kernel ridge regression)."""
 
-from dc_invariant.models.base import InvariantModel, load_model
+from dc_invariant.models.base import InvariantModel
 from dc_invariant.models.kernel import KernelModel
+from dc_invariant.models.persistence import load_model
 from dc_invariant.models.schnet import SchNetModel
+from dc_invariant.models.settings import ModelSettings
 from dc_invariant.models.tutorial import (
     DenseModel,
     PermutationInvariantModel,
@@ -14,6 +17,7 @@ __all__ = [
     "DenseModel",
     "InvariantModel",
     "KernelModel",
+    "ModelSettings",
     "PermutationInvariantModel",
     "RotationInvariantModel",
     "SchNetModel",

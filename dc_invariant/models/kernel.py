@@ -7,7 +7,6 @@ Saved as JSON settings plus one ``.npz`` of arrays (no pickles); `load_model` re
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.models import kernel_ridge
-from dc_invariant.models.base import CONFIG_FILE, MODEL_CLASSES, _transform_scale
+from dc_invariant.models.batching import transform_scale
 from dc_invariant.models.fchl import FCHL19
 from dc_invariant.models.kernel_data import (
     Projection,
@@ -29,10 +28,13 @@ from dc_invariant.models.kernel_data import (
     stack_dataset,
 )
 from dc_invariant.models.local_kernel import AtomSet, atom_sums, kernel_matrices, sum_gradients
+from dc_invariant.models.persistence import CONFIG_FILE, MODEL_CLASSES, read_config, write_json
 
 dc = import_deepchem()
 
 ARRAYS_FILE = "kernel_model.npz"
+#: Settings `KernelModel.load` may change: they leave the fitted function alone.
+_LOAD_OVERRIDES = frozenset({"memory_mb"})
 
 
 def _torch_threads_only(method: Callable) -> Callable:
@@ -380,7 +382,7 @@ class KernelModel(dc.models.Model):
         if not 0 <= task < self.n_tasks:
             raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
         stacked, name = stack_dataset(dataset.X, dataset.ids)
-        scale = _transform_scale(list(transformers), self.n_tasks)[task]
+        scale = transform_scale(list(transformers), self.n_tasks)[task]
         forces = self._predict_stacked(
             stacked.positions, stacked.atomic_numbers, stacked.counts, name, task
         )
@@ -407,22 +409,24 @@ class KernelModel(dc.models.Model):
         with open(arrays + ".tmp", "wb") as handle:
             np.savez(handle, **self._arrays)
         os.replace(arrays + ".tmp", arrays)
-        config = os.path.join(self.model_dir, CONFIG_FILE)
-        with open(config + ".tmp", "w") as handle:
-            json.dump(self.get_config(), handle, indent=2, sort_keys=True)
-        os.replace(config + ".tmp", config)
+        write_json(os.path.join(self.model_dir, CONFIG_FILE), self.get_config())
 
     save_checkpoint = save
 
     @classmethod
-    def load(cls, model_dir: str) -> KernelModel:
-        """The model saved in ``model_dir`` (as `load_model` does for every model)."""
-        with open(os.path.join(model_dir, CONFIG_FILE)) as handle:
-            config = json.load(handle)
+    def load(cls, model_dir: str, **overrides: Any) -> KernelModel:
+        """The model saved in ``model_dir`` (as `load_model` does for every model).
+
+        ``overrides`` may change settings that leave the function alone (``memory_mb``).
+        """
+        unknown = sorted(set(overrides) - _LOAD_OVERRIDES)
+        if unknown:
+            raise TypeError(f"a saved KernelModel cannot override {unknown}")
+        config = read_config(model_dir)
         path = os.path.join(model_dir, ARRAYS_FILE)
         if not os.path.isfile(path) or not config.get("fitted"):
             raise FileNotFoundError(f"{model_dir} holds no fitted KernelModel ({ARRAYS_FILE})")
-        model = cls(**config["hyperparameters"], model_dir=model_dir)
+        model = cls(**{**config["hyperparameters"], **overrides}, model_dir=model_dir)
         with np.load(path, allow_pickle=False) as data:
             model._restore({key: data[key] for key in data.files})
         model.fitted = config["fitted"]

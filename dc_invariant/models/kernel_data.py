@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from dc_invariant.conformer import Conformer
-from dc_invariant.models.base import Stacked, stack_conformers
 from dc_invariant.models.fchl import FCHL19
 from dc_invariant.models.local_kernel import AtomSet
+from dc_invariant.molecules import Molecules
 
 # Molecules are featurized in chunks of about this many atoms (bounded triplet arrays).
 _CHUNK_ATOMS = 4096
@@ -53,7 +53,7 @@ def check_labels(X: Any, y: Any, w: Any, ids: Any, n_tasks: int) -> np.ndarray:
     return y
 
 
-def stack_dataset(X: Any, ids: Any) -> tuple[Stacked, Callable[[int], str]]:
+def stack_dataset(X: Any, ids: Any) -> tuple[Molecules, Callable[[int], str]]:
     """Validated, stacked atoms of a dataset's `Conformer`s, and a namer of molecule k."""
     first = next((c for c in X if isinstance(c, Conformer)), None)
     width = first.n_features if first is not None else 0
@@ -61,7 +61,8 @@ def stack_dataset(X: Any, ids: Any) -> tuple[Stacked, Callable[[int], str]]:
     def name(k: int) -> str:
         return f"{k}" + (f" (id {ids[k]!r})" if ids is not None and len(ids) > k else "")
 
-    return stack_conformers(X, width, name), lambda k: _describe(X, ids, k)
+    molecules = Molecules.from_conformers(X, n_features=width, name=name)
+    return molecules, lambda k: _describe(X, ids, k)
 
 
 def element_index(

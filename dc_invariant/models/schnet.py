@@ -8,19 +8,15 @@ inside the cutoff rather than a padded n_max² tensor.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 import torch
 
 from dc_invariant.conformer import Conformer
-from dc_invariant.models.base import (
-    Batch,
-    InvariantModel,
-    Stacked,
-    check_hyperparameters,
-)
+from dc_invariant.models.base import Batch, InvariantModel
+from dc_invariant.models.settings import SchNetSettings
+from dc_invariant.molecules import Molecules
 from dc_invariant.neighbors import stacked_neighbor_pairs
 
 
@@ -217,85 +213,32 @@ class SchNetModel(InvariantModel):
     # reused by the allocator and stay in cache.
     predict_batch_atoms = 2_048
 
-    def __init__(
-        self,
-        *,
-        n_tasks: int = 1,
-        n_features: int = 11,
-        n_atom_basis: int = 128,
-        n_filters: int = 128,
-        n_interactions: int = 3,
-        n_rbf: int = 50,
-        cutoff: float = 5.0,
-        pooling: str = "sum",
-        standardize: bool = True,
-        mode: str = "regression",
-        n_classes: int = 2,
-        dtype: str = "float32",
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        if pooling not in ("sum", "mean"):
-            raise ValueError(f"pooling must be 'sum' or 'mean', got {pooling!r}")
-        if isinstance(cutoff, bool) or not (isinstance(cutoff, numbers.Real) and cutoff > 0):
-            raise ValueError(f"cutoff must be a positive number of Å, got {cutoff!r}")
-        for name, value in (
-            ("n_atom_basis", n_atom_basis),
-            ("n_filters", n_filters),
-            ("n_rbf", n_rbf),
-        ):
-            if not _is_count(value) or value < 2:
-                raise ValueError(f"{name} must be an int >= 2, got {value!r}")
-        if not _is_count(n_interactions) or n_interactions < 1:
-            raise ValueError(f"n_interactions must be an int >= 1, got {n_interactions!r}")
-        hyperparameters = {
-            "n_tasks": n_tasks,
-            "n_features": n_features,
-            "n_atom_basis": n_atom_basis,
-            "n_filters": n_filters,
-            "n_interactions": n_interactions,
-            "n_rbf": n_rbf,
-            "cutoff": float(cutoff),
-            "pooling": pooling,
-            "standardize": bool(standardize),
-            "mode": mode,
-            "n_classes": n_classes,
-            "dtype": dtype,
-            "seed": seed,
-        }
-        check_hyperparameters(hyperparameters)
-        n_outputs = n_tasks * (n_classes if mode == "classification" else 1)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            network = SchNetNetwork(
-                n_features,
-                n_outputs,
-                n_atom_basis=n_atom_basis,
-                n_filters=n_filters,
-                n_interactions=n_interactions,
-                n_rbf=n_rbf,
-                cutoff=float(cutoff),
-                pooling=pooling,
-            )
-        self.cutoff = float(cutoff)
-        super().__init__(network, hyperparameters=hyperparameters, torch_kwargs=kwargs)
+    settings_class = SchNetSettings
 
-    def _make_batch(self, stacked: Stacked) -> Batch:
-        counts = stacked.counts
-        positions = stacked.centred_positions()
-        pairs = stacked_neighbor_pairs(positions, counts, self.cutoff, directed=False)
-        inputs = [positions, stacked.features, stacked.atomic_numbers, counts, pairs]
+    def build_network(self, settings: SchNetSettings) -> torch.nn.Module:
+        return SchNetNetwork(
+            settings.n_features,
+            settings.n_outputs,
+            n_atom_basis=settings.n_atom_basis,
+            n_filters=settings.n_filters,
+            n_interactions=settings.n_interactions,
+            n_rbf=settings.n_rbf,
+            cutoff=settings.cutoff,
+            pooling=settings.pooling,
+        )
+
+    def _make_batch(self, molecules: Molecules) -> Batch:
+        counts = molecules.counts
+        positions = molecules.centred_positions()
+        pairs = stacked_neighbor_pairs(positions, counts, self.settings.cutoff, directed=False)
+        inputs = [positions, molecules.features, molecules.atomic_numbers, counts, pairs]
         return Batch(inputs, counts, padded=False)
 
     def fit(self, dataset: Any, *args: Any, **kwargs: Any) -> float:
         """DeepChem's ``fit``; the first call of a regression model also fits target statistics."""
         self._ensure_built()
         network = self.model.network
-        if (
-            self.hyperparameters["standardize"]
-            and self.mode == "regression"
-            and not network.standardized
-        ):
+        if self.settings.standardize and self.mode == "regression" and not network.standardized:
             self._fit_statistics(dataset)
         return super().fit(dataset, *args, **kwargs)
 
@@ -308,13 +251,13 @@ class SchNetModel(InvariantModel):
         for row, c in enumerate(X):
             np.add.at(counts[row], c.atomic_numbers, 1.0)
         n_atoms = counts.sum(axis=1, keepdims=True)
-        design = counts / n_atoms if self.hyperparameters["pooling"] == "mean" else counts
+        design = counts / n_atoms if self.settings.pooling == "mean" else counts
         present = design.any(axis=0)
         # A small ridge keeps the solve stable when two elements always occur together.
         a = design[:, present]
         offsets = np.linalg.solve(a.T @ a + 1e-8 * np.eye(a.shape[1]), a.T @ y)
         residual = y - a @ offsets
-        per_atom = residual if self.hyperparameters["pooling"] == "mean" else residual / n_atoms
+        per_atom = residual if self.settings.pooling == "mean" else residual / n_atoms
         scale = per_atom.std(axis=0)
         scale[scale == 0] = 1.0
         network = self.model.network
@@ -325,8 +268,3 @@ class SchNetModel(InvariantModel):
             network.atom_offset[rows] = torch.as_tensor(offsets, dtype=dtype, device=device)
             network.scale.copy_(torch.as_tensor(scale, dtype=dtype, device=device))
             network.standardized.fill_(True)
-
-
-def _is_count(value: Any) -> bool:
-    # NumPy integers (from a grid search) count; True and False do not.
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))

@@ -1,333 +1,41 @@
-"""The tutorial's four networks as trainable DeepChem models.
-
-Each network computes exactly what its `dc_invariant.reference` twin computes, for a whole
-batch at once. The invariant three work on the batch's atoms stacked together (and, for the
-pair networks, on the list of every molecule's atom pairs), so no padding ever enters a sum
-and a molecule's prediction does not depend on what it is batched with. The dense baseline
-needs a fixed input size, so it alone pads every molecule to ``n_atoms``.
+"""The tutorial's four networks as trainable DeepChem models (the networks themselves are in
+`tutorial_networks`). The dense baseline needs a fixed input size, so it alone pads every
+molecule to ``n_atoms``.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import Any
 
 import numpy as np
 import torch
 
-from dc_invariant.models.base import (
-    Batch,
-    InvariantModel,
-    Stacked,
-    activation,
-    check_hyperparameters,
+from dc_invariant.models.base import Batch, InvariantModel
+from dc_invariant.models.settings import DenseSettings, PairSettings, TutorialSettings
+from dc_invariant.models.tutorial_networks import (
+    DenseNetwork,
+    PermutationNetwork,
+    RotationNetwork,
+    TranslationNetwork,
 )
+from dc_invariant.molecules import Molecules, segment_arange
 from dc_invariant.neighbors import stacked_neighbor_pairs
 from dc_invariant.reference import Weights
-from dc_invariant.symmetry import segment_arange
-
-
-class _TwoLayer(torch.nn.Module):
-    """Shared head: ``layer2(pool(act(layer1(inputs))))`` with the tutorial's shapes."""
-
-    def __init__(self, n_inputs: int, hidden: int, n_outputs: int, act: str) -> None:
-        super().__init__()
-        self.layer1 = torch.nn.Linear(n_inputs, hidden)
-        self.layer2 = torch.nn.Linear(hidden, n_outputs)
-        self.act = activation(act)
-        self.act_in_place = _IN_PLACE.get(act)
-
-
-class DenseNetwork(_TwoLayer):
-    """All atoms' ``[r, x]`` flattened into one input vector of a fixed size."""
-
-    def __init__(self, n_atoms: int, n_features: int, hidden: int, n_outputs: int, act: str):
-        super().__init__(n_atoms * (3 + n_features), hidden, n_outputs, act)
-
-    def forward(self, positions: torch.Tensor, features: torch.Tensor, mask: torch.Tensor):
-        inputs = torch.cat([positions, features], dim=-1).flatten(1)
-        return self.layer2(self.act(self.layer1(inputs)))
-
-
-def _pool(values: torch.Tensor, molecule: torch.Tensor, n_molecules: int) -> torch.Tensor:
-    """Sum rows of ``values`` into their molecules: (n_rows, H) -> (n_molecules, H)."""
-    pooled = torch.zeros(n_molecules, values.shape[1], dtype=values.dtype, device=values.device)
-    return pooled.index_add_(0, molecule, values)
-
-
-def _molecule_of_atoms(counts: torch.Tensor) -> torch.Tensor:
-    return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-
-
-class PermutationNetwork(_TwoLayer):
-    """Per-atom hidden layer on ``[r_i, x_i]``, summed over each molecule's atoms."""
-
-    def __init__(self, n_features: int, hidden: int, n_outputs: int, act: str):
-        super().__init__(3 + n_features, hidden, n_outputs, act)
-
-    def forward(self, positions: torch.Tensor, features: torch.Tensor, counts: torch.Tensor):
-        hidden = self.act(self.layer1(torch.cat([positions, features], dim=-1)))
-        return self.layer2(_pool(hidden, _molecule_of_atoms(counts), len(counts)))
-
 
 #: With a cutoff, molecules above this many atoms use neighbour lists; smaller ones use the
 #: dense pair tensor (masked by the envelope), which is faster at this size (see
 #: benchmarks/scaling.py for the crossover).
 DENSE_PAIR_ATOMS = 64
 
-# Bytes of (pairs, hidden) pre-activations per dense piece: large enough to amortise the
-# per-piece overhead, small enough to stay in a core's L2 cache while the activation and the
-# sum pass over it (1 MiB beat 256 KiB and 4 MiB on one thread, 10,000 QM9 molecules).
-_PIECE_BYTES = 1 << 20
-
-# Activations that can overwrite their input, for the inference path (no autograd graph).
-_IN_PLACE = {
-    "tanh": torch.Tensor.tanh_,
-    "relu": torch.Tensor.relu_,
-    "silu": lambda x: torch.nn.functional.silu(x, inplace=True),
-}
-
-
-def _fold_sum(rows: torch.Tensor) -> torch.Tensor:
-    """Sum of ``rows`` (m, k) over m, as a fixed tree of element-wise adds (overwrites rows).
-
-    ``torch.sum`` picks its order of additions by the tensor's shape, so a molecule's float32
-    sum would change with the number of batch-mates in its piece. Folding the upper half of
-    the rows onto the lower half, again and again, adds every column in the same order
-    whatever k is: a prediction never depends on its batch-mates.
-    """
-    m = rows.shape[0]
-    while m > 1:
-        half = m // 2
-        rows[:half].add_(rows[m - half : m])
-        m -= half
-    return rows[0]
-
-
-def pair_envelope(squared: torch.Tensor, cutoff: float) -> torch.Tensor:
-    """``(1 - d²/cutoff²)²`` inside the cutoff, 0 outside: smooth, 1 at ``d = 0``.
-
-    A polynomial in ``d²`` rather than a cosine in ``d`` so that no square root enters the
-    graph: its gradient at ``d = 0`` (every atom's pair with itself) would be NaN.
-    """
-    inside = (1.0 - squared / cutoff**2).clamp(min=0.0)
-    return inside * inside
-
-
-class _PairNetwork(_TwoLayer):
-    """Per-pair hidden layer on ``[g(r_j - r_i), x_j]``, summed over each molecule's pairs.
-
-    Two evaluations of the same function. Molecules of equal size are evaluated together on
-    dense (molecules, n, n) pair tensors, which needs no index gathering. Molecules listed
-    in ``sparse`` use the pair list ``pairs`` instead (neighbour lists within the cutoff, plus
-    ``i == j``), so their cost grows with the number of close pairs rather than with n².
-    """
-
-    geometry_width: ClassVar[int]
-
-    def __init__(
-        self, n_features: int, hidden: int, n_outputs: int, act: str, cutoff: Optional[float]
-    ):
-        super().__init__(self.geometry_width + n_features, hidden, n_outputs, act)
-        self.cutoff = cutoff
-
-    def pair_geometry(self, differences: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _pair_terms(self, differences: torch.Tensor, per_atom_j: torch.Tensor) -> torch.Tensor:
-        """``act(g W_g + a_j) f(d) W2ᵀ`` for every pair: its share of the output."""
-        w = self.layer1.weight[:, : self.geometry_width]
-        geometry = self.pair_geometry(differences)
-        if self.geometry_width == 1:
-            pre = torch.addcmul(per_atom_j, geometry, w[:, 0])
-        else:
-            pre = per_atom_j + geometry @ w.T
-        hidden = self.act(pre)
-        if self.cutoff is not None:
-            squared = (differences * differences).sum(-1, keepdim=True)
-            hidden = hidden * pair_envelope(squared, self.cutoff)
-        # layer2 is linear, so it can act on every pair before the sum: the sum then runs
-        # over n_outputs numbers per pair instead of `hidden`.
-        return hidden @ self.layer2.weight.T
-
-    def _dense_group_in_place(
-        self, r: torch.Tensor, a: torch.Tensor, workspace: torch.Tensor, step: int
-    ) -> torch.Tensor:
-        """Σ over each molecule's (n, n) pairs of ``act(g W_g + a_j) f(d)``, for inference.
-
-        ``r`` (B, n, 3) and ``a`` (B, n, hidden) hold B molecules of n atoms; returns
-        (B, hidden), before ``layer2``. Pairs are laid out (i, j, molecule): every
-        element-wise step then runs along B molecules (or B x hidden values) instead of
-        along n (~18) atoms, which torch does not vectorise. The pre-activations of ``step``
-        molecules at a time are written into ``workspace``, activated in place and summed:
-        three passes over memory that stays in cache, where the autograd path allocates (and
-        page-faults) a fresh tensor at each step.
-        """
-        b_all, n, hidden = a.shape
-        coordinates = r.permute(1, 2, 0).contiguous()  # (n, 3, B)
-        # [i, j, :, m] = r_j - r_i of molecule m
-        differences = coordinates[None, :, :, :] - coordinates[:, None, :, :]
-        squared = (differences * differences).sum(2)  # (n, n, B)
-        w = self.layer1.weight[:, : self.geometry_width]
-        if self.geometry_width == 1:
-            geometry, w = squared[..., None], w[:, 0].contiguous()
-        else:
-            geometry, w = self.pair_geometry(differences.transpose(2, 3)), w.T.contiguous()
-        envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
-        a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
-        out = a.new_empty(b_all, hidden)
-        for k in range(0, b_all, step):
-            b = min(step, b_all - k)
-            pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
-            g = geometry[:, :, k : k + b]
-            if self.geometry_width == 1:
-                torch.mul(g, w, out=pre)
-            else:
-                # Column by column rather than a matmul, whose order of additions depends on
-                # the number of molecules in the piece (see `_fold_sum`).
-                torch.mul(g[..., :1], w[0], out=pre)
-                for c in range(1, self.geometry_width):
-                    pre.addcmul_(g[..., c : c + 1], w[c])
-            pre.add_(a[:, :, k : k + b])
-            self.act_in_place(pre)
-            if envelope is not None:
-                pre.mul_(envelope[:, :, k : k + b])
-            out[k : k + b] = _fold_sum(pre.view(n * n, b * hidden)).view(b, hidden)
-        return out
-
-    def _dense_sums(
-        self, positions: torch.Tensor, per_atom: torch.Tensor, sizes: np.ndarray, dense: np.ndarray
-    ) -> tuple[torch.Tensor, np.ndarray]:
-        """Outputs (less ``layer2.bias``) of the ``dense`` molecules, and their indices."""
-        # Molecules sorted by size, their atoms gathered once: the molecules of each size
-        # are then one slice, not a gather of their own.
-        order = np.flatnonzero(dense)
-        order = order[np.argsort(sizes[order], kind="stable")]
-        counts = sizes[order]
-        starts = np.cumsum(sizes) - sizes
-        atoms = torch.as_tensor(segment_arange(starts[order], counts), device=positions.device)
-        positions, per_atom = positions[atoms], per_atom[atoms]
-        hidden = per_atom.shape[1]
-        in_place = self.act_in_place is not None and not (
-            torch.is_grad_enabled() and (positions.requires_grad or per_atom.requires_grad)
-        )
-        piece = max(1, _PIECE_BYTES // (hidden * per_atom.element_size()))
-        groups = []  # (n, first atom, molecules, molecules per piece)
-        first = 0
-        for n, total in zip(*np.unique(counts, return_counts=True)):
-            n, total = int(n), int(total)
-            groups.append((n, first, total, max(1, piece // (n * n))))
-            first += n * total
-        workspace = None
-        if in_place:
-            # One buffer for every piece of this batch, sized for the largest.
-            largest = max(min(step, total) * n * n for n, _, total, step in groups)
-            workspace = per_atom.new_empty(largest * hidden)
-        sums = []
-        for n, lo, total, step in groups:
-            r = positions[lo : lo + total * n].view(total, n, 3)
-            a = per_atom[lo : lo + total * n].view(total, n, hidden)
-            if workspace is not None:
-                sums.append(self._dense_group_in_place(r, a, workspace, step))
-                continue
-            for k in range(0, total, step):
-                rk, ak = r[k : k + step], a[k : k + step]
-                # [b, i, j] = r_j - r_i, paired with a_j
-                pre = self._pair_terms(rk[:, None, :, :] - rk[:, :, None, :], ak[:, None, :, :])
-                sums.append(pre.sum((1, 2)))
-        out = torch.cat(sums)
-        if not in_place:
-            return out, order
-        # layer2 is linear: applied once to the pooled hidden units of every molecule, as
-        # products folded over the hidden units (a matrix product's order of additions
-        # depends on the number of molecules; see `_fold_sum`).
-        terms = out.T[:, :, None] * self.layer2.weight.T[:, None, :]  # (hidden, B, n_out)
-        return _fold_sum(terms.reshape(len(terms), -1)).view(len(out), -1), order
-
-    def forward(
-        self,
-        positions: torch.Tensor,
-        features: torch.Tensor,
-        counts: torch.Tensor,
-        pairs: Optional[torch.Tensor] = None,
-        sparse: Optional[torch.Tensor] = None,
-    ) -> torch.Tensor:
-        w = self.layer1.weight
-        # Linear([g_ij, x_j]) = g_ij W_g + (x_j W_x + b): the bracket is computed once per
-        # atom instead of once per pair.
-        per_atom = torch.addmm(self.layer1.bias, features, w[:, self.geometry_width :].T)
-        sizes = counts.cpu().numpy()
-        dense = np.ones(len(sizes), bool) if sparse is None else ~sparse.cpu().numpy()
-        out = per_atom.new_zeros(len(sizes), self.layer2.out_features)
-        if dense.any():
-            sums, members = self._dense_sums(positions, per_atom, sizes, dense)
-            out = out.index_copy(0, torch.as_tensor(members, device=out.device), sums)
-        if pairs is not None and pairs.shape[1]:
-            i, j = pairs[0], pairs[1]
-            terms = self._pair_terms(positions[j] - positions[i], per_atom[j])
-            out = out.index_add(0, _molecule_of_atoms(counts)[i], terms)
-        return out + self.layer2.bias
-
-
-class TranslationNetwork(_PairNetwork):
-    """Pairs see difference vectors ``r_j - r_i``: permutation and translation invariant."""
-
-    geometry_width = 3
-
-    def pair_geometry(self, differences: torch.Tensor) -> torch.Tensor:
-        return differences
-
-
-class RotationNetwork(_PairNetwork):
-    """Pairs see squared distances ``|r_j - r_i|²``: invariant to all of E(3)."""
-
-    geometry_width = 1
-
-    def pair_geometry(self, differences: torch.Tensor) -> torch.Tensor:
-        return (differences * differences).sum(dim=-1, keepdim=True)
-
 
 class _TutorialModel(InvariantModel):
-    def __init__(
-        self,
-        *,
-        n_tasks: int = 1,
-        n_features: int = 11,
-        hidden: int = 16,
-        activation: str = "tanh",
-        mode: str = "regression",
-        n_classes: int = 2,
-        dtype: str = "float32",
-        seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        hyperparameters = {
-            "n_tasks": n_tasks,
-            "n_features": n_features,
-            "hidden": hidden,
-            "activation": activation,
-            "mode": mode,
-            "n_classes": n_classes,
-            "dtype": dtype,
-            "seed": seed,
-        }
-        hyperparameters.update(self._extra_hyperparameters(kwargs))
-        check_hyperparameters(hyperparameters)
-        n_outputs = n_tasks * (n_classes if mode == "classification" else 1)
-        with torch.random.fork_rng(devices=[]):
-            # Seed only this network's initial weights; the global torch state is untouched.
-            torch.manual_seed(seed)
-            network = self._network(hyperparameters, n_outputs)
-        super().__init__(network, hyperparameters=hyperparameters, torch_kwargs=kwargs)
+    settings_class = TutorialSettings
 
-    def _extra_hyperparameters(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-    def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        raise NotImplementedError
-
-    def _make_batch(self, stacked: Stacked) -> Batch:
+    def _make_batch(self, molecules: Molecules) -> Batch:
         return Batch(
-            [stacked.positions, stacked.features, stacked.counts], stacked.counts, padded=False
+            [molecules.positions, molecules.features, molecules.counts],
+            molecules.counts,
+            padded=False,
         )
 
     def load_reference_weights(self, weights: Weights) -> None:
@@ -375,31 +83,23 @@ class DenseModel(_TutorialModel):
         ``model_dir``, ...); unknown names raise ``TypeError``.
     """
 
-    def __init__(self, *, n_atoms: int = 29, **kwargs: Any) -> None:
-        self._n_atoms = n_atoms
-        super().__init__(**kwargs)
-
-    def _extra_hyperparameters(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(self._n_atoms, (int, np.integer)) or self._n_atoms < 1:
-            raise ValueError(f"n_atoms must be a positive int, got {self._n_atoms!r}")
-        return {"n_atoms": int(self._n_atoms)}
+    settings_class = DenseSettings
 
     def _n_atoms_limit(self) -> int:
-        return self._n_atoms
+        return self.settings.n_atoms
 
-    def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        return DenseNetwork(h["n_atoms"], h["n_features"], h["hidden"], n_outputs, h["activation"])
+    def build_network(self, settings: DenseSettings) -> torch.nn.Module:
+        return DenseNetwork(
+            settings.n_atoms,
+            settings.n_features,
+            settings.hidden,
+            settings.n_outputs,
+            settings.activation,
+        )
 
-    def _make_batch(self, stacked: Stacked) -> Batch:
-        counts, n_max = stacked.counts, self._n_atoms
-        molecule = stacked.molecule
-        slot = np.arange(len(molecule)) - np.repeat(stacked.starts, counts)
-        positions = np.zeros((len(counts), n_max, 3))
-        features = np.zeros((len(counts), n_max, stacked.features.shape[1]))
-        positions[molecule, slot] = stacked.positions
-        features[molecule, slot] = stacked.features
-        mask = np.arange(n_max)[None, :] < counts[:, None]
-        return Batch([positions, features, mask], counts)
+    def _make_batch(self, molecules: Molecules) -> Batch:
+        positions, features, mask = molecules.padded(self.settings.n_atoms)
+        return Batch([positions, features, mask], molecules.counts)
 
 
 class PermutationInvariantModel(_TutorialModel):
@@ -408,43 +108,47 @@ class PermutationInvariantModel(_TutorialModel):
     Parameters as in `RotationInvariantModel`.
     """
 
-    def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        return PermutationNetwork(h["n_features"], h["hidden"], n_outputs, h["activation"])
+    def build_network(self, settings: TutorialSettings) -> torch.nn.Module:
+        return PermutationNetwork(
+            settings.n_features, settings.hidden, settings.n_outputs, settings.activation
+        )
 
 
 class _PairModel(_TutorialModel):
-    def __init__(self, *, cutoff: Optional[float] = None, **kwargs: Any) -> None:
-        self._cutoff = cutoff
-        super().__init__(**kwargs)
+    settings_class = PairSettings
+    network_class: type
 
-    def _extra_hyperparameters(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        cutoff = self._cutoff
-        if cutoff is not None and (
-            isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or cutoff <= 0
-        ):
-            raise ValueError(f"cutoff must be None or a positive number of Å, got {cutoff!r}")
-        return {"cutoff": None if cutoff is None else float(cutoff)}
+    def build_network(self, settings: PairSettings) -> torch.nn.Module:
+        return self.network_class(
+            settings.n_features,
+            settings.hidden,
+            settings.n_outputs,
+            settings.activation,
+            settings.cutoff,
+        )
 
-    def _make_batch(self, stacked: Stacked) -> Batch:
+    def _make_batch(self, molecules: Molecules) -> Batch:
         # The full-QM9 audit found a molecule whose float32 prediction moved by 2.6e-4
         # (relative) 1,000 Å from the origin before pair models were centred.
-        centred = stacked.centred_positions()
-        inputs: list[Any] = [centred, stacked.features, stacked.counts]
-        cutoff = self.hyperparameters["cutoff"]
-        if cutoff is not None:
-            inputs += list(_neighbor_inputs(stacked, cutoff))
-        return Batch(inputs, stacked.counts, padded=False)
+        inputs: list[Any] = [
+            molecules.centred_positions(),
+            molecules.features,
+            molecules.counts,
+        ]
+        if self.settings.cutoff is not None:
+            inputs += list(_neighbor_inputs(molecules, self.settings.cutoff))
+        return Batch(inputs, molecules.counts, padded=False)
 
 
-def _neighbor_inputs(stacked: Stacked, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+def _neighbor_inputs(molecules: Molecules, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
     """Pair list of the molecules above `DENSE_PAIR_ATOMS` atoms, and which those are.
 
     Each atom's pair with itself is included, as in the dense sum (its envelope is 1).
     """
-    sparse = stacked.counts > DENSE_PAIR_ATOMS
+    sparse = molecules.counts > DENSE_PAIR_ATOMS
     chosen = np.flatnonzero(sparse)
-    close = stacked_neighbor_pairs(stacked.positions, stacked.counts, cutoff, molecules=chosen)
-    atoms = segment_arange(stacked.starts[chosen], stacked.counts[chosen])
+    close = stacked_neighbor_pairs(molecules.positions, molecules.counts, cutoff, molecules=chosen)
+    atoms = segment_arange(molecules.starts[chosen], molecules.counts[chosen])
     return np.concatenate([close, np.stack([atoms, atoms])], axis=1), sparse
 
 
@@ -454,10 +158,7 @@ class TranslationInvariantModel(_PairModel):
     Parameters (``cutoff`` included) as in `RotationInvariantModel`.
     """
 
-    def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        return TranslationNetwork(
-            h["n_features"], h["hidden"], n_outputs, h["activation"], h["cutoff"]
-        )
+    network_class = TranslationNetwork
 
 
 class RotationInvariantModel(_PairModel):
@@ -505,7 +206,4 @@ class RotationInvariantModel(_PairModel):
     (1, 1)
     """
 
-    def _network(self, h: dict[str, Any], n_outputs: int) -> torch.nn.Module:
-        return RotationNetwork(
-            h["n_features"], h["hidden"], n_outputs, h["activation"], h["cutoff"]
-        )
+    network_class = RotationNetwork

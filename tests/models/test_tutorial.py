@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-import dc_invariant.models.tutorial as tutorial
+import dc_invariant.models.tutorial_networks as networks
 from dc_invariant.models import RotationInvariantModel, TranslationInvariantModel
-from dc_invariant.models.base import Stacked
+from dc_invariant.molecules import Molecules
 
 
 def molecules(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -20,7 +20,7 @@ def molecules(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def with_gradients(model, data) -> np.ndarray:
     """The network's outputs with autograd on: the path training and forces take."""
-    batch = model._make_batch(Stacked(*data))
+    batch = model._make_batch(Molecules(*data))
     inputs, _, _ = model._prepare_batch((batch.inputs, None, None))
     with torch.enable_grad():
         out = model.model(inputs)
@@ -34,7 +34,7 @@ def with_gradients(model, data) -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inference_path_equals_the_autograd_path(monkeypatch, cls, activation, cutoff, dtype):
     # A small piece size splits the groups of equal-sized molecules into several pieces.
-    monkeypatch.setattr(tutorial, "_PIECE_BYTES", 4096)
+    monkeypatch.setattr(networks, "_PIECE_BYTES", 4096)
     model = cls(activation=activation, cutoff=cutoff, dtype=dtype, n_tasks=2, seed=1)
     data = molecules()
     threads = torch.get_num_threads()

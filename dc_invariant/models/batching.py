@@ -1,0 +1,113 @@
+"""From DeepChem datasets of `Conformer`s to checked batches, and from batches to inputs.
+
+DeepChem hands a model whole datasets; the networks want stacked atom arrays. This module
+reads a dataset once, orders it (seeded), cuts it into batches of molecules, checks each
+batch (`Molecules.from_conformers` names a bad molecule by index and id) and pairs it with
+its labels and weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from dc_invariant.molecules import Molecules
+
+
+@dataclass
+class Batch:
+    """Network inputs for a batch of molecules, and how to map per-atom arrays back."""
+
+    inputs: list[np.ndarray]
+    n_atoms: np.ndarray
+    #: position of the coordinate tensor in ``inputs`` (forces differentiate against it)
+    positions_input: int = 0
+    #: coordinates are padded (B, n_max, 3) rather than all atoms stacked (n_total, 3)
+    padded: bool = True
+
+    def split_atoms(self, values: np.ndarray) -> list[np.ndarray]:
+        """Per-molecule arrays (n_atoms, ...) from a padded (B, n_max, ...) or flat array."""
+        if self.padded:
+            return [values[b, :n] for b, n in enumerate(self.n_atoms)]
+        return np.split(values, np.cumsum(self.n_atoms)[:-1])
+
+
+def dataset_batches(
+    dataset: Any,
+    *,
+    batch_size: int,
+    n_features: int,
+    n_tasks: int,
+    epochs: int = 1,
+    rng: Optional[np.random.Generator] = None,
+    pad_to: Optional[int] = None,
+    n_atoms_limit: Optional[int] = None,
+) -> Iterator[tuple[Molecules, np.ndarray, np.ndarray]]:
+    """(molecules, y, w) batches of ``dataset``, shuffled by ``rng`` when one is given.
+
+    ``pad_to`` repeats molecules to fill a short last batch, as DeepChem pads training
+    batches.
+    """
+    # Read once: every access to a DiskDataset's X reloads all of its shards.
+    X, y, w, ids = dataset.X, dataset.y, dataset.w, dataset.ids
+    n = len(X)
+    for _ in range(epochs):
+        order = np.arange(n) if rng is None else rng.permutation(n)
+        for start in range(0, n, batch_size):
+            chosen = order[start : start + batch_size]
+            if pad_to and len(chosen) < pad_to:
+                chosen = np.resize(chosen, pad_to)
+            molecules = Molecules.from_conformers(
+                X[chosen],
+                n_features=n_features,
+                name=lambda k, chosen=chosen: f"{chosen[k]} (id {ids[chosen[k]]!r})",
+                n_atoms_limit=n_atoms_limit,
+            )
+            yield molecules, _rows(y, chosen, n, n_tasks), _rows(w, chosen, n, n_tasks)
+
+
+def _rows(values: Any, chosen: np.ndarray, n: int, n_tasks: int) -> np.ndarray:
+    if values is None or len(values) != n:
+        return np.zeros((len(chosen), n_tasks))
+    return np.asarray(values)[chosen].reshape(len(chosen), -1)
+
+
+def check_labels(dataset: Any, n_tasks: int) -> None:
+    """A ``ValueError`` unless ``dataset`` carries ``n_tasks`` labels per molecule.
+
+    DeepChem fills ``y`` with zeros when a dataset is made without labels, and training on
+    those reports a loss that looks fine, so all-zero labels are refused too.
+    """
+    y = getattr(dataset, "y", None)
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("cannot fit on an empty dataset")
+    if y is None or np.size(y) == 0:
+        raise ValueError(
+            "the dataset has no labels (y is empty): pass tasks= to the loader, or y= to "
+            "NumpyDataset"
+        )
+    y = np.asarray(y)
+    if y.reshape(n, -1).shape[1] != n_tasks:
+        raise ValueError(f"the model has n_tasks={n_tasks} but the dataset's y has shape {y.shape}")
+    if not np.any(y):
+        raise ValueError(
+            f"every label of the {n}-molecule dataset is 0: DeepChem fills y with zeros when a "
+            "dataset is made without labels; pass y= (or tasks= to the loader)"
+        )
+
+
+def transform_scale(transformers: Sequence[Any], n_tasks: int) -> np.ndarray:
+    """d(untransformed y)/d(y) per task, for linear y-transformers such as
+    ``NormalizationTransformer`` (forces and gradients are scaled by it)."""
+    if not transformers:
+        return np.ones(n_tasks)
+    from dc_invariant._deepchem import import_deepchem
+
+    dc = import_deepchem()
+    ones = dc.trans.undo_transforms(np.ones((1, n_tasks)), list(transformers))
+    zeros = dc.trans.undo_transforms(np.zeros((1, n_tasks)), list(transformers))
+    return (ones - zeros).reshape(-1)

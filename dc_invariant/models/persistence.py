@@ -1,0 +1,139 @@
+"""Saved models: JSON settings beside the weights, rebuilt by `load_model`; no pickles.
+
+Every model class registers itself in `MODEL_CLASSES` by name and implements a classmethod
+``load(model_dir, **overrides)``; the settings file names the class, so one `load_model`
+restores any of them. `PortableModel` carries a torch model to other processes the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+CONFIG_FILE = "dc_invariant_model.json"
+
+#: Every model class that `load_model` may rebuild, by name (filled as classes are defined).
+MODEL_CLASSES: dict[str, type] = {}
+
+
+def plain(value: Any) -> Any:
+    """``value`` with NumPy scalars (also inside lists and tuples) as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
+def jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that JSON can hold (a ``torch.device`` is not saved)."""
+    out = {}
+    for key, value in values.items():
+        value = plain(value)
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            out[key] = value
+    return out
+
+
+def write_json(path: str, data: Any) -> None:
+    """Write ``data`` as JSON, complete or not at all.
+
+    Serialised before anything is opened, then renamed into place: a failure never leaves a
+    half-written file that a later load would stumble on.
+    """
+    text = json.dumps(data, indent=2, sort_keys=True)
+    with open(path + ".tmp", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def read_config(model_dir: str) -> dict[str, Any]:
+    """The settings file of a saved model, with its class checked."""
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{model_dir} holds no {CONFIG_FILE}: not a saved dc_invariant model"
+        )
+    with open(path) as handle:
+        config = json.load(handle)
+    name = config.get("class")
+    if name not in MODEL_CLASSES:
+        raise ValueError(
+            f"{path} names unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}"
+        )
+    return config
+
+
+def load_model(model_dir: str, **overrides: Any) -> Any:
+    """Rebuild a saved dc_invariant model from its folder and restore its newest weights.
+
+    Parameters
+    ----------
+    model_dir : str
+        A folder written by ``fit`` / ``save_checkpoint`` (torch models) or ``save``
+        (`KernelModel`).
+    **overrides
+        Settings to change that do not alter the function (for example ``batch_size``, or
+        ``device`` to load a model trained on a GPU onto the CPU).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from dc_invariant.models import RotationInvariantModel
+    >>> folder = tempfile.mkdtemp()
+    >>> RotationInvariantModel(model_dir=folder, seed=3).save_checkpoint()
+    >>> model = load_model(folder)
+    >>> type(model).__name__, model.hyperparameters["seed"]
+    ('RotationInvariantModel', 3)
+    """
+    config = read_config(model_dir)
+    return MODEL_CLASSES[config["class"]].load(model_dir, **overrides)
+
+
+def from_config(config: dict[str, Any], **overrides: Any) -> Any:
+    """An untrained torch model with the settings of ``InvariantModel.get_config``."""
+    settings = {**config["torch_model"], **overrides}
+    return MODEL_CLASSES[config["class"]](**config["hyperparameters"], **settings)
+
+
+class PortableModel:
+    """A dc_invariant torch model as settings and weights, for sending to other processes.
+
+    DeepChem models hold closures that cannot be pickled; this carries the JSON settings
+    and the weights (as bytes read back with ``torch.load(weights_only=True)``), and rebuilds
+    the model once per process on first use. Optimiser state is not carried: for
+    prediction only.
+    """
+
+    def __init__(self, model: Any) -> None:
+        buffer = io.BytesIO()
+        torch.save(model.model.state_dict(), buffer)
+        self.config = model.get_config()
+        self.weights = buffer.getvalue()
+        self.dtype = model.dtype
+        self._model: Optional[Any] = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "weights": self.weights, "dtype": self.dtype}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _model=None)
+
+    def model(self) -> Any:
+        """The rebuilt model (built on first call in this process)."""
+        if self._model is None:
+            model = from_config(self.config)
+            model._ensure_built()
+            state = torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True)
+            model.model.load_state_dict(state)
+            self._model = model
+        return self._model
+
+    def predict_arrays(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """``InvariantModel.predict_arrays`` of the rebuilt model."""
+        return self.model().predict_arrays(*args, **kwargs)

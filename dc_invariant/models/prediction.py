@@ -1,0 +1,175 @@
+"""Prediction paths of the torch models beyond DeepChem's ``predict``: stacked arrays (the
+audit's many copies) and forces by autograd, both on one inference thread.
+
+`PredictionMixin` is part of `InvariantModel`; it uses the model's ``_make_batch``,
+``_prepare_batch`` and ``_batches``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from dc_invariant.conformer import Conformer
+from dc_invariant.models.batching import Batch, transform_scale
+from dc_invariant.molecules import Molecules
+
+#: Threads for the networks' forward passes at inference (no gradients): 1, or 0 to keep
+#: torch's own setting (see `inference_threads`).
+INFERENCE_THREADS = 1
+
+
+@contextlib.contextmanager
+def inference_threads() -> Iterator[None]:
+    """Run torch on `INFERENCE_THREADS` threads inside this context (every prediction does).
+
+    A forward pass is many small operations (pieces of equal-sized molecules, batches of a
+    few thousand atoms); with two threads each ends in a barrier, and on a shared machine a
+    barrier waits a scheduler tick whenever the other core is busy, or spins: measured with
+    other work running, 16x slower predictions (benchmarks/inference.py) and 4x the CPU time
+    for a SchNet audit (benchmarks/schnet.py). One thread needs no barrier.
+    """
+    saved = torch.get_num_threads()
+    change = INFERENCE_THREADS > 0 and saved != INFERENCE_THREADS
+    if change:
+        torch.set_num_threads(INFERENCE_THREADS)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(saved)
+
+
+class PredictionMixin:
+    """`predict_arrays` and `predict_forces` (see `InvariantModel`)."""
+
+    def predict_arrays(
+        self,
+        positions: np.ndarray,
+        features: np.ndarray,
+        atomic_numbers: np.ndarray,
+        counts: np.ndarray,
+        *,
+        forces: bool = False,
+        task: int = 0,
+        batch_atoms: Optional[int] = None,
+    ) -> np.ndarray:
+        """Predictions (or forces) for molecules given as stacked atom arrays.
+
+        The same network as ``predict`` / `predict_forces`, without building a `Conformer`
+        per molecule or DeepChem's dataset machinery: the path for many generated copies of
+        molecules, such as a symmetry audit's. Batches are bounded by atoms, not molecules,
+        so memory stays bounded whatever the molecules' sizes.
+
+        Parameters
+        ----------
+        positions : np.ndarray of shape (n_total, 3)
+            Every molecule's coordinates (Å), molecule after molecule.
+        features : np.ndarray of shape (n_total, n_features)
+        atomic_numbers : np.ndarray of shape (n_total,)
+        counts : np.ndarray of int, shape (n_molecules,)
+            Atoms per molecule, in the order they are stacked.
+        forces : bool, default=False
+            Return forces ``-dE/dR`` of output ``task`` instead of predictions.
+        task : int, default=0
+        batch_atoms : int, optional
+            Atoms per batch (a larger molecule gets a batch of its own); default: the
+            model's ``predict_batch_atoms``.
+
+        Returns
+        -------
+        np.ndarray
+            (n_molecules, n_outputs) predictions (class probabilities flattened per
+            molecule in classification mode), or (n_total, 3) forces.
+
+        Examples
+        --------
+        >>> from dc_invariant.models import RotationInvariantModel
+        >>> model = RotationInvariantModel(n_features=1, dtype="float64")
+        >>> positions = np.array([[0.0, 0, 0], [1.0, 0, 0], [0.0, 0, 0]])  # H2, then H
+        >>> arrays = (positions, np.ones((3, 1)), [1, 1, 1], [2, 1])
+        >>> model.predict_arrays(*arrays).shape
+        (2, 1)
+        >>> forces = model.predict_arrays(*arrays, forces=True)
+        >>> forces.shape, bool(abs(forces[:2].sum(axis=0)).max() < 1e-12)  # no net force
+        ((3, 3), True)
+        """
+        batch_atoms = self.predict_batch_atoms if batch_atoms is None else batch_atoms
+        molecules = Molecules.from_arrays(
+            positions, features, atomic_numbers, counts, self.n_features
+        )
+        if forces:
+            self._check_forces(task)
+        limit = self._n_atoms_limit()
+        if limit is not None and molecules.counts.max() > limit:
+            raise ValueError(
+                f"a molecule has {molecules.counts.max()} atoms, more than n_atoms={limit}"
+            )
+        self._ensure_built()
+        self.model.eval()
+        out = []
+        for part in molecules.batches(batch_atoms):
+            batch = self._make_batch(part)
+            inputs, _, _ = self._prepare_batch((batch.inputs, None, None))
+            if forces:
+                out.extend(self._forces(batch, inputs, task))
+                continue
+            with torch.no_grad(), inference_threads():
+                result = self.model(inputs)
+            if isinstance(result, list):  # classification: (probabilities, logits)
+                result = result[0]
+            out.append(result.cpu().numpy().reshape(len(part), -1))
+        return np.concatenate(out)
+
+    def predict_forces(
+        self, dataset: Any, transformers: Sequence[Any] = (), task: int = 0
+    ) -> list[np.ndarray]:
+        """Forces ``F = -dE/dR`` on every atom, one (n_atoms, 3) array per molecule.
+
+        Atoms are in each datapoint's own order, without padding. ``transformers`` that were
+        applied to ``y`` (e.g. ``NormalizationTransformer``) are undone, so forces are in the
+        label's units per Å. Only for regression models. ``dataset`` is a DeepChem dataset, a
+        list of `Conformer`s, or one `Conformer` (which gives a list of one array).
+        """
+        if isinstance(dataset, Conformer):
+            dataset = [dataset]
+        if not hasattr(dataset, "X"):
+            items = list(dataset)
+            bad = [i for i, c in enumerate(items) if not isinstance(c, Conformer)]
+            if bad:
+                raise TypeError(
+                    f"predict_forces takes a dataset or Conformers; item {bad[0]} is a "
+                    f"{type(items[bad[0]]).__name__} (featurize it with ConformerFeaturizer)"
+                )
+            objects = np.empty(len(items), dtype=object)
+            objects[:] = items
+            from dc_invariant._deepchem import import_deepchem
+
+            dataset = import_deepchem().data.NumpyDataset(objects)
+        self._check_forces(task)
+        scale = transform_scale(transformers, self.n_tasks)[task]
+        self._ensure_built()
+        self.model.eval()
+        forces: list[np.ndarray] = []
+        for batch, _, _ in self._batches(dataset, 1, shuffle=False, pad_to=None):
+            inputs, _, _ = self._prepare_batch((batch.inputs, None, None))
+            forces.extend(self._forces(batch, inputs, task, scale))
+        return forces
+
+    def _check_forces(self, task: int) -> None:
+        if self.mode != "regression":
+            raise ValueError("forces are the gradient of an energy: use a regression model")
+        if not 0 <= task < self.n_tasks:
+            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
+
+    def _forces(
+        self, batch: Batch, inputs: list[torch.Tensor], task: int, scale: float = 1.0
+    ) -> list[np.ndarray]:
+        """``-scale * dE_task/dR`` for one prepared batch, one (n_atoms, 3) array a molecule."""
+        positions = inputs[batch.positions_input].requires_grad_(True)
+        (gradient,) = torch.autograd.grad(self.model(inputs)[:, task].sum(), positions)
+        return batch.split_atoms(-scale * gradient.detach().cpu().numpy())
