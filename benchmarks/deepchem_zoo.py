@@ -85,7 +85,7 @@ def entries() -> list[Entry]:
 
     def ours(name: str) -> Callable[[Any], tuple[Any, Any]]:
         def build(dc: Any) -> tuple[Any, Any]:
-            from dc_invariant.auditing.command import build_model
+            from dc_invariant.cli.audit import build_model
 
             n_features = ConformerFeaturizer().n_features
             return None, build_model(name, n_features, MAX_ATOMS, "float32", SEED)

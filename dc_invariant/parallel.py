@@ -9,20 +9,18 @@ a lost worker and data transfer are Dask's or joblib's: nothing here talks to so
 from __future__ import annotations
 
 import contextlib
-import numbers
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, Callable, Optional, TypeVar
+
+from dc_invariant.validation import check_n_jobs
 
 Result = TypeVar("Result")
 
 
 def check_workers(n_jobs: int, scheduler: Any) -> None:
     """Validate the ``n_jobs`` / ``scheduler`` pair every parallel entry point takes."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
-        raise TypeError(f"n_jobs must be a non-zero int (-1 for every core), got {n_jobs!r}")
-    if n_jobs == 0:
-        raise ValueError(f"n_jobs must be a non-zero int (-1 for every core), got {n_jobs!r}")
+    check_n_jobs(n_jobs)
     if scheduler is not None and n_jobs != 1:
         raise ValueError("pass either n_jobs (local processes) or scheduler (Dask), not both")
     if (

@@ -110,3 +110,18 @@ def check_names(value: Any, name: str) -> list[str]:
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{name} must be a list of str, got {value!r}")
     return list(value)
+
+
+def check_n_jobs(value: Any) -> int:
+    """Worker processes: a non-zero int, negative counting back from every core (-1: all).
+
+    Examples
+    --------
+    >>> check_n_jobs(-1)
+    -1
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"n_jobs must be a non-zero int (-1 for every core), got {value!r}")
+    if value == 0:
+        raise ValueError("n_jobs must be a non-zero int (-1 for every core), got 0")
+    return int(value)

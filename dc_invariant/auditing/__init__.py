@@ -1,21 +1,19 @@
-"""Symmetry audit, in layers: `compute` measures, `report` formats, `assert_invariant` asserts.
-
-Conformer sensitivity (`conformer_sensitivity`) is not a symmetry; it is reported separately.
+"""Symmetry audit, in layers: `inputs` prepares molecules, `copies` moves and renumbers them,
+`compute` measures, `report` holds the verdicts and `html` draws them; `assert_invariant`
+turns an audit into a test assertion. Conformer sensitivity is not a symmetry: it lives in
+`dc_invariant.sensitivity`.
 """
 
 from dc_invariant.auditing.compute import SYMMETRIES, TOLERANCES, assert_invariant, audit
 from dc_invariant.auditing.inputs import AuditInput, prepare
 from dc_invariant.auditing.report import AuditReport
-from dc_invariant.auditing.sensitivity import SensitivityReport, conformer_sensitivity
 
 __all__ = [
     "SYMMETRIES",
     "TOLERANCES",
     "AuditInput",
     "AuditReport",
-    "SensitivityReport",
     "assert_invariant",
     "audit",
-    "conformer_sensitivity",
     "prepare",
 ]

@@ -24,12 +24,20 @@ from dc_invariant.auditing.deviation import compare
 from dc_invariant.auditing.featurizing import describe
 from dc_invariant.auditing.inputs import prepare
 from dc_invariant.auditing.rebuild import Lineage, own_lineage
-from dc_invariant.auditing.report import COLUMNS, CONTROL, AuditReport, environment
+from dc_invariant.auditing.report import COLUMNS, CONTROL, AuditReport
 from dc_invariant.auditing.store import open_store, save_chunk
 from dc_invariant.auditing.targets import Outputs, predictor
+from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
 from dc_invariant.molecules import Molecules, segment_arange
 from dc_invariant.parallel import check_workers, connected, map_ordered
+from dc_invariant.validation import (
+    check_choice,
+    check_int,
+    check_names,
+    check_seed,
+    check_tolerance,
+)
 
 #: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
 #: that must always give zero deviation.
@@ -130,17 +138,15 @@ def audit(
     >>> audit(spread, [water], n_samples=2).holds("rotation")
     True
     """
+    symmetries = check_names(symmetries, "symmetries")
     unknown = [s for s in symmetries if s not in _KNOWN]
     if unknown or not symmetries or len(set(symmetries)) != len(symmetries):
-        raise ValueError(
-            f"symmetries must be distinct names drawn from {_KNOWN}, got {list(symmetries)}"
-        )
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        raise ValueError(f"symmetries must be distinct names drawn from {_KNOWN}, got {symmetries}")
+    n_samples = check_int(n_samples, "n_samples", min_val=1)
+    seed = check_seed(seed)
+    rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
+    check_choice(output, "output", OUTPUTS)
+    chunk_size = check_int(chunk_size, "chunk_size", min_val=1)
     check_workers(n_jobs, scheduler)
     if isinstance(scheduler, str):
         # Connect to an address once, for featurizing and auditing alike, and close after.

@@ -6,12 +6,11 @@ import base64
 import html
 import io
 import json
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from dc_invariant.auditing.report import AuditReport
+from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -37,7 +36,7 @@ def _png(figure_or_image: object) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _histogram(report: AuditReport) -> str:
+def _histogram(report: Any) -> str:
     # A bare Figure draws with Agg without touching pyplot's global backend, which a
     # notebook user's session depends on.
     from matplotlib.figure import Figure
@@ -77,10 +76,8 @@ def _depiction(smiles: object) -> str:
         del blocker
 
 
-def render(report: AuditReport, worst: int = 5) -> str:
+def render(report: Any, worst: int = 5) -> str:
     """The whole page as a string."""
-    from dc_invariant.auditing.report import OUTPUT_WORDS, deviation
-
     e = html.escape
     output = report.settings.get("output", "invariant")
     rows = []

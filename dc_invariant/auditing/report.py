@@ -1,16 +1,18 @@
-"""Report layer of the symmetry audit: tables, verdicts, text, JSON and CSV."""
+"""Report layer of the symmetry audit: the data (tables and verdicts) and its text; the
+HTML page (`html`) and the JSON / CSV files (`dc_invariant.files`) render it."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
+
+from dc_invariant.auditing.html import render
+from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
+from dc_invariant.files import TableReport, atomic, read_json
 
 COLUMNS = [
     "id",
@@ -27,35 +29,9 @@ COLUMNS = [
 #: non-rigid distortion, under which a geometry-reading target's output must move.
 CONTROL = "distortion"
 
-#: What each ``output`` kind means, as the table and the page say it.
-OUTPUT_WORDS = {
-    "invariant": "outputs must not change",
-    "per_atom": "per-atom outputs must permute with the atoms",
-    "vector": "forces (per-atom vectors) must permute and turn with the molecule",
-    "pseudoscalar": "outputs must flip sign under reflections",
-}
-
-
-def deviation(value: float) -> str:
-    """A deviation for a table: ``1.23e-05``, or ``-`` where nothing was measured."""
-    return f"{value:.2e}" if np.isfinite(value) else "-"
-
-
-def environment() -> dict[str, str]:
-    """Library versions that can change an audit's numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("dc_invariant", "numpy", "torch", "deepchem", "rdkit"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
 
 @dataclass
-class AuditReport:
+class AuditReport(TableReport):
     """What an audit found.
 
     Attributes
@@ -255,9 +231,9 @@ class AuditReport:
         lines.extend(f"note: {n}" for n in self.notes())
         return "\n".join(lines)
 
-    def to_json(self, path: str) -> None:
-        """Write settings, summary, per-molecule rows and skips as one JSON file."""
-        payload = {
+    def payload(self) -> dict[str, Any]:
+        """Settings, summary, per-molecule rows, skips, clashes and notes (`to_json`)."""
+        return {
             "settings": self.settings,
             "n_inputs": self.n_inputs,
             "summary": self.summary.to_dict(orient="records"),
@@ -267,8 +243,22 @@ class AuditReport:
             "geometry_blind": self.geometry_blind,
             "notes": self.notes(),
         }
-        with open(path, "w") as handle:
-            json.dump(payload, handle, indent=2, default=float)
+
+    @classmethod
+    def from_json(cls, path: str) -> AuditReport:
+        """Read a report written by `to_json`."""
+        data = read_json(path)
+        return cls(
+            pd.DataFrame(data["molecules"], columns=COLUMNS),
+            pd.DataFrame(data["skipped"], columns=["id", "reason"]),
+            data["settings"],
+            data["n_inputs"],
+            pd.DataFrame(data["clashes"], columns=["id", "clash"]),
+        )
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``molecules``, ``summary`` and ``skipped`` (`to_csv`)."""
+        return {"molecules": self.molecules, "summary": self.summary, "skipped": self.skipped}
 
     def to_html(self, path: str, worst: int = 5) -> None:
         """Write a self-contained HTML page: summary, deviation histograms, worst molecules.
@@ -276,14 +266,6 @@ class AuditReport:
         Plots and 2D depictions are embedded as PNG data, so the file can be mailed or
         archived on its own.
         """
-        from dc_invariant.auditing.html import render
-
-        with open(path, "w") as handle:
-            handle.write(render(self, worst))
-
-    def to_csv(self, folder: str) -> None:
-        """Write ``molecules.csv``, ``summary.csv`` and ``skipped.csv`` into ``folder``."""
-        os.makedirs(folder, exist_ok=True)
-        self.molecules.to_csv(os.path.join(folder, "molecules.csv"), index=False)
-        self.summary.to_csv(os.path.join(folder, "summary.csv"), index=False)
-        self.skipped.to_csv(os.path.join(folder, "skipped.csv"), index=False)
+        page = render(self, worst)
+        with atomic(path) as handle:
+            handle.write(page)

@@ -6,8 +6,9 @@ sure they were computed with the same settings.
 
 from __future__ import annotations
 
-import json
 import os
+
+from dc_invariant.files import read_json, write_json
 
 
 def open_store(
@@ -25,29 +26,23 @@ def open_store(
                 f"{store} already holds audit results; resume it (resume=True, --resume) "
                 "or use an empty folder"
             )
-        with open(path, "w") as handle:
-            json.dump(key, handle, indent=2)
+        write_json(path, key)
         return {}
     if os.path.isfile(path):
-        with open(path) as handle:
-            stored = json.load(handle)
+        stored = read_json(path)
         if stored != key:
             changed = sorted(k for k in key if stored.get(k) != key[k])
             raise ValueError(f"cannot resume {store}: settings differ in {changed}")
     else:
-        with open(path, "w") as handle:
-            json.dump(key, handle, indent=2)
+        write_json(path, key)
     done = {}
     for name in chunks:
-        with open(os.path.join(store, name)) as handle:
-            saved = json.load(handle)
+        saved = read_json(os.path.join(store, name))
         done[int(name[6:-5])] = (saved["columns"], saved["skipped"])
     return done
 
 
 def save_chunk(store: str, start: int, columns: dict[str, list], skipped: list) -> None:
-    # Write then rename, so an interruption never leaves a half-written chunk behind.
-    final = os.path.join(store, f"chunk_{start:09d}.json")
-    with open(final + ".tmp", "w") as handle:
-        json.dump({"columns": columns, "skipped": skipped}, handle)
-    os.replace(final + ".tmp", final)
+    # Complete or absent: an interruption never leaves a half-written chunk behind.
+    path = os.path.join(store, f"chunk_{start:09d}.json")
+    write_json(path, {"columns": columns, "skipped": skipped}, indent=None)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from dc_invariant._deepchem import import_deepchem
+from dc_invariant.files import write_json
 from dc_invariant.models.batching import Batch, check_labels, dataset_batches
 from dc_invariant.models.persistence import (
     CONFIG_FILE,
@@ -26,7 +27,6 @@ from dc_invariant.models.persistence import (
     from_config,
     jsonable,
     read_config,
-    write_json,
 )
 from dc_invariant.models.prediction import PredictionMixin, inference_threads
 from dc_invariant.models.settings import ModelSettings
@@ -216,7 +216,8 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         super().save_checkpoint(max_checkpoints_to_keep, model_dir)
         if max_checkpoints_to_keep == 0:
             return
-        write_json(os.path.join(model_dir or self.model_dir, CONFIG_FILE), self.get_config())
+        path = os.path.join(model_dir or self.model_dir, CONFIG_FILE)
+        write_json(path, self.get_config(), sort_keys=True)
 
     def restore(
         self,

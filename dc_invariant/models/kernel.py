@@ -17,6 +17,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from dc_invariant._deepchem import import_deepchem
+from dc_invariant.files import atomic, write_json
 from dc_invariant.models import kernel_ridge
 from dc_invariant.models.batching import transform_scale
 from dc_invariant.models.fchl import FCHL19
@@ -28,7 +29,7 @@ from dc_invariant.models.kernel_data import (
     stack_dataset,
 )
 from dc_invariant.models.local_kernel import AtomSet, atom_sums, kernel_matrices, sum_gradients
-from dc_invariant.models.persistence import CONFIG_FILE, MODEL_CLASSES, read_config, write_json
+from dc_invariant.models.persistence import CONFIG_FILE, MODEL_CLASSES, read_config
 
 dc = import_deepchem()
 
@@ -406,10 +407,9 @@ class KernelModel(dc.models.Model):
         self._check_fitted()
         os.makedirs(self.model_dir, exist_ok=True)
         arrays = os.path.join(self.model_dir, ARRAYS_FILE)
-        with open(arrays + ".tmp", "wb") as handle:
+        with atomic(arrays, "wb") as handle:
             np.savez(handle, **self._arrays)
-        os.replace(arrays + ".tmp", arrays)
-        write_json(os.path.join(self.model_dir, CONFIG_FILE), self.get_config())
+        write_json(os.path.join(self.model_dir, CONFIG_FILE), self.get_config(), sort_keys=True)
 
     save_checkpoint = save
 

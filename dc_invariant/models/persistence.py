@@ -8,12 +8,13 @@ restores any of them. `PortableModel` carries a torch model to other processes t
 from __future__ import annotations
 
 import io
-import json
 import os
 from typing import Any, Optional
 
 import numpy as np
 import torch
+
+from dc_invariant.files import read_json
 
 CONFIG_FILE = "dc_invariant_model.json"
 
@@ -40,18 +41,6 @@ def jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_json(path: str, data: Any) -> None:
-    """Write ``data`` as JSON, complete or not at all.
-
-    Serialised before anything is opened, then renamed into place: a failure never leaves a
-    half-written file that a later load would stumble on.
-    """
-    text = json.dumps(data, indent=2, sort_keys=True)
-    with open(path + ".tmp", "w") as handle:
-        handle.write(text)
-    os.replace(path + ".tmp", path)
-
-
 def read_config(model_dir: str) -> dict[str, Any]:
     """The settings file of a saved model, with its class checked."""
     path = os.path.join(model_dir, CONFIG_FILE)
@@ -59,8 +48,7 @@ def read_config(model_dir: str) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{model_dir} holds no {CONFIG_FILE}: not a saved dc_invariant model"
         )
-    with open(path) as handle:
-        config = json.load(handle)
+    config = read_json(path)
     name = config.get("class")
     if name not in MODEL_CLASSES:
         raise ValueError(

@@ -119,7 +119,12 @@ def test_assert_invariant_raises_with_the_numbers(dataset):
     ("kwargs", "error", "match"),
     [
         ({"symmetries": ("scaling",)}, ValueError, "symmetries must be distinct names drawn from"),
-        ({"n_samples": 0}, ValueError, "n_samples must be a positive int"),
+        ({"n_samples": 0}, ValueError, "n_samples == 0, must be >= 1"),
+        ({"symmetries": "rotation"}, TypeError, "got the str 'rotation': wrap it in a list"),
+        ({"rtol": -1.0}, ValueError, "rtol == -1.0, must be >= 0"),
+        ({"atol": float("nan")}, ValueError, "atol must be a finite number"),
+        ({"seed": -1}, ValueError, "seed == -1, must be >= 0"),
+        ({"n_samples": 2.0}, TypeError, "n_samples must be an instance of int"),
     ],
 )
 def test_bad_arguments(dataset, kwargs, error, match):
@@ -167,7 +172,7 @@ def test_chunk_size_changes_nothing_but_memory(dataset):
     whole = audit(spread, many, seed=3, chunk_size=1000)
     pieces = audit(spread, many, seed=3, chunk_size=3)  # rounded up to one block, 64
     pd.testing.assert_frame_equal(whole.molecules, pieces.molecules)
-    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+    with pytest.raises(ValueError, match="chunk_size == 0, must be >= 1"):
         audit(spread, dataset, chunk_size=0)
 
 

@@ -104,28 +104,28 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["featurize", "--csv", "missing.csv"], "no such file: missing.csv"),
         (["featurize", "--sdf", __file__], "does not look like a .sdf file"),
         (["featurize", "--elements", "C,Xx"], "unknown element symbol"),
-        (["featurize", "--n-jobs", "0"], "--n-jobs must be a positive number"),
-        (["audit", "--scheduler", "not an address"], "must be a Dask scheduler address"),
-        (["audit", "--cutoff", "0"], "--cutoff must be a positive distance"),
-        (["audit", "--scheduler", "tcp://h:1", "--n-jobs", "2"], "not both"),
-        (["featurize", "--limit", "0"], "argument --limit: must be at least 1, got 0"),
-        (["featurize", "--limit", "-1"], "argument --limit: must be at least 1, got -1"),
-        (["audit", "--smiles", "C", "CC", "--limit", "-1"], "argument --limit: must be at"),
-        (["audit", "--dataset", "qm9", "--limit", "0"], "argument --limit: must be at least 1"),
-        (["audit", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
-        (["featurize", "--seed", "-1"], "argument --seed: must be at least 0, got -1"),
-        (["featurize", "--n-conformers", "0"], "argument --n-conformers: must be at least 1"),
-        (["featurize", "--embed-timeout", "-5"], "argument --embed-timeout: must be at least 0"),
+        (["featurize", "--n-jobs", "0"], "argument --n-jobs: n_jobs must be a non-zero int"),
+        (["audit", "--scheduler", "not an address"], "expected a Dask scheduler address"),
+        (["audit", "--cutoff", "0"], "argument --cutoff: value == 0.0, must be > 0.0"),
+        (["audit", "--scheduler", "tcp://h:1", "--n-jobs", "2"], "not allowed with argument"),
+        (["featurize", "--limit", "0"], "argument --limit: value == 0, must be >= 1"),
+        (["featurize", "--limit", "-1"], "argument --limit: value == -1, must be >= 1"),
+        (["audit", "--smiles", "C", "CC", "--limit", "-1"], "argument --limit: value == -1"),
+        (["audit", "--dataset", "qm9", "--limit", "0"], "argument --limit: value == 0"),
+        (["audit", "--seed", "-1"], "argument --seed: value == -1, must be >= 0"),
+        (["featurize", "--seed", "-1"], "argument --seed: value == -1, must be >= 0"),
+        (["featurize", "--n-conformers", "0"], "argument --n-conformers: value == 0"),
+        (["featurize", "--embed-timeout", "-5"], "argument --embed-timeout: value == -5"),
         (["featurize", "--fragments", "biggest"], "argument --fragments: invalid choice"),
         (["featurize", "--id-column", "name"], "--id-column names a column of --csv"),
         (["featurize", "--out", "x.txt"], "--out must name a .npz file"),
         (["featurize", "--out", "/no/such/dir/x.npz"], "folder /no/such/dir does not exist"),
         (["featurize", "--seed", "abc"], "argument --seed: expected a whole number, got 'abc'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["audit", "--symmetries", "scaling"], "--symmetries must list symmetries from"),
-        (["audit", "--require", "rotation,mirror"], "--require must list symmetries from"),
+        (["audit", "--symmetries", "scaling"], "argument --symmetries: expected symmetries from"),
+        (["audit", "--require", "rotation,mirror"], "argument --require: expected symmetries from"),
         (["audit", "--model", "nonexistent"], "neither one of dense"),
-        (["audit", "--n-samples", "0"], "argument --n-samples: must be at least 1, got 0"),
+        (["audit", "--n-samples", "0"], "argument --n-samples: value == 0, must be >= 1"),
         (["audit", "--resume"], "--resume continues the audit stored under --out"),
         (["featurize", "--smiles", "C", "--csv", "x.csv"], "not allowed with argument"),
     ],
@@ -175,7 +175,7 @@ def test_audit_a_moleculenet_set_from_its_raw_file(tmp_path, capsys):
 
 
 def test_cutoff_reaches_the_built_in_models():
-    from dc_invariant.auditing.command import build_model
+    from dc_invariant.cli.audit import build_model
 
     assert build_model("rotation", 11, 9, "float64", 0, 4.0).hyperparameters["cutoff"] == 4.0
     assert build_model("translation", 11, 9, "float64", 0).hyperparameters["cutoff"] is None

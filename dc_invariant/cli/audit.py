@@ -7,12 +7,98 @@ import os
 import sys
 from typing import Any, Callable, Optional
 
-import numpy as np
-
-from dc_invariant.auditing.compute import SYMMETRIES, audit
-from dc_invariant.auditing.inputs import prepare
+from dc_invariant.cli.arguments import (
+    NON_NEGATIVE,
+    POSITIVE,
+    UsageError,
+    add_input_options,
+    as_flags,
+    connect,
+    positive_real,
+    read_inputs,
+    symmetry_list,
+)
 
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``audit`` command to the parser's subcommands."""
+    audit = commands.add_parser(
+        "audit",
+        help="check models for permutation/translation/rotation/reflection invariance",
+        description="Audit models over a set of molecules and print one summary table per "
+        "model. Defaults: the tutorial's four networks (seeded, untrained: invariance does not "
+        "depend on training) over the built-in example molecules.",
+    )
+    add_input_options(audit)
+    audit.add_argument(
+        "--dataset",
+        choices=("qm9", "delaney", "freesolv", "lipo"),
+        help="a dataset by name (qm9 needs the qm9 extra; the others read --data-dir)",
+    )
+    audit.add_argument("--data-dir", metavar="DIR", help="folder holding the MoleculeNet raw file")
+    audit.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME|DIR",
+        help="dense, permutation, translation, rotation, schnet, or a saved model folder; "
+        "repeat for several (default: the four tutorial networks)",
+    )
+    audit.add_argument(
+        "--target",
+        metavar="MODULE:FACTORY",
+        help="audit your own pipeline: FACTORY() in a .py file or importable module returns a "
+        "model, a featurizer, a function f(positions, features) or a (featurizer, model) pair. "
+        "The file is imported, so its code runs (as with python or pytest): only use code "
+        "you trust",
+    )
+    audit.add_argument(
+        "--featurizer",
+        metavar="NAME",
+        help="a DeepChem featurizer built without arguments (e.g. CircularFingerprint, "
+        "MATFeaturizer): audited alone, or feeding the --target model",
+    )
+    audit.add_argument(
+        "--symmetries",
+        type=symmetry_list,
+        default="permutation,translation,rotation,reflection",
+        metavar="SYM,SYM",
+        help="symmetries to check",
+    )
+    audit.add_argument(
+        "--output",
+        choices=("invariant", "per_atom", "vector", "pseudoscalar"),
+        default="invariant",
+        help="how outputs must transform; 'vector' audits a model's forces",
+    )
+    audit.add_argument(
+        "--cutoff",
+        type=positive_real,
+        metavar="Å",
+        help="pair cutoff of the built-in translation, rotation and schnet models: neighbour "
+        "lists for large molecules (default: none; schnet 5)",
+    )
+    audit.add_argument("--n-samples", type=POSITIVE, default=3, help="group elements per molecule")
+    audit.add_argument("--seed", type=NON_NEGATIVE, default=0, help="seed of the group elements")
+    audit.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64", help="built-in networks"
+    )
+    audit.add_argument(
+        "--out", metavar="DIR", help="write audit.json, CSV tables and report.html per model"
+    )
+    audit.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted audit stored under --out (finished chunks are kept)",
+    )
+    audit.add_argument(
+        "--require",
+        type=symmetry_list,
+        default=[],
+        metavar="SYM,SYM",
+        help="exit with status 1 if any model breaks one of these symmetries",
+    )
 
 
 def build_model(
@@ -40,48 +126,32 @@ def build_model(
     return models.load_model(name)
 
 
-def _symmetries(text: str, what: str, error: type[Exception]) -> list[str]:
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    bad = [n for n in names if n not in SYMMETRIES]
-    if bad or not names:
-        raise error(f"{what} must list symmetries from {','.join(SYMMETRIES)}, got {text!r}")
-    return names
-
-
-def run_audit(
-    args: argparse.Namespace,
-    read_inputs: Callable[[argparse.Namespace], tuple],
-    connect: Callable[[argparse.Namespace], Any],
-    error: type,
-) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the audit command; 1 when a ``--require``d symmetry is broken."""
-    from dc_invariant.cli import as_flags  # the CLI module is loaded already: no cycle at import
+    from dc_invariant.auditing import audit, prepare
 
-    symmetries = _symmetries(args.symmetries, "--symmetries", error)
-    required = _symmetries(args.require, "--require", error) if args.require else []
-    custom = _custom_target(args, error)
+    symmetries, required = args.symmetries, args.require
+    custom = _custom_target(args)
     default = [] if custom else ["dense", "permutation", "translation", "rotation"]
     names = args.model or default
     for name in names:
         if name not in BUILTIN_MODELS and not os.path.isdir(name):
-            raise error(
+            raise UsageError(
                 f"--model {name!r} is neither one of {', '.join(BUILTIN_MODELS)} "
                 "nor a saved model folder"
             )
-    if args.cutoff is not None and not args.cutoff > 0:
-        raise error(f"--cutoff must be a positive distance in Å, got {args.cutoff}")
     if args.resume and not args.out:
-        raise error("--resume continues the audit stored under --out: give --out too")
+        raise UsageError("--resume continues the audit stored under --out: give --out too")
     if args.out:
         parent = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(parent):
-            raise error(f"cannot write {args.out}: folder {parent} does not exist")
+            raise UsageError(f"cannot write {args.out}: folder {parent} does not exist")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise error(f"--out names a folder for the reports, but {args.out} is a file")
+            raise UsageError(f"--out names a folder for the reports, but {args.out} is a file")
     scheduler = connect(args)
     workers = {"n_jobs": args.n_jobs, "scheduler": scheduler}
     # Featurized once, for every model; failures keep RDKit's reason.
-    data = prepare(_dataset(args, read_inputs, error, workers), **workers)
+    data = prepare(_dataset(args, workers), **workers)
     n_features = data.molecules[0].n_features if data.molecules else 11
     n_atoms = max((c.n_atoms for c in data.molecules), default=1)
 
@@ -102,7 +172,7 @@ def run_audit(
         try:
             featurizer, model = make()
         except (OSError, ValueError) as err:  # a folder without a model, or a broken one
-            raise error(f"--model {name}: {err}") from err
+            raise UsageError(f"--model {name}: {err}") from err
         folder = (
             os.path.join(args.out, os.path.basename(os.path.normpath(name))) if args.out else None
         )
@@ -121,7 +191,7 @@ def run_audit(
                 **workers,
             )
         except (TypeError, ValueError) as err:
-            raise error(str(err)) from err
+            raise UsageError(str(err)) from err
         print(f"\n== {name} ({report.settings['target']}) ==")
         print(as_flags(report.format()))
         if folder:
@@ -146,7 +216,7 @@ def _status(report: Any, required: list[str]) -> int:
     return 1 if unchecked or broken else 0
 
 
-def _custom_target(args: argparse.Namespace, error: type) -> Optional[tuple[str, Any, Any]]:
+def _custom_target(args: argparse.Namespace) -> Optional[tuple[str, Any, Any]]:
     """``(label, featurizer, target)`` from --target and --featurizer, or None without them."""
     from dc_invariant.auditing.user_target import TargetError, deepchem_featurizer, load_target
 
@@ -166,14 +236,12 @@ def _custom_target(args: argparse.Namespace, error: type) -> Optional[tuple[str,
         if target is None:  # --featurizer alone: audit the featurizer itself
             featurizer, target = None, featurizer
     except TargetError as err:
-        raise error(str(err)) from err
+        raise UsageError(str(err)) from err
     label = args.target.rpartition(":")[2] if args.target else args.featurizer
     return label, featurizer, target
 
 
-def _dataset(
-    args: argparse.Namespace, read_inputs: Callable, error: type, workers: dict[str, Any]
-) -> Any:
+def _dataset(args: argparse.Namespace, workers: dict[str, Any]) -> Any:
     """A DeepChem dataset for --dataset, else the inputs as a list (featurized by `prepare`)."""
     from dc_invariant.featurizer import ConformerFeaturizer
 
@@ -183,17 +251,23 @@ def _dataset(
         try:
             _, (dataset,), _ = load_qm9(tasks=["u0"], limit=args.limit, splitter=None)
         except ImportError as err:
-            raise error(str(err)) from err
+            raise UsageError(str(err)) from err
         return dataset
     if args.dataset:
         from dc_invariant.datasets import load_molnet
 
         if not args.data_dir or not os.path.isdir(args.data_dir):
-            raise error(f"--dataset {args.dataset} needs --data-dir, an existing folder")
+            raise UsageError(f"--dataset {args.dataset} needs --data-dir, an existing folder")
         try:
             dataset = load_molnet(args.dataset, args.data_dir, ConformerFeaturizer(**workers))
         except FileNotFoundError as err:
-            raise error(str(err)) from err
-        return dataset.select(np.arange(min(len(dataset), args.limit))) if args.limit else dataset
+            raise UsageError(str(err)) from err
+        if args.limit:
+            import numpy as np
+
+            return dataset.select(np.arange(min(len(dataset), args.limit)))
+        return dataset
+    from dc_invariant.auditing import prepare
+
     inputs, labels = read_inputs(args)
     return prepare(inputs, ids=labels, **workers)

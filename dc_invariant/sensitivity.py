@@ -8,8 +8,6 @@ a single embedded conformer carry that much noise from the embedding alone.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -18,11 +16,12 @@ import pandas as pd
 from rdkit import Chem
 from tqdm.auto import tqdm
 
-from dc_invariant.auditing.report import environment
 from dc_invariant.auditing.targets import predictor
+from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
-from dc_invariant.embedding import _is_int
+from dc_invariant.files import TableReport, read_json
 from dc_invariant.molecules import Molecules
+from dc_invariant.validation import check_int
 
 _COLUMNS = ["id", "smiles", "n_atoms", "n_conformers", "mean", "std", "range", "rel_range"]
 # Floor of |mean| in rel_range, so that outputs near zero give finite numbers.
@@ -34,7 +33,7 @@ _MAX_SEED = 2**31 - 2  # ConformerFeaturizer's own limit for random_seed
 
 
 @dataclass
-class SensitivityReport:
+class SensitivityReport(TableReport):
     """Spread of a target's output over re-embedded conformers of each molecule.
 
     Attributes
@@ -101,32 +100,30 @@ class SensitivityReport:
         lines.append("not a symmetry: different conformers are different geometries")
         return "\n".join(lines)
 
-    def to_json(self, path: str) -> None:
-        """Write settings, summary, per-molecule rows and skips as one JSON file."""
-        payload = {
+    def payload(self) -> dict[str, Any]:
+        """Settings, summary, per-molecule rows and skips (`to_json`)."""
+        return {
             "settings": self.settings,
             "summary": self.summary,
             "molecules": self.molecules.to_dict(orient="records"),
             "skipped": self.skipped.to_dict(orient="records"),
         }
-        with open(path, "w") as handle:
-            json.dump(payload, handle, indent=2, default=float)
 
     @classmethod
     def from_json(cls, path: str) -> SensitivityReport:
         """Read a report written by `to_json`."""
-        with open(path) as handle:
-            payload = json.load(handle)
-        molecules = pd.DataFrame(payload["molecules"], columns=_COLUMNS)
-        skipped = pd.DataFrame(payload["skipped"], columns=["id", "reason"])
-        return cls(molecules, skipped, payload["settings"])
+        data = read_json(path)
+        molecules = pd.DataFrame(data["molecules"], columns=_COLUMNS)
+        skipped = pd.DataFrame(data["skipped"], columns=["id", "reason"])
+        return cls(molecules, skipped, data["settings"])
 
-    def to_csv(self, folder: str) -> None:
-        """Write ``molecules.csv``, ``summary.csv`` and ``skipped.csv`` into ``folder``."""
-        os.makedirs(folder, exist_ok=True)
-        self.molecules.to_csv(os.path.join(folder, "molecules.csv"), index=False)
-        pd.DataFrame([self.summary]).to_csv(os.path.join(folder, "summary.csv"), index=False)
-        self.skipped.to_csv(os.path.join(folder, "skipped.csv"), index=False)
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """``molecules``, ``summary`` (one row) and ``skipped`` (`to_csv`)."""
+        return {
+            "molecules": self.molecules,
+            "summary": pd.DataFrame([self.summary]),
+            "skipped": self.skipped,
+        }
 
 
 def conformer_sensitivity(
@@ -188,17 +185,9 @@ def conformer_sensitivity(
             raise TypeError(
                 f"molecule {i} is {type(item).__name__}; expected a SMILES string or an RDKit Mol"
             )
-    if not _is_int(n_conformers):
-        raise TypeError(f"n_conformers must be an int, got {n_conformers!r}")
-    if n_conformers < 2:
-        raise ValueError(f"n_conformers must be at least 2 to measure a spread, got {n_conformers}")
-    if not _is_int(seed):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed <= _MAX_SEED - n_conformers + 1:
-        raise ValueError(
-            f"seed must lie in [0, {_MAX_SEED - n_conformers + 1}] so that all {n_conformers} "
-            f"seeds are valid embedding seeds, got {seed}"
-        )
+    n_conformers = check_int(n_conformers, "n_conformers", min_val=2)
+    # Conformer j is embedded with seed + j: every one must be a valid embedding seed.
+    seed = check_int(seed, "seed", min_val=0, max_val=_MAX_SEED - n_conformers + 1)
     if featurizer is None:
         featurizer = ConformerFeaturizer()
     if not isinstance(featurizer, ConformerFeaturizer):

@@ -1,0 +1,34 @@
+"""How the audit's words and numbers are printed, shared by the text table and the HTML page,
+and what every report records about the software that produced it."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+
+#: What each ``output`` kind means, as the table and the page say it.
+OUTPUT_WORDS = {
+    "invariant": "outputs must not change",
+    "per_atom": "per-atom outputs must permute with the atoms",
+    "vector": "forces (per-atom vectors) must permute and turn with the molecule",
+    "pseudoscalar": "outputs must flip sign under reflections",
+}
+
+
+def deviation(value: float) -> str:
+    """A deviation for a table: ``1.23e-05``, or ``-`` where nothing was measured."""
+    return f"{value:.2e}" if np.isfinite(value) else "-"
+
+
+def environment() -> dict[str, str]:
+    """Library versions that can change an audit's numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("dc_invariant", "numpy", "torch", "deepchem", "rdkit"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
