@@ -1,4 +1,4 @@
-"""RDKit work behind `ConformerFeaturizer`: settings, geometry (own conformer or ETKDGv3), features.
+"""RDKit work behind `ConformerFeaturizer`: geometry (own conformer or ETKDGv3) and features.
 
 This module imports RDKit but not DeepChem, so joblib workers that featurize in parallel
 start without paying DeepChem's multi-second import.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -17,136 +16,17 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
 from dc_invariant.conformer import Conformer
+from dc_invariant.featurizer_settings import (
+    _HYBRIDIZATION_COLUMN,
+    _PERIODIC_TABLE,
+    HYBRIDIZATIONS,
+    FeaturizerSettings,
+)
 from dc_invariant.geometry import describe_clash, find_clash, place_fragments
-
-DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
-ATOM_PROPERTIES: tuple[str, ...] = ("formal_charge", "aromatic", "hybridization")
-FORCE_FIELDS: tuple[Optional[str], ...] = (None, "MMFF", "UFF")
-HYBRIDIZATIONS: tuple[str, ...] = ("s", "sp", "sp2", "sp3", "other")
-FRAGMENT_MODES: tuple[str, ...] = ("all", "largest", "error")
-
-_HYBRIDIZATION_COLUMN = {
-    Chem.HybridizationType.S: 0,
-    Chem.HybridizationType.SP: 1,
-    Chem.HybridizationType.SP2: 2,
-    Chem.HybridizationType.SP3: 3,
-}
-_PERIODIC_TABLE = Chem.GetPeriodicTable()
-_SYMBOL_TO_Z = {_PERIODIC_TABLE.GetElementSymbol(z): z for z in range(1, 119)}
 
 
 class FeaturizationError(Exception):
     """One input could not be turned into a `Conformer`; the message is the reason."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-@dataclass(frozen=True)
-class FeaturizerSettings:
-    """Validated settings of `ConformerFeaturizer`; see that class for their meaning.
-
-    Raises ``TypeError`` for a value of the wrong type and ``ValueError`` for a value out of
-    range, each naming the setting, what arrived and what is allowed.
-    """
-
-    elements: tuple[str, ...] = DEFAULT_ELEMENTS
-    other_element: bool = True
-    atom_properties: tuple[str, ...] = ()
-    heavy_atoms_only: bool = False
-    n_conformers: int = 1
-    random_seed: int = 0
-    max_attempts: int = 0
-    force_field: Optional[str] = None
-    record_smiles: bool = True
-    canonical_atom_order: bool = True
-    fragments: str = "all"
-    embed_timeout: Optional[int] = 60
-
-    def __post_init__(self) -> None:
-        for name in ("other_element", "heavy_atoms_only", "record_smiles", "canonical_atom_order"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        limits = (
-            ("n_conformers", 1, 10_000),
-            ("random_seed", 0, 2**31 - 2),
-            ("max_attempts", 0, 10**6),
-        )
-        for name, low, high in limits:
-            value = getattr(self, name)
-            if not _is_int(value):
-                raise TypeError(f"{name} must be an int, got {value!r}")
-            if not low <= value <= high:
-                raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-        if isinstance(self.elements, str) or not isinstance(self.elements, Sequence):
-            raise TypeError(
-                f"elements must be a sequence of element symbols such as ('C', 'H'), "
-                f"got {self.elements!r}"
-            )
-        unknown = [e for e in self.elements if e not in _SYMBOL_TO_Z]
-        if unknown:
-            raise ValueError(
-                f"unknown element symbol(s) {unknown} in elements; use symbols such as 'C', "
-                "'Cl', 'Br' (case matters)"
-            )
-        if len(set(self.elements)) != len(self.elements):
-            raise ValueError(f"elements lists a symbol twice: {list(self.elements)}")
-        if not self.elements and not self.other_element:
-            raise ValueError(
-                "elements is empty and other_element is False: no atom could be encoded"
-            )
-        if isinstance(self.atom_properties, str) or not isinstance(self.atom_properties, Sequence):
-            raise TypeError(
-                f"atom_properties must be a sequence drawn from {ATOM_PROPERTIES}, "
-                f"got {self.atom_properties!r}"
-            )
-        bad = [p for p in self.atom_properties if p not in ATOM_PROPERTIES]
-        if bad or len(set(self.atom_properties)) != len(self.atom_properties):
-            raise ValueError(
-                f"atom_properties must be distinct names from {ATOM_PROPERTIES}, "
-                f"got {list(self.atom_properties)}"
-            )
-        if self.force_field not in FORCE_FIELDS:
-            raise ValueError(f"force_field must be one of {FORCE_FIELDS}, got {self.force_field!r}")
-        if self.fragments not in FRAGMENT_MODES:
-            raise ValueError(f"fragments must be one of {FRAGMENT_MODES}, got {self.fragments!r}")
-        if self.embed_timeout is not None:
-            if not _is_int(self.embed_timeout):
-                raise TypeError(
-                    f"embed_timeout must be a whole number of seconds or None, "
-                    f"got {self.embed_timeout!r}"
-                )
-            if not 1 <= self.embed_timeout <= 86_400:
-                raise ValueError(
-                    f"embed_timeout must be in [1, 86400] seconds (None: no limit), "
-                    f"got {self.embed_timeout}"
-                )
-            object.__setattr__(self, "embed_timeout", int(self.embed_timeout))
-        for name, _, _ in limits:
-            object.__setattr__(self, name, int(getattr(self, name)))
-        object.__setattr__(self, "elements", tuple(self.elements))
-        object.__setattr__(self, "atom_properties", tuple(self.atom_properties))
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Name of every column of ``Conformer.features``, in order."""
-        names = [f"element={e}" for e in self.elements]
-        if self.other_element:
-            names.append("element=other")
-        for prop in self.atom_properties:
-            if prop == "hybridization":
-                names.extend(f"hybridization={h}" for h in HYBRIDIZATIONS)
-            else:
-                names.append(prop)
-        return names
-
-    def column_of_element(self) -> np.ndarray:
-        """Lookup table ``Z -> one-hot column`` (``-1`` where no column encodes ``Z``)."""
-        table = np.full(119, len(self.elements) if self.other_element else -1, dtype=np.int64)
-        for column, symbol in enumerate(self.elements):
-            table[_SYMBOL_TO_Z[symbol]] = column
-        return table
 
 
 def describe_input(item: Any) -> str:

@@ -16,14 +16,13 @@ from tqdm.auto import tqdm
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.conformer import Conformer
 from dc_invariant.embedding import (
-    DEFAULT_ELEMENTS,
     FeaturizationError,
-    FeaturizerSettings,
     _Encoder,
     conformer_from_arrays,
     describe_input,
     featurize_chunk,
 )
+from dc_invariant.featurizer_settings import DEFAULT_ELEMENTS, FeaturizerSettings
 from dc_invariant.geometry import clashing_molecules
 from dc_invariant.parallel import check_workers, connected, map_ordered
 

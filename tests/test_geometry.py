@@ -172,9 +172,9 @@ def test_embedding_time_limit_is_a_named_failure():
     out = featurizer.featurize([peptide, "CCO"], log_failures=False)
     assert isinstance(out[0], np.ndarray) and out[1].n_atoms == 9
     assert "embed_timeout=1 s" in featurizer.failures[0][2]
-    with pytest.raises(ValueError, match="embed_timeout must be in"):
+    with pytest.raises(ValueError, match=r"embed_timeout \(s\) == 0, must be >= 1"):
         ConformerFeaturizer(embed_timeout=0)
-    with pytest.raises(TypeError, match="embed_timeout must be a whole number"):
+    with pytest.raises(TypeError, match=r"embed_timeout \(s\) must be an instance of int"):
         ConformerFeaturizer(embed_timeout=1.5)
 
 

@@ -114,7 +114,6 @@ _FLAG_NAMES = (
     (re.compile(r"force_field='(\w+)'"), r"--force-field \1"),
     (re.compile(r"fragments='(\w+)'"), r"--fragments \1"),
     (re.compile(r"embed_timeout=(\d+)"), r"--embed-timeout \1"),
-    (re.compile(r"embed_timeout \(None: no limit\)"), "--embed-timeout (0: no limit)"),
     (re.compile(r"resume it \(resume=True, --resume\)"), "add --resume to continue it"),
 )
 
