@@ -79,3 +79,56 @@ def test_ci_runs_the_readme_test_command():
     [command] = re.findall(r"<!-- test-command -->\n```bash\n(.+?)\n```", readme)
     assert "test-command" in ci and "README.md" in ci
     assert command.startswith("python -m pytest")
+
+
+def _imports_of(path: Path, module: str, modules: set[str]) -> set[str]:
+    """Package modules that ``module`` imports explicitly, anywhere in its code."""
+    import ast
+
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for name in names:
+            # "from a.b import c" names module a.b.c when c is a module, else a.b
+            if name in modules:
+                found.add(name)
+                break
+    return found - {module}
+
+
+def test_no_import_cycles_in_the_package():
+    root = ROOT / "dc_invariant"
+    paths = {
+        ".".join(("dc_invariant", *p.relative_to(root).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        ): p
+        for p in root.rglob("*.py")
+    }
+    modules = set(paths)
+    graph = {m: _imports_of(p, m, modules) for m, p in paths.items()}
+    assert graph["dc_invariant.auditing.report"] >= {"dc_invariant.auditing.html"}  # sees edges
+
+    def cycle_from(start: str) -> list[str]:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    return [*trail, start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+        return []
+
+    cycles = [c for c in map(cycle_from, sorted(modules)) if c]
+    assert not cycles, " -> ".join(cycles[0])

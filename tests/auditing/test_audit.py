@@ -258,3 +258,38 @@ def test_deepchem_featurizer_failures_keep_deepchem_s_reason(dc):
         "C": "DeepChem could not featurize it: hydrogen first (on a transformed copy)",
     }
     assert report.n_inputs == 2 and report.molecules.empty
+
+
+def test_json_round_trip_gives_the_same_report(dataset, tmp_path):
+    from dc_invariant.auditing import AuditReport
+
+    report = audit(raw_x, dataset, seed=5, n_samples=2)
+    report.to_json(tmp_path / "audit.json")
+    again = AuditReport.from_json(tmp_path / "audit.json")
+    pd.testing.assert_frame_equal(again.molecules, report.molecules, check_dtype=False)
+    pd.testing.assert_frame_equal(again.summary, report.summary, check_dtype=False)
+    assert again.settings == json.loads(json.dumps(report.settings, default=float))
+    assert again.format() == report.format() and again.notes() == report.notes()
+    assert not list(tmp_path.glob("*.tmp"))  # written whole, then renamed
+
+
+def test_verdict_turns_exactly_at_the_tolerance(dataset):
+    """A target broken by a known deviation passes just above it and fails just below."""
+
+    def nudged(r: np.ndarray, x: np.ndarray) -> float:
+        return 1.0 + 1e-7 * float(r[:, 0].sum())
+
+    loose = audit(nudged, dataset, symmetries=("translation",), seed=2, rtol=0.0, atol=1.0)
+    worst = float(loose.molecules["abs_deviation"].max())
+    assert worst > 0 and loose.holds("translation")
+    above = audit(
+        nudged, dataset, symmetries=("translation",), seed=2, rtol=0.0, atol=worst * 1.001
+    )
+    below = audit(
+        nudged, dataset, symmetries=("translation",), seed=2, rtol=0.0, atol=worst * 0.999
+    )
+    assert above.holds("translation") and not below.holds("translation")
+    failed = below.molecules[
+        (below.molecules["symmetry"] == "translation") & ~below.molecules["passed"]
+    ]
+    assert (failed["abs_deviation"] > worst * 0.999).all() and len(failed) >= 1
