@@ -1,7 +1,9 @@
 """MoleculeNet data as datasets of `Conformer`s: QM9 with its DFT geometries, offline.
 
 For the CSV-based MoleculeNet sets (Delaney, FreeSolv, Lipophilicity, ...) DeepChem's own
-``dc.molnet.load_*`` functions work unchanged with `ConformerFeaturizer`.
+``dc.molnet.load_*`` functions work unchanged with `ConformerFeaturizer`; `load_molnet` runs
+them offline from a raw file. (Over 300 lines: QM9's reader, its unit conversions and its
+loader belong together.)
 """
 
 from __future__ import annotations
