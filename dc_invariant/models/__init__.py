@@ -1,7 +1,7 @@
 """Trainable invariant models over datasets of `Conformer`s: the tutorial's networks and
 SchNet (DeepChem ``TorchModel``s), and the `KernelModel` (kernel ridge regression)."""
 
-from dc_invariant.models.base import InvariantModel
+from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.kernel import KernelModel
 from dc_invariant.models.persistence import load_model
 from dc_invariant.models.schnet import SchNetModel
@@ -14,6 +14,7 @@ from dc_invariant.models.tutorial import (
 )
 
 __all__ = [
+    "Batch",
     "DenseModel",
     "InvariantModel",
     "KernelModel",

@@ -2,7 +2,7 @@
 
 A subclass names its settings (`settings`), builds its torch network from them
 (``build_network``) and says how a checked batch of molecules becomes network inputs
-(``_make_batch``). Everything else is here: seeded weights and training order, float64 kept
+(``make_batch``). Everything else is here: seeded weights and training order, float64 kept
 when asked (DeepChem casts to float32), predictions in fixed atom-bounded batches on one
 thread, forces by autograd, and JSON settings beside the checkpoints.
 """
@@ -52,11 +52,47 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
 
     Subclass it to bring your own network: set ``settings_class`` (a frozen dataclass
     derived from `ModelSettings`), and implement ``build_network(settings)`` and
-    ``_make_batch(molecules)``. The constructor takes the settings' fields and DeepChem's
+    ``make_batch(molecules)``. The constructor takes the settings' fields and DeepChem's
     ``TorchModel`` arguments (``batch_size``, ``learning_rate``, ``model_dir``, ``device``,
     ...) as keywords; unknown names raise ``TypeError``. The network returns per-molecule
     outputs of shape (B, n_outputs): one per task in regression, logits per task and class
-    in classification.
+    in classification. Training, prediction, forces, saving and `load_model` then work as
+    for the built-in models, and the audit checks the new network like any other.
+
+    Examples
+    --------
+    A network on each molecule's sum of squared distances to its centroid (invariant, and
+    blind to everything but size):
+
+    >>> from dataclasses import dataclass
+    >>> import torch
+    >>> from dc_invariant.models import Batch, ModelSettings
+    >>> @dataclass(frozen=True, kw_only=True)
+    ... class SpreadSettings(ModelSettings):
+    ...     scale: float = 1.0
+    >>> class SpreadNetwork(torch.nn.Module):
+    ...     def __init__(self, n_outputs):
+    ...         super().__init__()
+    ...         self.out = torch.nn.Linear(1, n_outputs)
+    ...     def forward(self, positions, counts):
+    ...         molecule = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    ...         spread = torch.zeros(len(counts), 1, dtype=positions.dtype)
+    ...         spread.index_add_(0, molecule, (positions**2).sum(1, keepdim=True))
+    ...         return self.out(spread)
+    >>> class SpreadModel(InvariantModel):
+    ...     settings_class = SpreadSettings
+    ...     def build_network(self, settings):
+    ...         return SpreadNetwork(settings.n_outputs)
+    ...     def make_batch(self, molecules):
+    ...         centred = molecules.centred_positions() * self.settings.scale
+    ...         return Batch([centred, molecules.counts], molecules.counts, padded=False)
+    >>> from dc_invariant import Conformer, audit
+    >>> water = Conformer(np.eye(3), np.ones((3, 11)), [8, 1, 1])
+    >>> model = SpreadModel(scale=0.5, dtype="float64")
+    >>> model.predict_on_batch(np.array([water])).shape
+    (1, 1)
+    >>> audit(model, [water], n_samples=1).holds("rotation")
+    True
     """
 
     settings_class: ClassVar[type[ModelSettings]] = ModelSettings
@@ -114,7 +150,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         """The torch network for ``settings``, with ``settings.n_outputs`` outputs."""
         raise NotImplementedError
 
-    def _make_batch(self, molecules: Molecules) -> Batch:
+    def make_batch(self, molecules: Molecules) -> Batch:
         raise NotImplementedError
 
     def _n_atoms_limit(self) -> Optional[int]:
@@ -140,7 +176,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
             pad_to=pad_to,
             n_atoms_limit=self._n_atoms_limit(),
         ):
-            yield self._make_batch(molecules), y, w
+            yield self.make_batch(molecules), y, w
 
     def default_generator(
         self,

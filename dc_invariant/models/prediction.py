@@ -1,7 +1,7 @@
 """Prediction paths of the torch models beyond DeepChem's ``predict``: stacked arrays (the
 audit's many copies) and forces by autograd, both on one inference thread.
 
-`PredictionMixin` is part of `InvariantModel`; it uses the model's ``_make_batch``,
+`PredictionMixin` is part of `InvariantModel`; it uses the model's ``make_batch``,
 ``_prepare_batch`` and ``_batches``.
 """
 
@@ -113,7 +113,7 @@ class PredictionMixin:
         self.model.eval()
         out = []
         for part in molecules.batches(batch_atoms):
-            batch = self._make_batch(part)
+            batch = self.make_batch(part)
             inputs, _, _ = self._prepare_batch((batch.inputs, None, None))
             if forces:
                 out.extend(self._forces(batch, inputs, task))

@@ -227,7 +227,7 @@ class SchNetModel(InvariantModel):
             pooling=settings.pooling,
         )
 
-    def _make_batch(self, molecules: Molecules) -> Batch:
+    def make_batch(self, molecules: Molecules) -> Batch:
         counts = molecules.counts
         positions = molecules.centred_positions()
         pairs = stacked_neighbor_pairs(positions, counts, self.settings.cutoff, directed=False)

@@ -20,7 +20,7 @@ def molecules(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def with_gradients(model, data) -> np.ndarray:
     """The network's outputs with autograd on: the path training and forces take."""
-    batch = model._make_batch(Molecules(*data))
+    batch = model.make_batch(Molecules(*data))
     inputs, _, _ = model._prepare_batch((batch.inputs, None, None))
     with torch.enable_grad():
         out = model.model(inputs)
