@@ -173,9 +173,6 @@ class SchNetModel(InvariantModel):
 
     Parameters
     ----------
-    n_tasks : int, default=1
-    n_features : int, default=11
-        Width of the atom features (``ConformerFeaturizer().n_features`` is 11).
     n_atom_basis : int, default=128
         Size of the atom representations.
     n_filters : int, default=128
@@ -188,14 +185,10 @@ class SchNetModel(InvariantModel):
     pooling : {"sum", "mean"}, default="sum"
     standardize : bool, default=True
         Fit per-element offsets and a scale on the first ``fit`` (regression only).
-    mode : {"regression", "classification"}, default="regression"
-    n_classes : int, default=2
-    dtype : {"float32", "float64"}, default="float32"
-    seed : int, default=0
-        Seeds the initial weights and the training order.
+    n_tasks, n_features, mode, n_classes, dtype, seed
+        As every model has them: see `ModelSettings`.
     **kwargs
-        Passed to DeepChem's ``TorchModel`` (``batch_size``, ``learning_rate``,
-        ``model_dir``, ...); unknown names raise ``TypeError``.
+        As for `RotationInvariantModel`.
 
     Examples
     --------

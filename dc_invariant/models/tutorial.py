@@ -177,24 +177,16 @@ class RotationInvariantModel(_PairModel):
 
     Parameters
     ----------
-    n_tasks : int, default=1
-        Outputs per molecule.
-    n_features : int, default=11
-        Width of the atom features (``ConformerFeaturizer().n_features`` is 11).
     hidden : int, default=16
         Hidden units.
     activation : {"tanh", "relu", "silu", "softplus"}, default="tanh"
     cutoff : float or None, default=None
         Pair cutoff in Å (see above); None sums over all pairs.
-    mode : {"regression", "classification"}, default="regression"
-    n_classes : int, default=2
-        Classes per task in classification mode.
-    dtype : {"float32", "float64"}, default="float32"
-    seed : int, default=0
-        Seeds the initial weights and the training order.
+    n_tasks, n_features, mode, n_classes, dtype, seed
+        As every model has them: see `ModelSettings`.
     **kwargs
         Passed to DeepChem's ``TorchModel`` (``batch_size``, ``learning_rate``,
-        ``model_dir``, ...); unknown names raise ``TypeError``.
+        ``model_dir``, ``device``, ...); unknown names raise ``TypeError``.
 
     Examples
     --------
