@@ -30,7 +30,7 @@ from dc_invariant.auditing.store import open_store, save_chunk
 from dc_invariant.auditing.targets import Outputs, predictor
 from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
-from dc_invariant.molecules import Molecules, segment_arange
+from dc_invariant.molecules import Molecules, segment_arange, starts_of
 from dc_invariant.parallel import check_workers, connected, map_ordered
 from dc_invariant.validation import (
     check_choice,
@@ -313,7 +313,7 @@ def audit_chunk(
 
 def _subset(outputs: Outputs, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The flat values and lengths of the molecules ``index`` of ``outputs``."""
-    offsets = np.cumsum(outputs.lengths) - outputs.lengths
+    offsets = starts_of(outputs.lengths)
     lengths = outputs.lengths[index]
     return outputs.values[segment_arange(offsets[index], lengths)], lengths
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dc_invariant.molecules import Molecules, segment_arange
+from dc_invariant.molecules import Molecules, segment_arange, starts_of
 from dc_invariant.symmetry import haar_rotations, householder_reflections, mixes
 
 #: Molecules per random-number block (chunks of an audit are whole blocks).
@@ -166,7 +166,7 @@ def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generato
     starts = np.repeat(molecules.starts, n_samples)  # first atom of each segment's molecule
     segment = np.repeat(np.arange(len(counts)), counts)
     keys = rng.random(int(counts.sum()))
-    first = np.cumsum(counts) - counts
+    first = starts_of(counts)
     orders = np.lexsort((keys, segment)) - np.repeat(first, counts)
     for k in np.flatnonzero(~mixes(orders, z, starts, counts)):
         n = int(counts[k])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from dc_invariant.auditing.copies import Copies
-from dc_invariant.molecules import segment_arange
+from dc_invariant.molecules import segment_arange, starts_of
 
 
 def segment_reduce(
@@ -20,7 +20,7 @@ def segment_reduce(
     out = np.full(len(lengths), empty, dtype=np.result_type(values, type(empty)))
     filled = lengths > 0
     if filled.any():
-        starts = (np.cumsum(lengths) - lengths)[filled]
+        starts = starts_of(lengths)[filled]
         # Zero-length segments are left out of ``starts``; they hold no values, so every
         # remaining segment still ends where the next non-empty one begins.
         out[filled] = ufunc.reduceat(values, starts)
@@ -62,7 +62,7 @@ def compare(
     finite : np.ndarray of bool, shape (n_molecules + n_copies,)
         Whether every output value of each molecule / copy is finite.
     """
-    offsets = np.cumsum(lengths) - lengths
+    offsets = starts_of(lengths)
     finite = segment_reduce(np.logical_and, np.isfinite(values), lengths, True)
     base_length, base_offset = lengths[:n_molecules], offsets[:n_molecules]
     copy_length, copy_offset = lengths[n_molecules:], offsets[n_molecules:]
@@ -90,7 +90,7 @@ def compare(
         source = source + element
     else:
         w = np.repeat(width[owner[k]], size)
-        copy_atom_start = np.cumsum(copies.molecules.counts) - copies.molecules.counts
+        copy_atom_start = copies.molecules.starts
         atom = copies.order[np.repeat(copy_atom_start[k], size) + element // w]
         source = source + atom * w + element % w
     expected = values[source]
