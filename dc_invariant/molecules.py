@@ -250,7 +250,9 @@ class Molecules:
     def range(self, first: int, last: int) -> Molecules:
         """Molecules ``first`` to ``last - 1`` as views (no copy)."""
         lo = int(self.counts[:first].sum())
-        hi = lo + int(self.counts[first:last].sum())
+        return self._range(first, last, lo, lo + int(self.counts[first:last].sum()))
+
+    def _range(self, first: int, last: int, lo: int, hi: int) -> Molecules:
         return Molecules(
             self.positions[lo:hi],
             self.features[lo:hi],
@@ -264,9 +266,9 @@ class Molecules:
         ends = self.ends
         first = 0
         while first < len(self):
-            before = int(ends[first] - self.counts[first])
-            last = max(first + 1, int(np.searchsorted(ends, before + max_atoms, side="right")))
-            yield self.range(first, last)
+            lo = int(ends[first] - self.counts[first])
+            last = max(first + 1, int(np.searchsorted(ends, lo + max_atoms, side="right")))
+            yield self._range(first, last, lo, int(ends[last - 1]))
             first = last
 
     def centred_positions(self) -> FloatArray:
