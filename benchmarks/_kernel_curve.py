@@ -14,36 +14,13 @@ Imported by ``qm9_accuracy.py``; not a benchmark itself.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any, Callable
 
 import numpy as np
-import psutil
+from _measure import PeakMemory
 
 from dc_invariant.models import KernelModel
-
-
-class PeakMemory:
-    """Peak resident memory of this process above its level at entry (sampled, GiB)."""
-
-    def __enter__(self) -> PeakMemory:
-        self._process = psutil.Process()
-        self.start = self._process.memory_info().rss
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.gib = (self.peak - self.start) / 2**30
 
 
 def subset(dataset: Any, n: int, seed: int) -> Any:

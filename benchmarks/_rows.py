@@ -19,6 +19,7 @@ This module is imported by the benchmark scripts, which Python runs with ``bench
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from typing import Any, Optional
@@ -93,6 +94,13 @@ def result_row(
         # numpy booleans are not JSON serialisable.
         "met": None if met is None else bool(met),
     }
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json PATH``, through which ``run_all.py`` asks a benchmark for its rows."""
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
+    )
 
 
 def write_rows(path: str, rows: list[dict[str, Any]]) -> None:

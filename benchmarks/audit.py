@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from _rows import result_row, write_rows
+from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.auditing import SYMMETRIES, audit
@@ -77,9 +77,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--molecules", type=int, default=None, help="default: all of QM9")
     parser.add_argument("--naive", type=int, default=300, help="molecules for the naive loop")
     parser.add_argument("--quick", action="store_true", help="2,000 molecules, naive 100")
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write the comparison as JSON result rows to PATH"
-    )
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.molecules, args.naive = 2_000, 100

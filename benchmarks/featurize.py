@@ -49,12 +49,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional
 
 import joblib
 import numpy as np
 import rdkit
-from _rows import result_row, write_rows
+from _measure import best_time, load_average, usable_cpus
+from _rows import add_json_option, result_row, write_rows
 from rdkit import Chem, RDConfig, rdBase
 from rdkit.Chem import rdDistGeom
 
@@ -62,7 +63,6 @@ import dc_invariant
 from dc_invariant import ConformerFeaturizer
 from dc_invariant._deepchem import import_deepchem
 
-T = TypeVar("T")
 Result = dict[str, Any]  # one result row for --json, see benchmarks/_rows.py
 
 BENCHMARK = "featurize"
@@ -123,9 +123,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         default=None,
         help="best of this many runs for every method (default 1 when embedding, 3 for QM9)",
     )
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
-    )
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.n is None:
         args.n = 100 if args.quick else 1000
@@ -136,29 +134,6 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     return args
-
-
-def best_time(run: Callable[[], T], repeats: int) -> tuple[float, T]:
-    """Shortest wall time of ``repeats`` calls of ``run``, and that call's result."""
-    runs: list[tuple[float, T]] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        runs.append((time.perf_counter() - start, result))
-    return min(runs, key=lambda run_: run_[0])
-
-
-def usable_cpus() -> int:
-    # A container may be allowed fewer cores than the machine has; the speed-up depends on those.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def load_average() -> str:
-    if not hasattr(os, "getloadavg"):
-        return "n/a"
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def read_nci_smiles(n: int) -> tuple[list[str], int]:
@@ -246,8 +221,10 @@ def embedding_section(
 
     # Timed in two parts so that the DeepChem rows, which embed only `head`, are compared
     # with the raw loop on exactly their molecules.
-    head_total, head_run = best_time(lambda: raw_embed(head), repeats)
-    tail_total, tail_run = best_time(lambda: raw_embed(tail), repeats) if tail else (0.0, None)
+    head_total, head_run, _ = best_time(lambda: raw_embed(head), repeats)
+    tail_total, tail_run, _ = (
+        best_time(lambda: raw_embed(tail), repeats) if tail else (0.0, None, 0)
+    )
     runs = [r for r in (head_run, tail_run) if r is not None]
     head_seconds = head_total - head_run.retry_seconds
     raw_total = head_total + tail_total
@@ -264,7 +241,9 @@ def embedding_section(
     )
 
     single = ConformerFeaturizer(n_jobs=1)
-    single_seconds, _ = best_time(lambda: single.featurize(smiles, log_failures=False), repeats)
+    single_seconds = best_time(
+        lambda: single.featurize(smiles, log_failures=False), repeats
+    ).seconds
     ratio = single_seconds / raw_seconds
     single_passed = ratio <= SINGLE_JOB_MAX_RATIO
     rows.append(
@@ -283,7 +262,7 @@ def embedding_section(
     # Starting the loky workers (a process each, importing RDKit) is a one-off cost per
     # session, not a per-molecule one, so the pool is started before the clock runs.
     double.featurize(smiles[:8], log_failures=False)
-    seconds, _ = best_time(lambda: double.featurize(smiles, log_failures=False), repeats)
+    seconds = best_time(lambda: double.featurize(smiles, log_failures=False), repeats).seconds
     speedup = single_seconds / seconds
     # Two jobs cannot run side by side on one core; the target then says nothing.
     double_passed = speedup >= TWO_JOB_MIN_SPEEDUP if usable_cpus() >= 2 else None
@@ -309,7 +288,7 @@ def embedding_section(
     # CoulombMatrix divides by each atom's zero distance to itself before it overwrites the
     # diagonal; numpy's warning about it is noise here.
     with np.errstate(divide="ignore"):
-        seconds, features = best_time(lambda: coulomb.featurize(head), repeats)
+        seconds, features, _ = best_time(lambda: coulomb.featurize(head), repeats)
     rows.append(
         Row(
             f"DeepChem CoulombMatrix(max_atoms={max_atoms}){subset}",
@@ -320,7 +299,7 @@ def embedding_section(
         )
     )
     conformer = dc.feat.RDKitConformerFeaturizer()
-    seconds, features = best_time(lambda: conformer.featurize(head), repeats)
+    seconds, features, _ = best_time(lambda: conformer.featurize(head), repeats)
     rows.append(
         Row(
             f"DeepChem RDKitConformerFeaturizer(){subset}",
@@ -441,7 +420,7 @@ def conformer_section(
     mols = [qm9_mol(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
     n = len(mols)
 
-    peer_seconds, _ = best_time(lambda: raw_read(mols), repeats)
+    peer_seconds = best_time(lambda: raw_read(mols), repeats).seconds
     rows = [Row("QM9 3D Mols: raw RDKit positions + atomic numbers (peer)", n, 0, peer_seconds)]
     meeting: list[str] = []
     best_rate = 0.0
@@ -475,7 +454,7 @@ def conformer_section(
     ]
     results: list[Result] = []
     for title, label, ours, featurizer, run in candidates:
-        seconds, _ = best_time(lambda f=featurizer, run=run: run(f), repeats)
+        seconds = best_time(lambda f=featurizer, run=run: run(f), repeats).seconds
         row = Row(
             title,
             n,

@@ -29,7 +29,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from _rows import result_row, write_rows
+from _measure import best_time, load_average
+from _rows import add_json_option, result_row, write_rows
 
 import dc_invariant.models.prediction as prediction
 import dc_invariant.models.tutorial_networks as networks
@@ -39,12 +40,6 @@ from dc_invariant.reference import init_weights, rotation_invariant
 
 TARGETS = {"float32": 2.5, "float64": 3.0}
 HIDDEN = 16
-
-
-def timed(run: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def floor_parts(n_values: int, dtype: str, rng: np.random.Generator) -> dict[str, float]:
@@ -60,10 +55,12 @@ def floor_parts(n_values: int, dtype: str, rng: np.random.Generator) -> dict[str
 
     xn, yn = x.numpy(), y.numpy()
     return {
-        "np.tanh": timed(each(lambda n: np.tanh(xn[:n], out=yn[:n]))),
-        "torch.tanh": timed(each(lambda n: torch.tanh(x[:n], out=y[:n]))),
-        "multiply-add": timed(each(lambda n: torch.add(v[:n], x[:n], alpha=0.5, out=y[:n]))),
-        "sum": timed(each(lambda n: y[:n].view(-1, HIDDEN).sum(0))),
+        "np.tanh": best_time(each(lambda n: np.tanh(xn[:n], out=yn[:n]))).seconds,
+        "torch.tanh": best_time(each(lambda n: torch.tanh(x[:n], out=y[:n]))).seconds,
+        "multiply-add": best_time(
+            each(lambda n: torch.add(v[:n], x[:n], alpha=0.5, out=y[:n]))
+        ).seconds,
+        "sum": best_time(each(lambda n: y[:n].view(-1, HIDDEN).sum(0))).seconds,
     }
 
 
@@ -74,9 +71,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=7, help="best of, interleaved")
     parser.add_argument("--quick", action="store_true", help="1,000 molecules")
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
-    )
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.molecules = 1_000
@@ -92,7 +87,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"# {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads by default), load average "
-        f"{os.getloadavg()[0]:.1f} at start\n"
+        f"{load_average()} at start\n"
     )
 
     start = time.perf_counter()
@@ -120,20 +115,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                 torch.set_num_threads(threads)
             for name, seconds in parts.items():
                 best[dtype, name] = min(best.get((dtype, name), np.inf), seconds)
-            start = time.perf_counter()
-            predicted = model.predict(dataset)[:, 0]
-            seconds = time.perf_counter() - start
+            seconds, predicted, _ = best_time(lambda model=model: model.predict(dataset))
             best[dtype, "predict"] = min(best.get((dtype, "predict"), np.inf), seconds)
-            deviations[dtype] = float(np.max(np.abs(predicted - reference) / np.abs(reference)))
+            relative = np.abs(predicted[:, 0] - reference) / np.abs(reference)
+            deviations[dtype] = float(np.max(relative))
     # Torch's own thread setting, for comparison: once or twice, it can be very slow when
     # the machine is busy.
     prediction.INFERENCE_THREADS = 0
     try:
-        for _ in range(2):
-            seconds = timed(lambda: models["float32"].predict(dataset))
-            best["float32", "default threads"] = min(
-                best.get(("float32", "default threads"), np.inf), seconds
-            )
+        best["float32", "default threads"] = best_time(
+            lambda: models["float32"].predict(dataset), 2
+        ).seconds
     finally:
         prediction.INFERENCE_THREADS = 1
 

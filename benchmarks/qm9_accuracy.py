@@ -37,7 +37,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from _kernel_curve import learning_curve, report_curve
-from _rows import result_row, write_rows
+from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.datasets import load_qm9, qm9_mol, read_qm9_table
@@ -170,9 +170,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="evaluate the SchNet saved in DIR by an earlier run with the same split and seed "
         "instead of training one (the peers are still trained in this run)",
     )
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write the test MAEs as JSON result rows to PATH"
-    )
+    add_json_option(parser)
     parser.add_argument(
         "--curve", default="1000,2000,5000,10000", help="KernelModel training sizes ('' skips)"
     )

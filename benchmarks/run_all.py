@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from _measure import usable_cpus
 from _rows import check_rows
 
 HERE = Path(__file__).resolve().parent
@@ -165,14 +166,13 @@ def cpu_model() -> str:
 
 def machine_line(quick: bool, names: Sequence[str], total_seconds: float) -> str:
     """One line naming the machine, the software and the run."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     command = "python benchmarks/run_all.py" + (" --quick" if quick else "")
     if list(names) != list(BENCHMARKS):
         command += f" --only {','.join(names)}"
     return (
         f"Measured {date} with `{command}` ({total_seconds / 60:.1f} min) on "
-        f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} CPUs ({usable} usable); "
+        f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} CPUs ({usable_cpus()} usable); "
         f"Python {platform.python_version()}, torch {version('torch')}, "
         f"deepchem {version('deepchem')}, rdkit {version('rdkit', 'rdkit-pypi')}, "
         f"dc_invariant {version('dc_invariant', 'dc-invariant')}."

@@ -31,25 +31,32 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from _rows import result_row, write_rows
+from _measure import load_average
+from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RotationInvariantModel, SchNetModel
 
-ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 TIME_TARGET = 3.0
 MEMORY_TARGET_MIB = 1024.0
 
 # Runs the CLI in this process and reports its own resources as one JSON line on stderr.
-_MEASURED_CLI = """
+# The benchmarks folder joins sys.path only after the CLI has run, so that its scripts'
+# names cannot shadow a module the CLI imports.
+_MEASURED_CLI = f"""
 import json, resource, sys, time
 start = time.perf_counter()
 from dc_invariant.cli import main
 status = main(sys.argv[1:])
+seconds = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"status": status, "seconds": time.perf_counter() - start,
+sys.path.append({str(HERE)!r})
+from _measure import max_rss_mib
+print(json.dumps({{"status": status, "seconds": seconds,
                   "user": usage.ru_utime, "system": usage.ru_stime,
-                  "peak_mib": usage.ru_maxrss / 1024}), file=sys.stderr)
+                  "peak_mib": max_rss_mib()}}), file=sys.stderr)
 """
 
 
@@ -140,15 +147,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--only", choices=("audit", "train"), help="run only the audits or only the epochs"
     )
-    parser.add_argument(
-        "--json", metavar="PATH", help="also write the comparisons as JSON result rows to PATH"
-    )
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.audit_molecules, args.train_molecules = 300, 1_000
     print(
         f"# {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"load average {os.getloadavg()[0]:.1f} at start\n"
+        f"load average {load_average()} at start\n"
     )
     n = args.audit_molecules
     rows = []
