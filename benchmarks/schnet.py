@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from _measure import load_average
+from _measure import best_time, load_average
 from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant.datasets import load_qm9
@@ -114,16 +114,10 @@ def filter_floor(molecules: int, copies_per_molecule: int) -> dict[str, float]:
     torch.set_num_threads(1)
     try:
         one_block()
-        best = min(_seconds(one_block) for _ in range(5))
+        best = best_time(one_block, 5).seconds
     finally:
         torch.set_num_threads(saved)
     return {"pairs": float(total), "seconds": best * total / block}
-
-
-def _seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
 
 
 def epoch_seconds(model, dataset) -> tuple[float, float]:
