@@ -538,7 +538,7 @@ def load_model(model_dir: str, **overrides: Any) -> Any:
         )
     if not issubclass(MODEL_CLASSES[name], InvariantModel):
         # Not a TorchModel (KernelModel): it reads its own files.
-        return MODEL_CLASSES[name].load(model_dir)
+        return MODEL_CLASSES[name].load(model_dir, **overrides)
     model = _from_config(config, **{**overrides, "model_dir": model_dir})
     model.restore()
     return model

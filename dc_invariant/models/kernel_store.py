@@ -1,0 +1,67 @@
+"""A `KernelModel` on disk: JSON settings plus one ``.npz`` of arrays, never pickles.
+
+Arrays are stored as NumPy on the CPU, and the device is not a saved setting, so a model
+fitted on a GPU loads on a machine without one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from dc_invariant.models.base import CONFIG_FILE
+from dc_invariant.models.kernel_predict import TrainedKernel
+
+ARRAYS_FILE = "kernel_model.npz"
+
+
+def write(model_dir: str, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``config`` (JSON) and ``arrays`` (``.npz``) to ``model_dir``.
+
+    Each file is written under a temporary name and renamed, so it is complete or absent.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, ARRAYS_FILE)
+    with open(path + ".tmp", "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(path + ".tmp", path)
+    path = os.path.join(model_dir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+def read(model_dir: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The settings and arrays that `write` left in ``model_dir``."""
+    with open(os.path.join(model_dir, CONFIG_FILE)) as handle:
+        config = json.load(handle)
+    path = os.path.join(model_dir, ARRAYS_FILE)
+    if not os.path.isfile(path) or not config.get("fitted"):
+        raise FileNotFoundError(f"{model_dir} holds no fitted KernelModel ({ARRAYS_FILE})")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    return config, arrays
+
+
+def load(cls: type, model_dir: str, overrides: dict[str, Any]) -> Any:
+    """A ``cls`` (`KernelModel`) restored from ``model_dir``, on the device ``overrides`` name.
+
+    Only settings that leave the fitted model unchanged may be overridden: ``device`` and
+    ``memory_mb``.
+    """
+    unknown = sorted(set(overrides) - {"device", "memory_mb"})
+    if unknown:
+        raise ValueError(
+            f"a KernelModel is loaded with only device= or memory_mb= overrides, got {unknown}"
+        )
+    config, arrays = read(model_dir)
+    model = cls(**{**config["hyperparameters"], **overrides}, model_dir=model_dir)
+    model._elements = np.asarray(arrays["elements"], dtype=np.int64)
+    model.fitted = config["fitted"]
+    model._trained = TrainedKernel.from_arrays(
+        arrays, model.representation, model.fitted["sigma"], model.memory_bytes, model.device
+    )
+    return model
