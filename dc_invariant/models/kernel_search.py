@@ -91,7 +91,9 @@ def choose(
             kernels, counts, y, sigmas, regs, h["valid_fraction"], h["seed"]
         )
         table += [{**row, "n_train": len(y)} for row in rows]
-    return kernels[sigmas.index(sigma)], float(score), float(sigma), float(reg), table
+    # A copy, so that the other widths' kernels are freed before the final solve.
+    kernel = kernels[sigmas.index(sigma)].copy() if len(kernels) > 1 else kernels[0]
+    return kernel, float(score), float(sigma), float(reg), table
 
 
 def _subset(sets: list[AtomSet], molecules: np.ndarray) -> list[AtomSet]:
