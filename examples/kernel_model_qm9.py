@@ -32,7 +32,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"{len(test) - len(known)} test molecule(s) with elements not in training dropped")
     test = test.select(np.array(known))
 
-    model = KernelModel(model_dir=tempfile.mkdtemp())  # sigma and regularization searched
+    # sigma and regularization searched; on a GPU when there is one (device=None)
+    model = KernelModel(model_dir=tempfile.mkdtemp())
     valid_mae = model.fit(train)
     print(
         f"chose sigma={model.fitted['sigma']:g}, regularization="
@@ -47,7 +48,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"better than the mean by 10x: {test_mae < spread / 10}")
 
     model.save()
-    again = load_model(model.model_dir)
+    # The device is not saved: load_model(folder, device="cpu") loads a GPU-fitted model anywhere.
+    again = load_model(model.model_dir, device=model.device)
     same = np.array_equal(again.predict(test), model.predict(test))
     print(f"reloaded model predicts identically: {same}")
 

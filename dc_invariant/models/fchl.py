@@ -89,34 +89,33 @@ class FCHL19:
         # Neighbour search on detached float64 values: it only picks pairs.
         coords = positions.detach().cpu().numpy().astype(np.float64)
         i, j = stacked_neighbor_pairs(coords, counts, self.cutoff)
-        dtype = positions.dtype
+        dtype, device = positions.dtype, positions.device
         if len(i) == 0:
-            return torch.zeros((n_total, self.size(n_elements)), dtype=dtype)
-        elements = torch.as_tensor(element_index)
-        vec = positions[j] - positions[i]
+            return torch.zeros((n_total, self.size(n_elements)), dtype=dtype, device=device)
+        elements = torch.as_tensor(element_index, device=device)
+        i_t, j_t = torch.as_tensor(i, device=device), torch.as_tensor(j, device=device)
+        vec = positions[j_t] - positions[i_t]
         r = torch.linalg.vector_norm(vec, dim=1)
         fc = 0.5 * (torch.cos(math.pi * r / self.cutoff) + 1.0)
-        two = torch.zeros((n_total, n_elements * self.n_radial2), dtype=dtype).index_add(
-            0, torch.as_tensor(i), self._two_body(r, fc, elements[j], n_elements)
-        )
+        # Each pair's radial terms go straight to its (centre, neighbour element) slot.
+        slot = i_t * n_elements + elements[j_t]
+        two = torch.zeros((n_total * n_elements, self.n_radial2), dtype=dtype, device=device)
+        two = two.index_add(0, slot, self._two_body(r, fc)).reshape(n_total, -1)
         three = self._three_body(n_total, vec, r, fc, i, j, elements, n_elements)
         return torch.cat([two, three], dim=1)
 
-    def _two_body(
-        self, r: torch.Tensor, fc: torch.Tensor, neighbour: torch.Tensor, n_elements: int
-    ) -> torch.Tensor:
-        """Log-normal radial terms of every directed pair, in the neighbour's element slot."""
-        centres = torch.linspace(0, self.cutoff, self.n_radial2 + 1, dtype=r.dtype)[1:]
+    def _two_body(self, r: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
+        """Log-normal radial terms of every directed pair, shape (n_pairs, n_radial2)."""
+        centres = torch.linspace(
+            0, self.cutoff, self.n_radial2 + 1, dtype=r.dtype, device=r.device
+        )[1:]
         spread2 = torch.log1p(self.eta2 / r**2)
         mu = torch.log(r) - 0.5 * spread2
         gauss = torch.exp(
             -((torch.log(centres)[None, :] - mu[:, None]) ** 2) / (2 * spread2[:, None])
         )
         radial = gauss / (torch.sqrt(2 * math.pi * spread2)[:, None] * centres[None, :])
-        radial = radial * (fc / r**self.two_body_decay)[:, None]
-        slots = torch.zeros((len(r), n_elements, self.n_radial2), dtype=r.dtype)
-        slots[torch.arange(len(r)), neighbour] = radial
-        return slots.reshape(len(r), -1)
+        return radial * (fc / r**self.two_body_decay)[:, None]
 
     def _three_body(
         self,
@@ -132,10 +131,12 @@ class FCHL19:
         """Three-body terms of every centre ``i``, summed over its neighbour pairs ``j < k``."""
         n_pairs = n_elements * (n_elements + 1) // 2
         width = self.n_radial3 * 2
-        a, b = _neighbour_pairs(i)
-        if len(a) == 0:
-            return torch.zeros((n_total, n_pairs * width), dtype=r.dtype)
-        centre = torch.as_tensor(i[a])
+        device = r.device
+        a_np, b_np = _neighbour_pairs(i)
+        if len(a_np) == 0:
+            return torch.zeros((n_total, n_pairs * width), dtype=r.dtype, device=device)
+        centre = torch.as_tensor(i[a_np], device=device)
+        a, b = torch.as_tensor(a_np, device=device), torch.as_tensor(b_np, device=device)
         r_ij, r_ik = r[a], r[b]
         v_ij, v_ik = vec[a], vec[b]
         v_jk = v_ik - v_ij
@@ -153,14 +154,17 @@ class FCHL19:
         atm = (1.0 + 3.0 * cos_i * cos_j * cos_k) / (r_ij * r_ik * r_jk) ** self.three_body_decay
         damp = 2.0 * math.exp(-(self.zeta**2) / 2)
         scale = weight * atm * fc[a] * fc[b] * damp
-        centres = torch.linspace(0, self.cutoff, self.n_radial3 + 1, dtype=r.dtype)[1:]
+        centres = torch.linspace(0, self.cutoff, self.n_radial3 + 1, dtype=r.dtype, device=device)
+        centres = centres[1:]
         radial = torch.exp(-self.eta3 * ((0.5 * (r_ij + r_ik))[:, None] - centres[None, :]) ** 2)
         angular = torch.stack([cos_i, sin_i], dim=1) * scale[:, None]
         terms = (radial[:, :, None] * angular[:, None, :]).reshape(len(a), -1)
-        e_j, e_k = elements[j[a]], elements[j[b]]
+        e_j = elements[torch.as_tensor(j[a_np], device=device)]
+        e_k = elements[torch.as_tensor(j[b_np], device=device)]
         low, high = torch.minimum(e_j, e_k), torch.maximum(e_j, e_k)
         slot = centre * n_pairs + low * n_elements - low * (low - 1) // 2 + (high - low)
-        flat = torch.zeros((n_total * n_pairs, width), dtype=r.dtype).index_add(0, slot, terms)
+        flat = torch.zeros((n_total * n_pairs, width), dtype=r.dtype, device=device)
+        flat = flat.index_add(0, slot, terms)
         return flat.reshape(n_total, n_pairs * width)
 
 

@@ -2,52 +2,41 @@
 
 The choice for small data on CPUs (hundreds to about 20,000 molecules). Regression only.
 Saved as JSON settings plus one ``.npz`` of arrays (no pickles); `load_model` restores it.
+The search is `kernel_search`'s, the solves `kernel_ridge`'s, the saved files `kernel_store`'s
+and predictions `kernel_predict`'s.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import time
 from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.files import atomic, write_json
-from dc_invariant.models import kernel_ridge
+from dc_invariant.models import kernel_ridge, kernel_search, kernel_store
 from dc_invariant.models.batching import transform_scale
 from dc_invariant.models.fchl import FCHL19
 from dc_invariant.models.kernel_data import (
     Projection,
+    batches,
+    check_arrays,
     check_labels,
     element_index,
     representation,
+    resolve_device,
     stack_dataset,
 )
-from dc_invariant.models.local_kernel import AtomSet, atom_sums, kernel_matrices, sum_gradients
-from dc_invariant.models.persistence import CONFIG_FILE, MODEL_CLASSES, read_config
+from dc_invariant.models.kernel_predict import TrainedKernel, element_counts
+from dc_invariant.models.kernel_store import ARRAYS_FILE
+from dc_invariant.models.local_kernel import blas_on_one_thread
+from dc_invariant.models.persistence import MODEL_CLASSES
 
 dc = import_deepchem()
 
-ARRAYS_FILE = "kernel_model.npz"
-#: Settings `KernelModel.load` may change: they leave the fitted function alone.
-_LOAD_OVERRIDES = frozenset({"memory_mb"})
-
-
-def _torch_threads_only(method: Callable) -> Callable:
-    """Run with NumPy's BLAS on one thread: the heavy work runs on torch's threads, and
-    OpenBLAS threads started beside them contend (a 720x720 eigh took 4 s instead of 0.2 s)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with threadpool_limits(limits=1, user_api="blas"):
-            return method(*args, **kwargs)
-
-    return wrapper
+__all__ = ["ARRAYS_FILE", "KernelModel"]
 
 
 class KernelModel(dc.models.Model):
@@ -81,16 +70,22 @@ class KernelModel(dc.models.Model):
         Candidates of the validation search.
     valid_fraction : float, default=0.1
         Share of the training set held out by the search.
-    search_size : int, default=2000
+    search_size : int, default=10000
         With more training molecules than this, widths are compared on a seeded subset of
         this size and only the chosen width's kernel is computed for the whole set (where
-        ``regularization`` is chosen).
+        ``regularization`` is chosen); up to it, all pairs are compared on the whole set
+        (``8 n² len(sigmas)`` bytes of kernels: 2.4 GB at 10,000 molecules).
     pca_tolerance : float, default=1e-6
         Share of each element's variance the projection may drop (0 keeps every axis).
     representation : dict, optional
         `FCHL19` settings (defaults: qmllib's).
     memory_mb : int, default=256
         Budget of each work block of the kernel computation.
+    device : str or torch.device, optional
+        Where the representation, the kernel blocks and the force gradients run; by default
+        CUDA when ``torch.cuda.is_available()``, else the CPU (DeepChem's `TorchModel`
+        convention). The Cholesky solves run on the CPU. Results are NumPy arrays. Not a
+        saved setting: ``load_model(model_dir, device="cpu")`` picks another one.
     seed : int, default=0
         Seed of the validation split.
     model_dir : str, optional
@@ -122,30 +117,25 @@ class KernelModel(dc.models.Model):
         *,
         sigma: Optional[float] = None,
         regularization: Optional[float] = None,
-        sigmas: Sequence[float] = (2.0, 4.0, 8.0),
-        regularizations: Sequence[float] = (1e-8, 1e-6, 1e-4),
+        sigmas: Sequence[float] = (2.5, 3.0, 4.0),
+        regularizations: Sequence[float] = (1e-6, 1e-5, 1e-4),
         valid_fraction: float = 0.1,
-        search_size: int = 2000,
+        search_size: int = 10_000,
         pca_tolerance: float = 1e-6,
         representation: Optional[dict[str, float]] = None,
         memory_mb: int = 256,
         seed: int = 0,
         model_dir: Optional[str] = None,
+        device: Union[str, torch.device, None] = None,
     ) -> None:
         if not isinstance(n_tasks, (int, np.integer)) or isinstance(n_tasks, bool) or n_tasks < 1:
             raise ValueError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
-        for name, values in (("sigmas", sigmas), ("regularizations", regularizations)):
-            if len(values) == 0 or min(values) <= 0:
-                raise ValueError(f"{name} must be positive numbers, got {list(values)}")
-        for name, value in (("sigma", sigma), ("regularization", regularization)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
-        if not 0 < valid_fraction < 1:
-            raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
-        if search_size < 10:
-            raise ValueError(f"search_size must be >= 10, got {search_size}")
+        kernel_search.check_settings(
+            sigma, regularization, sigmas, regularizations, valid_fraction, search_size
+        )
         if not 0 <= pca_tolerance < 1:
             raise ValueError(f"pca_tolerance must be in [0, 1), got {pca_tolerance}")
+        self.device = resolve_device(device)
         super().__init__(model_dir=model_dir)
         self.n_tasks = int(n_tasks)
         self.representation = FCHL19(**(representation or {}))
@@ -165,11 +155,11 @@ class KernelModel(dc.models.Model):
         self.memory_bytes = int(memory_mb) * 2**20
         #: What fit chose and measured (elements, sigma, regularization, search table, ...).
         self.fitted: Optional[dict[str, Any]] = None
-        self._arrays: dict[str, np.ndarray] = {}
+        self._trained: Optional[TrainedKernel] = None
 
     # ---- fit -----------------------------------------------------------------------------
 
-    @_torch_threads_only
+    @blas_on_one_thread
     def fit(self, dataset: Any) -> float:
         """Fit offsets, choose ``sigma`` and ``regularization`` unless given, and solve.
 
@@ -186,79 +176,44 @@ class KernelModel(dc.models.Model):
         elements = np.unique(stacked.atomic_numbers)
         index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
         vectors = representation(
-            self.representation, stacked.positions, index, stacked.counts, len(elements)
-        )
-        projection = Projection.fit(
-            vectors, index, len(elements), self.hyperparameters["pca_tolerance"]
-        )
+            self.representation, stacked.positions, index, stacked.counts, len(elements),
+            self.device,
+        )  # fmt: skip
+        h = self.hyperparameters
+        projection = Projection.fit(vectors, index, len(elements), h["pca_tolerance"])
         sets = projection.atom_sets(vectors, index, stacked.molecule)
         del vectors
-        counts = _element_counts(index, stacked.molecule, len(y), len(elements))
-        h = self.hyperparameters
-        sigmas = [h["sigma"]] if h["sigma"] else h["sigmas"]
-        regs = [h["regularization"]] if h["regularization"] else h["regularizations"]
-        table: list[dict[str, Any]] = []
-        if len(sigmas) > 1 and len(y) > h["search_size"]:
-            # Widths are compared on a seeded subset: each width over the full set costs
-            # another pass over n_train² atom pairs, and the best width moves little with n.
-            sub = np.sort(
-                np.random.default_rng(h["seed"]).choice(len(y), h["search_size"], replace=False)
-            )
-            kernels = kernel_matrices(
-                _subset(sets, sub), None, len(sub), len(sub), sigmas, self.memory_bytes
-            )
-            (_, sigma, _), table = kernel_ridge.search(
-                kernels, counts[sub], y[sub], sigmas, regs, h["valid_fraction"], h["seed"]
-            )
-            for row in table:
-                row["n_train"] = len(sub)
-            sigmas = [sigma]
-        kernels = kernel_matrices(sets, None, len(y), len(y), sigmas, self.memory_bytes)
-        score, sigma, reg = np.nan, sigmas[0], regs[0]
-        if (len(sigmas) > 1 or len(regs) > 1) and len(y) >= 10:
-            (score, sigma, reg), rows = kernel_ridge.search(
-                kernels, counts, y, sigmas, regs, h["valid_fraction"], h["seed"]
-            )
-            table += [{**row, "n_train": len(y)} for row in rows]
-        kernel = kernels[sigmas.index(sigma)]
-        del kernels
+        counts = element_counts(index, stacked.molecule, len(y), len(elements))
+        kernel, score, sigma, reg, table = kernel_search.choose(
+            sets, counts, y, h, self.memory_bytes
+        )
         offsets = kernel_ridge.offsets(counts, y)
         alpha = kernel_ridge.solve(kernel, reg, y - counts @ offsets)
-        arrays = {"elements": elements, "offsets": offsets, "alpha": alpha}
-        for e, atoms in enumerate(sets):
-            arrays[f"mean_{e}"] = projection.means[e]
-            arrays[f"axes_{e}"] = projection.axes[e]
-            arrays[f"vectors_{e}"] = atoms.vectors
-            arrays[f"molecule_{e}"] = atoms.molecule
-        self._restore(arrays)
+        del kernel
+        self._elements = elements
+        self._trained = TrainedKernel(
+            self.representation, projection, sets, offsets, alpha, sigma, self.memory_bytes
+        )
         self.fitted = {
             "elements": [int(z) for z in elements],
-            "sigma": float(sigma),
-            "regularization": float(reg),
-            "valid_mae": None if np.isnan(score) else float(score),
+            "sigma": sigma,
+            "regularization": reg,
+            "valid_mae": None if np.isnan(score) else score,
             "search": table,
             "n_train": len(y),
             "dimensions": [int(a.shape[1]) for a in projection.axes],
             "fit_seconds": time.perf_counter() - start,
         }
-        return float(score)
+        return score
 
-    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self._arrays = arrays
-        self._elements = np.asarray(arrays["elements"], dtype=np.int64)
-        n = len(self._elements)
-        self._projection = Projection(
-            [arrays[f"mean_{e}"] for e in range(n)], [arrays[f"axes_{e}"] for e in range(n)]
-        )
-        self._train = [AtomSet(arrays[f"vectors_{e}"], arrays[f"molecule_{e}"]) for e in range(n)]
-
-    def _check_fitted(self) -> None:
-        if self.fitted is None:
+    def _check_fitted(self) -> TrainedKernel:
+        if self._trained is None:
             raise ValueError("this KernelModel is not fitted: call fit(dataset) or load_model")
+        return self._trained
 
     # ---- predict -------------------------------------------------------------------------
 
-    @_torch_threads_only
+    @blas_on_one_thread
     def predict(self, dataset: Any, transformers: Sequence[Any] = ()) -> np.ndarray:
         """Predictions of shape (n_molecules, n_tasks), with ``transformers`` undone."""
         self._check_fitted()
@@ -275,51 +230,13 @@ class KernelModel(dc.models.Model):
         forces_task: Optional[int] = None,
     ) -> np.ndarray:
         """(n_molecules, n_tasks) predictions, or (n_total, 3) forces of ``forces_task``."""
+        trained = self._check_fitted()
         index = element_index(atomic_numbers, counts, self._elements, name)
-        molecule = np.repeat(np.arange(len(counts)), counts)
-        alpha, sigma = self._arrays["alpha"], self.fitted["sigma"]
         if forces_task is not None:
-            return self._forces(positions, index, counts, alpha[:, forces_task], sigma)
-        vectors = representation(self.representation, positions, index, counts, len(self._elements))
-        sets = self._projection.atom_sets(vectors, index, molecule)
-        out = _element_counts(index, molecule, len(counts), len(self._elements))
-        out = out @ self._arrays["offsets"]
-        for atoms, train in zip(sets, self._train):
-            if len(atoms.molecule) == 0:
-                continue
-            per_atom = atom_sums(atoms, train, alpha[train.molecule], sigma, self.memory_bytes)
-            for t in range(self.n_tasks):
-                out[:, t] += np.bincount(atoms.molecule, per_atom[:, t], minlength=len(counts))
-        return out
+            return trained.forces(positions, index, counts, forces_task)
+        return trained.energies(positions, index, counts)
 
-    def _forces(
-        self,
-        positions: np.ndarray,
-        index: np.ndarray,
-        counts: np.ndarray,
-        alpha: np.ndarray,
-        sigma: float,
-    ) -> np.ndarray:
-        """``-dE/dR``: kernel gradients in closed form, chained through FCHL19 by autograd."""
-        coords = torch.tensor(positions, dtype=torch.float64, requires_grad=True)
-        vectors = self.representation(coords, index, counts, len(self._elements))
-        surrogate = torch.zeros((), dtype=torch.float64)
-        for e, train in enumerate(self._train):
-            mask = torch.from_numpy(index == e)
-            if not bool(mask.any()):
-                continue
-            mean = torch.from_numpy(self._projection.means[e])
-            axes = torch.from_numpy(self._projection.axes[e])
-            projected = (vectors[mask] - mean) @ axes
-            atoms = AtomSet(projected.detach().numpy(), np.zeros(int(mask.sum()), np.int64))
-            gradient = sum_gradients(atoms, train, alpha[train.molecule], sigma, self.memory_bytes)
-            surrogate = surrogate + (projected * torch.from_numpy(gradient)).sum()
-        if not surrogate.requires_grad:
-            return np.zeros_like(positions)
-        (grad,) = torch.autograd.grad(surrogate, coords)
-        return -grad.numpy()
-
-    @_torch_threads_only
+    @blas_on_one_thread
     def predict_arrays(
         self,
         positions: np.ndarray,
@@ -342,38 +259,20 @@ class KernelModel(dc.models.Model):
             (n_molecules, n_tasks) predictions, or (n_total, 3) forces ``-dE_task/dR``.
         """
         self._check_fitted()
-        counts = np.asarray(counts, dtype=np.int64)
-        positions = np.asarray(positions, dtype=np.float64)
-        atomic_numbers = np.asarray(atomic_numbers, dtype=np.int64)
-        n_total = int(counts.sum())
-        if (counts < 1).any() or positions.shape != (n_total, 3):
-            raise ValueError(
-                f"positions must have shape (sum(counts), 3) = ({n_total}, 3) with every count "
-                f">= 1, got {positions.shape}"
-            )
-        if atomic_numbers.shape != (n_total,) or not np.isfinite(positions).all():
-            raise ValueError(f"atomic_numbers must have shape ({n_total},) and positions be finite")
         if forces and not 0 <= task < self.n_tasks:
             raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
-        ends = np.cumsum(counts)
-        out, first = [], 0
-        while first < len(counts):
-            lo = int(ends[first] - counts[first])
-            last = max(first + 1, int(np.searchsorted(ends, lo + batch_atoms, side="right")))
-            hi = int(ends[last - 1])
-            out.append(
-                self._predict_stacked(
-                    positions[lo:hi],
-                    atomic_numbers[lo:hi],
-                    counts[first:last],
-                    lambda k, first=first: f"molecule {first + k}",
-                    task if forces else None,
-                )
+        positions, atomic_numbers, counts = check_arrays(positions, atomic_numbers, counts)
+        out = [
+            self._predict_stacked(
+                positions[atoms], atomic_numbers[atoms], counts[molecules],
+                lambda k, first=molecules.start: f"molecule {first + k}",
+                task if forces else None,
             )
-            first = last
+            for molecules, atoms in batches(counts, batch_atoms)
+        ]  # fmt: skip
         return np.concatenate(out)
 
-    @_torch_threads_only
+    @blas_on_one_thread
     def predict_forces(
         self, dataset: Any, transformers: Sequence[Any] = (), task: int = 0
     ) -> list[np.ndarray]:
@@ -392,7 +291,7 @@ class KernelModel(dc.models.Model):
     # ---- persistence ---------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        """Settings and fitted scalars, as JSON-compatible data."""
+        """Settings and fitted scalars, as JSON-compatible data (the device is not one)."""
         return {
             "class": type(self).__name__,
             "hyperparameters": self.hyperparameters,
@@ -400,16 +299,9 @@ class KernelModel(dc.models.Model):
         }
 
     def save(self) -> None:
-        """Write settings (JSON) and arrays (``.npz``, no pickles) to ``model_dir``.
-
-        Each file is written under a temporary name and renamed, so it is complete or absent.
-        """
-        self._check_fitted()
-        os.makedirs(self.model_dir, exist_ok=True)
-        arrays = os.path.join(self.model_dir, ARRAYS_FILE)
-        with atomic(arrays, "wb") as handle:
-            np.savez(handle, **self._arrays)
-        write_json(os.path.join(self.model_dir, CONFIG_FILE), self.get_config(), sort_keys=True)
+        """Write settings (JSON) and arrays (``.npz``, no pickles) to ``model_dir``."""
+        trained = self._check_fitted()
+        kernel_store.write(self.model_dir, self.get_config(), trained.to_arrays(self._elements))
 
     save_checkpoint = save
 
@@ -417,37 +309,10 @@ class KernelModel(dc.models.Model):
     def load(cls, model_dir: str, **overrides: Any) -> KernelModel:
         """The model saved in ``model_dir`` (as `load_model` does for every model).
 
-        ``overrides`` may change settings that leave the function alone (``memory_mb``).
+        ``overrides`` replace constructor settings that do not change the fitted model:
+        ``device`` and ``memory_mb``.
         """
-        unknown = sorted(set(overrides) - _LOAD_OVERRIDES)
-        if unknown:
-            raise TypeError(f"a saved KernelModel cannot override {unknown}")
-        config = read_config(model_dir)
-        path = os.path.join(model_dir, ARRAYS_FILE)
-        if not os.path.isfile(path) or not config.get("fitted"):
-            raise FileNotFoundError(f"{model_dir} holds no fitted KernelModel ({ARRAYS_FILE})")
-        model = cls(**{**config["hyperparameters"], **overrides}, model_dir=model_dir)
-        with np.load(path, allow_pickle=False) as data:
-            model._restore({key: data[key] for key in data.files})
-        model.fitted = config["fitted"]
-        return model
-
-
-def _subset(sets: list[AtomSet], molecules: np.ndarray) -> list[AtomSet]:
-    """The atoms of the chosen (sorted) molecules, renumbered 0 .. len(molecules) - 1."""
-    out = []
-    for atoms in sets:
-        keep = np.isin(atoms.molecule, molecules)
-        out.append(AtomSet(atoms.vectors[keep], np.searchsorted(molecules, atoms.molecule[keep])))
-    return out
-
-
-def _element_counts(
-    index: np.ndarray, molecule: np.ndarray, n_molecules: int, n_elements: int
-) -> np.ndarray:
-    """Atoms of each element per molecule, (n_molecules, n_elements) float64."""
-    flat = np.bincount(molecule * n_elements + index, minlength=n_molecules * n_elements)
-    return flat.reshape(n_molecules, n_elements).astype(np.float64)
+        return kernel_store.load(cls, model_dir, overrides)
 
 
 MODEL_CLASSES[KernelModel.__name__] = KernelModel

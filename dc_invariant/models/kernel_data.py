@@ -5,6 +5,7 @@ Every check names the molecule (index, id, SMILES) and says how to fix the input
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -65,6 +66,35 @@ def stack_dataset(X: Any, ids: Any) -> tuple[Molecules, Callable[[int], str]]:
     return molecules, lambda k: _describe(X, ids, k)
 
 
+def check_arrays(
+    positions: Any, atomic_numbers: Any, counts: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stacked atom arrays as float64 / int64, or a ``ValueError`` saying what is wrong."""
+    counts = np.asarray(counts, dtype=np.int64)
+    positions = np.asarray(positions, dtype=np.float64)
+    atomic_numbers = np.asarray(atomic_numbers, dtype=np.int64)
+    n_total = int(counts.sum())
+    if (counts < 1).any() or positions.shape != (n_total, 3):
+        raise ValueError(
+            f"positions must have shape (sum(counts), 3) = ({n_total}, 3) with every count "
+            f">= 1, got {positions.shape}"
+        )
+    if atomic_numbers.shape != (n_total,) or not np.isfinite(positions).all():
+        raise ValueError(f"atomic_numbers must have shape ({n_total},) and positions be finite")
+    return positions, atomic_numbers, counts
+
+
+def batches(counts: np.ndarray, batch_atoms: int) -> Iterator[tuple[slice, slice]]:
+    """(molecules, atoms) slices of consecutive molecules of about ``batch_atoms`` atoms."""
+    ends = np.cumsum(counts)
+    first = 0
+    while first < len(counts):
+        lo = int(ends[first] - counts[first])
+        last = max(first + 1, int(np.searchsorted(ends, lo + batch_atoms, side="right")))
+        yield slice(first, last), slice(lo, int(ends[last - 1]))
+        first = last
+
+
 def element_index(
     atomic_numbers: np.ndarray, counts: np.ndarray, elements: np.ndarray, name: Callable[[int], str]
 ) -> np.ndarray:
@@ -83,10 +113,33 @@ def element_index(
     return index
 
 
+def resolve_device(device: Any) -> torch.device:
+    """``device`` as a usable `torch.device`; None picks CUDA when available, else the CPU.
+
+    Raises ``ValueError`` for a name torch does not know or a device this machine lacks.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+        torch.zeros(1, device=device)  # a device this build or machine lacks fails here
+    except (RuntimeError, TypeError, AssertionError) as error:
+        raise ValueError(
+            f"device {device!r} is not usable here ({error}); use 'cpu', or 'cuda' on a "
+            "machine with a GPU and a CUDA build of torch"
+        ) from None
+    return device
+
+
 def representation(
-    rep: FCHL19, positions: np.ndarray, index: np.ndarray, counts: np.ndarray, n_elements: int
-) -> np.ndarray:
-    """FCHL19 vectors of stacked molecules, (n_total, size), computed in bounded chunks."""
+    rep: FCHL19,
+    positions: np.ndarray,
+    index: np.ndarray,
+    counts: np.ndarray,
+    n_elements: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """FCHL19 vectors of stacked molecules, (n_total, size) on ``device``, in bounded chunks."""
     ends = np.cumsum(counts)
     out = []
     first = 0
@@ -95,10 +148,10 @@ def representation(
             before = int(ends[first] - counts[first])
             last = max(first + 1, int(np.searchsorted(ends, before + _CHUNK_ATOMS, "right")))
             lo, hi = before, int(ends[last - 1])
-            coords = torch.from_numpy(np.ascontiguousarray(positions[lo:hi], dtype=np.float64))
-            out.append(rep(coords, index[lo:hi], counts[first:last], n_elements).numpy())
+            coords = torch.as_tensor(positions[lo:hi], dtype=torch.float64, device=device)
+            out.append(rep(coords, index[lo:hi], counts[first:last], n_elements))
             first = last
-    return np.concatenate(out)
+    return torch.cat(out)
 
 
 @dataclass
@@ -109,12 +162,14 @@ class Projection:
     axes: list[np.ndarray]
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, index: np.ndarray, n_elements: int, tolerance: float):
+    def fit(cls, vectors: torch.Tensor, index: np.ndarray, n_elements: int, tolerance: float):
         """Axes keeping all but ``tolerance`` of each element's variance around its mean."""
         means, axes = [], []
         for e in range(n_elements):
-            centred = vectors[index == e] - vectors[index == e].mean(axis=0)
-            values, vecs = np.linalg.eigh(centred.T @ centred)
+            mine = vectors[torch.as_tensor(index == e, device=vectors.device)]
+            mean = mine.mean(dim=0)
+            centred = mine - mean
+            values, vecs = np.linalg.eigh((centred.T @ centred).cpu().numpy())
             values, vecs = values[::-1], vecs[:, ::-1]
             total = values.sum()
             if tolerance > 0 and total > 0:
@@ -122,13 +177,20 @@ class Projection:
                 keep = int(np.searchsorted(-left, -tolerance, side="left")) + 1
             else:
                 keep = len(values)
-            means.append(vectors[index == e].mean(axis=0))
+            means.append(mean.cpu().numpy())
             axes.append(np.ascontiguousarray(vecs[:, : max(1, keep)]))
         return cls(means, axes)
 
-    def atom_sets(self, vectors: np.ndarray, index: np.ndarray, molecule: np.ndarray):
-        """One `AtomSet` per element, vectors centred and projected."""
-        return [
-            AtomSet((vectors[index == e] - self.means[e]) @ self.axes[e], molecule[index == e])
-            for e in range(len(self.means))
-        ]
+    def project(self, vectors: torch.Tensor, e: int) -> torch.Tensor:
+        """Vectors of element ``e`` centred and projected, on their device."""
+        mean = torch.as_tensor(self.means[e], device=vectors.device)
+        return (vectors - mean) @ torch.as_tensor(self.axes[e], device=vectors.device)
+
+    def atom_sets(self, vectors: torch.Tensor, index: np.ndarray, molecule: np.ndarray):
+        """One `AtomSet` per element, vectors centred and projected, on their device."""
+        out = []
+        for e in range(len(self.means)):
+            mask = index == e
+            mine = vectors[torch.as_tensor(mask, device=vectors.device)]
+            out.append(AtomSet(self.project(mine, e), molecule[mask]))
+        return out

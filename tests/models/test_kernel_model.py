@@ -15,7 +15,13 @@ from dc_invariant.models import KernelModel, load_model
 from dc_invariant.models.base import CONFIG_FILE
 from dc_invariant.models.fchl import FCHL19
 from dc_invariant.models.kernel import ARRAYS_FILE
-from dc_invariant.models.local_kernel import AtomSet, atom_sums, kernel_matrices
+from dc_invariant.models.local_kernel import (
+    AtomSet,
+    _reduce,
+    _reduce_on_device,
+    atom_sums,
+    kernel_matrices,
+)
 from dc_invariant.symmetry import random_reflection, random_rotation
 
 MINI = str(Path(__file__).parents[1] / "data" / "qm9_mini")
@@ -75,8 +81,8 @@ def test_representation_equals_qmllib_fchl19(table):
 
 def direct_kernel(a, b, sigma):
     out = np.zeros((a.molecule.max() + 1, b.molecule.max() + 1))
-    for i, x in enumerate(a.vectors):
-        for j, v in enumerate(b.vectors):
+    for i, x in enumerate(a.vectors.numpy()):
+        for j, v in enumerate(b.vectors.numpy()):
             out[a.molecule[i], b.molecule[j]] += np.exp(-((x - v) ** 2).sum() / (2 * sigma**2))
     return out
 
@@ -101,9 +107,16 @@ def test_blocked_kernels_equal_a_direct_computation():
         np.testing.assert_allclose(cross[s], expected, rtol=1e-12)
         expected = sum(direct_kernel(a, a, sigma) for a in rows)
         np.testing.assert_allclose(square[s], expected, rtol=1e-12)
+    # The GPU path of the per-molecule sums, run here on the CPU, equals the CPU path.
+    block = torch.as_tensor(rng.normal(size=(30, 20)))
+    r_starts, c_starts = np.array([0, 4, 5, 17]), np.array([0, 9, 10])
+    on_device = _reduce_on_device(block, r_starts, c_starts)
+    np.testing.assert_allclose(on_device, _reduce(block, r_starts, c_starts), rtol=1e-12)
+    assert on_device.shape == (4, 3)
+    np.testing.assert_allclose(on_device[1, 2], block[4, 10:].sum().item(), rtol=1e-12)
     weights = rng.normal(size=(50, 2))
     per_atom = atom_sums(rows[0], cols[0], weights, 0.7, memory_bytes=tiny)
-    distances = ((rows[0].vectors[:, None] - cols[0].vectors[None]) ** 2).sum(-1)
+    distances = ((rows[0].vectors[:, None] - cols[0].vectors[None]) ** 2).sum(-1).numpy()
     np.testing.assert_allclose(per_atom, np.exp(-distances / (2 * 0.7**2)) @ weights, rtol=1e-12)
 
 
@@ -144,6 +157,27 @@ def test_save_load_round_trip_and_deepchem_interface(dc, qm9, fitted, tmp_path):
     assert np.array_equal(loaded.predict(disk), before)
     scores = loaded.evaluate(disk, [dc.metrics.Metric(dc.metrics.mean_absolute_error)])
     assert scores["mean_absolute_error"] < 1e-3
+
+
+def test_device_option_and_load_override(dc, qm9, fitted, tmp_path):
+    explicit = KernelModel(sigma=4.0, regularization=1e-6, device="cpu")
+    assert explicit.device == torch.device("cpu")
+    explicit.fit(qm9)
+    assert np.array_equal(explicit.predict(qm9), fitted.predict(qm9))
+    for bad in ("gpu0", "cuda:x"):
+        with pytest.raises(ValueError, match=r"device .* is not usable here"):
+            KernelModel(device=bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' on a machine with a GPU"):
+            KernelModel(device="cuda")
+    explicit.model_dir = str(tmp_path / "k")
+    explicit.save()
+    assert "device" not in json.loads((tmp_path / "k" / CONFIG_FILE).read_text())["hyperparameters"]
+    loaded = load_model(str(tmp_path / "k"), device=torch.device("cpu"), memory_mb=1)
+    assert loaded.device == torch.device("cpu") and loaded.memory_bytes == 2**20
+    assert np.array_equal(loaded.predict(qm9), explicit.predict(qm9))
+    with pytest.raises(ValueError, match="only device= or memory_mb="):
+        load_model(str(tmp_path / "k"), sigma=2.0)
 
 
 def test_forces_match_finite_differences(dc, qm9, fitted):
