@@ -155,7 +155,20 @@ def run(data: str, device: str) -> list[dict[str, Any]]:
     except ImportError:
         rows.append(_info("KernelModel: no device check in this tree", float("nan")))
     else:
-        rows += check_kernel(device, train, test)
+        kernel = check_kernel(device, data)
+        rows += [
+            _row(
+                "KernelModel fitted on each device: max |prediction difference| (eV)",
+                kernel["max_abs_prediction_diff"],
+                1e-8,
+            ),
+            _row("KernelModel forces, device vs CPU (eV/Å)", kernel["max_abs_force_diff"], 1e-8),
+            _info("KernelModel test MAE on the device (eV)", kernel["on_device"]["mae_eV"]),
+            _info(
+                "KernelModel fit on CPU / on device (x)",
+                kernel["cpu"]["fit_s"] / kernel["on_device"]["fit_s"],
+            ),
+        ]
     return rows
 
 
