@@ -21,8 +21,6 @@ from dc_invariant.models.batching import transform_scale
 from dc_invariant.models.fchl import FCHL19
 from dc_invariant.models.kernel_data import (
     Projection,
-    batches,
-    check_arrays,
     check_labels,
     element_index,
     representation,
@@ -33,6 +31,7 @@ from dc_invariant.models.kernel_predict import TrainedKernel, element_counts
 from dc_invariant.models.kernel_store import ARRAYS_FILE
 from dc_invariant.models.local_kernel import blas_on_one_thread
 from dc_invariant.models.persistence import MODEL_CLASSES
+from dc_invariant.molecules import Molecules
 
 dc = import_deepchem()
 
@@ -261,15 +260,20 @@ class KernelModel(dc.models.Model):
         self._check_fitted()
         if forces and not 0 <= task < self.n_tasks:
             raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
-        positions, atomic_numbers, counts = check_arrays(positions, atomic_numbers, counts)
-        out = [
-            self._predict_stacked(
-                positions[atoms], atomic_numbers[atoms], counts[molecules],
-                lambda k, first=molecules.start: f"molecule {first + k}",
-                task if forces else None,
-            )
-            for molecules, atoms in batches(counts, batch_atoms)
-        ]  # fmt: skip
+        features = np.asarray(features, dtype=np.float64)
+        molecules = Molecules.from_arrays(
+            positions, features, atomic_numbers, counts, features.shape[-1]
+        )
+        out, first = [], 0
+        for part in molecules.batches(batch_atoms):
+            out.append(
+                self._predict_stacked(
+                    part.positions, part.atomic_numbers, part.counts,
+                    lambda k, first=first: f"molecule {first + k}",
+                    task if forces else None,
+                )
+            )  # fmt: skip
+            first += len(part)
         return np.concatenate(out)
 
     @blas_on_one_thread
@@ -286,7 +290,7 @@ class KernelModel(dc.models.Model):
         forces = self._predict_stacked(
             stacked.positions, stacked.atomic_numbers, stacked.counts, name, task
         )
-        return np.split(scale * forces, np.cumsum(stacked.counts)[:-1])
+        return stacked.split(scale * forces)
 
     # ---- persistence ---------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ Every check names the molecule (index, id, SMILES) and says how to fix the input
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -64,35 +63,6 @@ def stack_dataset(X: Any, ids: Any) -> tuple[Molecules, Callable[[int], str]]:
 
     molecules = Molecules.from_conformers(X, n_features=width, name=name)
     return molecules, lambda k: _describe(X, ids, k)
-
-
-def check_arrays(
-    positions: Any, atomic_numbers: Any, counts: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stacked atom arrays as float64 / int64, or a ``ValueError`` saying what is wrong."""
-    counts = np.asarray(counts, dtype=np.int64)
-    positions = np.asarray(positions, dtype=np.float64)
-    atomic_numbers = np.asarray(atomic_numbers, dtype=np.int64)
-    n_total = int(counts.sum())
-    if (counts < 1).any() or positions.shape != (n_total, 3):
-        raise ValueError(
-            f"positions must have shape (sum(counts), 3) = ({n_total}, 3) with every count "
-            f">= 1, got {positions.shape}"
-        )
-    if atomic_numbers.shape != (n_total,) or not np.isfinite(positions).all():
-        raise ValueError(f"atomic_numbers must have shape ({n_total},) and positions be finite")
-    return positions, atomic_numbers, counts
-
-
-def batches(counts: np.ndarray, batch_atoms: int) -> Iterator[tuple[slice, slice]]:
-    """(molecules, atoms) slices of consecutive molecules of about ``batch_atoms`` atoms."""
-    ends = np.cumsum(counts)
-    first = 0
-    while first < len(counts):
-        lo = int(ends[first] - counts[first])
-        last = max(first + 1, int(np.searchsorted(ends, lo + batch_atoms, side="right")))
-        yield slice(first, last), slice(lo, int(ends[last - 1]))
-        first = last
 
 
 def element_index(
