@@ -268,6 +268,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             # The SchNet side is an hour of training; the saved model of the last full run
             # is evaluated on the same split, while the peers are trained in this run.
             extra = ["--saved", str(Path("benchmarks", "results", "qm9_schnet"))]
+        if name == "scaling":
+            # Its plots go beside its log, so that --out (and --quick) keep every output.
+            extra = ["--out", str(folder / "scaling")]
         outcome = run_one(name, args.quick, folder / f"{name}.log", extra)
         status = "ok" if outcome.error is None else outcome.error
         log = f", log {outcome.log}" if outcome.log else ""

@@ -34,6 +34,22 @@ def segment_arange(starts: IntArray, counts: IntArray) -> IntArray:
     )
 
 
+def atom_bounded_ranges(counts: IntArray, max_atoms: int) -> list[tuple[int, int]]:
+    """Consecutive ``(first, last)`` molecule ranges of at most ``max_atoms`` atoms each.
+
+    A molecule larger than ``max_atoms`` gets a range of its own.
+    """
+    ends = np.cumsum(np.asarray(counts, dtype=np.int64))
+    ranges = []
+    first = 0
+    while first < len(ends):
+        lo = int(ends[first] - counts[first])
+        last = max(first + 1, int(np.searchsorted(ends, lo + max_atoms, side="right")))
+        ranges.append((first, last))
+        first = last
+    return ranges
+
+
 @dataclass
 class Molecules:
     """Molecules with all atoms stacked.
@@ -104,12 +120,12 @@ class Molecules:
         name = name or str
         if not items:
             raise ValueError("an empty batch: pass at least one Conformer")
-        for k, item in enumerate(items):
-            if not isinstance(item, Conformer):
-                raise ValueError(
-                    f"molecule {name(k)} is {type(item).__name__}, not a Conformer; an empty "
-                    "array marks a molecule the featurizer could not handle: drop those first"
-                )
+        if not all(issubclass(kind, Conformer) for kind in set(map(type, items))):
+            k = next(k for k, item in enumerate(items) if not isinstance(item, Conformer))
+            raise ValueError(
+                f"molecule {name(k)} is {type(items[k]).__name__}, not a Conformer; an empty "
+                "array marks a molecule the featurizer could not handle: drop those first"
+            )
         # Checked as arrays (a Python test per molecule cost as much as a small network's
         # work); only a failure pays for finding the molecule and the reason.
         positions = [c.positions for c in items]
@@ -263,13 +279,9 @@ class Molecules:
 
     def batches(self, max_atoms: int) -> Iterator[Molecules]:
         """Consecutive ranges of at most ``max_atoms`` atoms (a larger molecule alone)."""
-        ends = self.ends
-        first = 0
-        while first < len(self):
-            lo = int(ends[first] - self.counts[first])
-            last = max(first + 1, int(np.searchsorted(ends, lo + max_atoms, side="right")))
-            yield self._range(first, last, lo, int(ends[last - 1]))
-            first = last
+        starts, ends = self.starts, self.ends
+        for first, last in atom_bounded_ranges(self.counts, max_atoms):
+            yield self._range(first, last, int(starts[first]), int(ends[last - 1]))
 
     def centred_positions(self) -> FloatArray:
         """Coordinates with each molecule's centroid at the origin, in float64.

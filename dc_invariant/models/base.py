@@ -96,7 +96,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
     """
 
     settings_class: ClassVar[type[ModelSettings]] = ModelSettings
-    #: Atoms per batch of `predict_arrays` unless it is given one.
+    #: Atoms per batch of ``predict`` and of `predict_arrays` unless it is given one.
     predict_batch_atoms: int = 32_768
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -164,7 +164,12 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         return super().fit(dataset, *args, **kwargs)
 
     def _batches(
-        self, dataset: Any, epochs: int, shuffle: bool, pad_to: Optional[int]
+        self,
+        dataset: Any,
+        epochs: int,
+        shuffle: bool,
+        pad_to: Optional[int],
+        batch_atoms: Optional[int] = None,
     ) -> Iterable[tuple[Batch, np.ndarray, np.ndarray]]:
         for molecules, y, w in dataset_batches(
             dataset,
@@ -175,6 +180,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
             rng=self._rng if shuffle else None,
             pad_to=pad_to,
             n_atoms_limit=self._n_atoms_limit(),
+            batch_atoms=batch_atoms,
         ):
             yield self.make_batch(molecules), y, w
 
@@ -193,7 +199,10 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         """
         shuffle = mode == "fit" and not deterministic
         pad_to = self.batch_size if pad_batches and mode == "fit" else None
-        for batch, y, w in self._batches(dataset, epochs, shuffle, pad_to):
+        # A prediction never depends on its batch-mates, so prediction batches are bounded by
+        # atoms (memory) rather than molecules: fewer, fuller batches of equal-sized molecules.
+        batch_atoms = None if mode == "fit" else self.predict_batch_atoms
+        for batch, y, w in self._batches(dataset, epochs, shuffle, pad_to, batch_atoms):
             if self.mode == "classification":
                 y = dc.metrics.to_one_hot(y.flatten(), self.n_classes).reshape(
                     -1, self.n_tasks, self.n_classes

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from dc_invariant.molecules import Molecules
+from dc_invariant.molecules import Molecules, atom_bounded_ranges
 
 
 @dataclass
@@ -35,6 +35,10 @@ class Batch:
         return np.split(values, np.cumsum(self.n_atoms)[:-1])
 
 
+#: Molecules read and checked at a time when batches are bounded by atoms.
+_READ_MOLECULES = 16_384
+
+
 def dataset_batches(
     dataset: Any,
     *,
@@ -45,19 +49,22 @@ def dataset_batches(
     rng: Optional[np.random.Generator] = None,
     pad_to: Optional[int] = None,
     n_atoms_limit: Optional[int] = None,
+    batch_atoms: Optional[int] = None,
 ) -> Iterator[tuple[Molecules, np.ndarray, np.ndarray]]:
     """(molecules, y, w) batches of ``dataset``, shuffled by ``rng`` when one is given.
 
     ``pad_to`` repeats molecules to fill a short last batch, as DeepChem pads training
-    batches.
+    batches. ``batch_atoms`` (prediction, in dataset order) bounds each batch by atoms
+    instead of ``batch_size`` molecules.
     """
     # Read once: every access to a DiskDataset's X reloads all of its shards.
     X, y, w, ids = dataset.X, dataset.y, dataset.w, dataset.ids
     n = len(X)
+    step = batch_size if batch_atoms is None else _READ_MOLECULES
     for _ in range(epochs):
         order = np.arange(n) if rng is None else rng.permutation(n)
-        for start in range(0, n, batch_size):
-            chosen = order[start : start + batch_size]
+        for start in range(0, n, step):
+            chosen = order[start : start + step]
             if pad_to and len(chosen) < pad_to:
                 chosen = np.resize(chosen, pad_to)
             molecules = Molecules.from_conformers(
@@ -66,7 +73,16 @@ def dataset_batches(
                 name=lambda k, chosen=chosen: f"{chosen[k]} (id {ids[chosen[k]]!r})",
                 n_atoms_limit=n_atoms_limit,
             )
-            yield molecules, _rows(y, chosen, n, n_tasks), _rows(w, chosen, n, n_tasks)
+            parts = [(0, len(chosen))]
+            if batch_atoms is not None:
+                parts = atom_bounded_ranges(molecules.counts, batch_atoms)
+            for first, last in parts:
+                rows = chosen[first:last]
+                yield (
+                    molecules if len(parts) == 1 else molecules.range(first, last),
+                    _rows(y, rows, n, n_tasks),
+                    _rows(w, rows, n, n_tasks),
+                )
 
 
 def _rows(values: Any, chosen: np.ndarray, n: int, n_tasks: int) -> np.ndarray:

@@ -118,6 +118,15 @@ class _PairModel(_TutorialModel):
     settings_class = PairSettings
     network_class: type
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.settings.cutoff is None:
+            # Every pair is then evaluated densely in bounded pieces, so a batch holds only
+            # per-atom arrays (~100 bytes an atom): larger batches cost no memory and leave
+            # fewer, fuller groups of equal-sized molecules (10% faster on 10,000 QM9
+            # molecules). With a cutoff, large molecules' pair lists grow with the batch.
+            self.predict_batch_atoms = 262_144
+
     def build_network(self, settings: PairSettings) -> torch.nn.Module:
         return self.network_class(
             settings.n_features,

@@ -79,12 +79,31 @@ class PermutationNetwork(_TwoLayer):
 # sum pass over it (1 MiB beat 256 KiB and 4 MiB on one thread, 10,000 QM9 molecules).
 _PIECE_BYTES = 1 << 20
 
+# Bytes of pair geometry (difference planes and squared distances) per call of the dense
+# inference path: molecules of one size are processed in chunks of this much.
+_PLANE_BYTES = 16 << 20
+
 # Activations that can overwrite their input, for the inference path (no autograd graph).
 _IN_PLACE = {
     "tanh": torch.Tensor.tanh_,
     "relu": torch.Tensor.relu_,
     "silu": lambda x: torch.nn.functional.silu(x, inplace=True),
 }
+
+
+def _fold_plan(rows: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """The in-place adds of `_fold_sum` over ``rows`` (m, k), as views, and the result row.
+
+    A plan made once serves every piece that reuses the same buffer: a piece then costs
+    log2(m) adds and no slicing.
+    """
+    adds = []
+    m = rows.shape[0]
+    while m > 1:
+        half = m // 2
+        adds.append((rows[:half], rows[m - half : m]))
+        m -= half
+    return adds, rows[0]
 
 
 def _fold_sum(rows: torch.Tensor) -> torch.Tensor:
@@ -95,12 +114,10 @@ def _fold_sum(rows: torch.Tensor) -> torch.Tensor:
     the rows onto the lower half, again and again, adds every column in the same order
     whatever k is: a prediction never depends on its batch-mates.
     """
-    m = rows.shape[0]
-    while m > 1:
-        half = m // 2
-        rows[:half].add_(rows[m - half : m])
-        m -= half
-    return rows[0]
+    adds, result = _fold_plan(rows)
+    for into, other in adds:
+        into.add_(other)
+    return result
 
 
 def pair_envelope(squared: torch.Tensor, cutoff: float) -> torch.Tensor:
@@ -163,35 +180,49 @@ class _PairNetwork(_TwoLayer):
         page-faults) a fresh tensor at each step.
         """
         b_all, n, hidden = a.shape
-        coordinates = r.permute(1, 2, 0).contiguous()  # (n, 3, B)
-        # [i, j, :, m] = r_j - r_i of molecule m
-        differences = coordinates[None, :, :, :] - coordinates[:, None, :, :]
-        squared = (differences * differences).sum(2)  # (n, n, B)
+        # One (n, n, B) plane per axis, [i, j, m] = that component of r_j - r_i in molecule
+        # m: contiguous element-wise passes, 4x faster than reducing an axis of length 3.
+        axes = r.permute(2, 1, 0).contiguous()  # (3, n, B)
+        planes = [x[None, :, :] - x[:, None, :] for x in axes]
+        squared = None
+        if self.geometry_width == 1 or self.cutoff is not None:
+            squared = planes[0] * planes[0]
+            for p in planes[1:]:
+                squared.addcmul_(p, p)
         w = self.layer1.weight[:, : self.geometry_width]
         if self.geometry_width == 1:
             geometry, w = squared[..., None], w[:, 0].contiguous()
         else:
-            geometry, w = self.pair_geometry(differences.transpose(2, 3)), w.T.contiguous()
+            geometry = self.pair_geometry(torch.stack(planes, dim=-1))
+            w = w.T.contiguous()
         envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
         a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
         out = a.new_empty(b_all, hidden)
+        full = None
         for k in range(0, b_all, step):
             b = min(step, b_all - k)
-            pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
+            if b == step and full is not None:
+                pre, (adds, summed) = full
+            else:
+                pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
+                adds, summed = _fold_plan(pre.view(n * n, b * hidden))
+                if b == step:
+                    full = pre, (adds, summed)
             g = geometry[:, :, k : k + b]
             if self.geometry_width == 1:
-                torch.mul(g, w, out=pre)
+                torch.addcmul(a[:, :, k : k + b], g, w, out=pre)
             else:
                 # Column by column rather than a matmul, whose order of additions depends on
                 # the number of molecules in the piece (see `_fold_sum`).
-                torch.mul(g[..., :1], w[0], out=pre)
+                torch.addcmul(a[:, :, k : k + b], g[..., :1], w[0], out=pre)
                 for c in range(1, self.geometry_width):
                     pre.addcmul_(g[..., c : c + 1], w[c])
-            pre.add_(a[:, :, k : k + b])
             self.act_in_place(pre)
             if envelope is not None:
                 pre.mul_(envelope[:, :, k : k + b])
-            out[k : k + b] = _fold_sum(pre.view(n * n, b * hidden)).view(b, hidden)
+            for into, other in adds:
+                into.add_(other)
+            out[k : k + b] = summed.view(b, hidden)
         return out
 
     def _dense_sums(
@@ -205,7 +236,8 @@ class _PairNetwork(_TwoLayer):
         counts = sizes[order]
         starts = starts_of(sizes)
         atoms = torch.as_tensor(segment_arange(starts[order], counts), device=positions.device)
-        positions, per_atom = positions[atoms], per_atom[atoms]
+        # index_select: 3.5x faster than advanced indexing on these (atoms, 16) arrays.
+        positions, per_atom = positions.index_select(0, atoms), per_atom.index_select(0, atoms)
         hidden = per_atom.shape[1]
         in_place = self.act_in_place is not None and not (
             torch.is_grad_enabled() and (positions.requires_grad or per_atom.requires_grad)
@@ -227,7 +259,12 @@ class _PairNetwork(_TwoLayer):
             r = positions[lo : lo + total * n].view(total, n, 3)
             a = per_atom[lo : lo + total * n].view(total, n, hidden)
             if workspace is not None:
-                sums.append(self._dense_group_in_place(r, a, workspace, step))
+                # The geometry planes of a call hold 4 n² numbers per molecule: bounded too.
+                chunk = max(1, _PLANE_BYTES // (4 * n * n * per_atom.element_size()))
+                chunk = max(step, chunk // step * step)
+                for k in range(0, total, chunk):
+                    part = slice(k, k + chunk)
+                    sums.append(self._dense_group_in_place(r[part], a[part], workspace, step))
                 continue
             for k in range(0, total, step):
                 rk, ak = r[k : k + step], a[k : k + step]

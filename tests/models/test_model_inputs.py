@@ -19,6 +19,9 @@ def conformers():
     return list(ConformerFeaturizer(random_seed=1).featurize(DRUG_LIKE[:4]))
 
 
+ATOM_ARRAYS = ("positions", "features", "atomic_numbers")
+
+
 def objects(items):
     out = np.empty(len(items), dtype=object)
     out[:] = items
@@ -74,3 +77,24 @@ def test_numpy_integer_settings_are_saved_as_plain_json(dc, conformers, tmp_path
     restored = load_model(str(tmp_path))
     dataset = dc.data.NumpyDataset(objects(conformers))
     np.testing.assert_array_equal(restored.predict(dataset), model.predict(dataset))
+
+
+@pytest.mark.parametrize("batch_atoms", [1, 40, 100_000])
+def test_predict_batches_by_atoms_whatever_the_batch_size(dc, conformers, batch_atoms, monkeypatch):
+    import dc_invariant.models.batching as batching
+
+    monkeypatch.setattr(batching, "_READ_MOLECULES", 5)  # 12 molecules read in 3 chunks
+    model = RotationInvariantModel(dtype="float64", seed=0, batch_size=1)
+    model.predict_batch_atoms = batch_atoms
+    dataset = dc.data.NumpyDataset(objects(conformers * 3))
+    arrays = [np.concatenate([getattr(c, a) for c in conformers * 3]) for a in ATOM_ARRAYS]
+    expected = model.predict_arrays(*arrays, [c.n_atoms for c in conformers * 3])
+    np.testing.assert_array_equal(model.predict(dataset), expected)
+
+
+def test_predict_names_a_failed_molecule_by_its_dataset_index(dc, conformers):
+    model = RotationInvariantModel(seed=0)
+    model.predict_batch_atoms = 30  # the bad item sits in a later batch than the first
+    items = objects([*conformers, np.array([]), *conformers])
+    with pytest.raises(ValueError, match=r"molecule 4 \(id 4\) is ndarray, not a Conformer"):
+        model.predict(dc.data.NumpyDataset(items, ids=np.arange(len(items))))

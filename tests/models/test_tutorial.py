@@ -35,6 +35,8 @@ def with_gradients(model, data) -> np.ndarray:
 def test_inference_path_equals_the_autograd_path(monkeypatch, cls, activation, cutoff, dtype):
     # A small piece size splits the groups of equal-sized molecules into several pieces.
     monkeypatch.setattr(networks, "_PIECE_BYTES", 4096)
+    # ... and a small plane budget splits them into several calls.
+    monkeypatch.setattr(networks, "_PLANE_BYTES", 20_000)
     model = cls(activation=activation, cutoff=cutoff, dtype=dtype, n_tasks=2, seed=1)
     data = molecules()
     threads = torch.get_num_threads()
