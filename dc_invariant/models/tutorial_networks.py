@@ -175,9 +175,9 @@ class _PairNetwork(_TwoLayer):
         (B, hidden), before ``layer2``. Pairs are laid out (i, j, molecule): every
         element-wise step then runs along B molecules (or B x hidden values) instead of
         along n (~18) atoms, which torch does not vectorise. The pre-activations of ``step``
-        molecules at a time are written into ``workspace``, activated in place and summed:
-        three passes over memory that stays in cache, where the autograd path allocates (and
-        page-faults) a fresh tensor at each step.
+        molecules at a time are written into ``workspace`` (one fused multiply-add),
+        activated in place and folded: three passes over memory that stays in cache, where
+        the autograd path allocates (and page-faults) a fresh tensor at each step.
         """
         b_all, n, hidden = a.shape
         # One (n, n, B) plane per axis, [i, j, m] = that component of r_j - r_i in molecule
@@ -198,16 +198,13 @@ class _PairNetwork(_TwoLayer):
         envelope = None if self.cutoff is None else pair_envelope(squared, self.cutoff)[..., None]
         a = a.transpose(0, 1)[None]  # (1, n, B, hidden): a_j of molecule m at [0, j, m]
         out = a.new_empty(b_all, hidden)
-        full = None
+        plans = {}  # piece size -> (buffer view, its fold's adds, the fold's result)
         for k in range(0, b_all, step):
             b = min(step, b_all - k)
-            if b == step and full is not None:
-                pre, (adds, summed) = full
-            else:
+            if b not in plans:
                 pre = workspace[: n * n * b * hidden].view(n, n, b, hidden)
-                adds, summed = _fold_plan(pre.view(n * n, b * hidden))
-                if b == step:
-                    full = pre, (adds, summed)
+                plans[b] = (pre, *_fold_plan(pre.view(n * n, b * hidden)))
+            pre, adds, summed = plans[b]
             g = geometry[:, :, k : k + b]
             if self.geometry_width == 1:
                 torch.addcmul(a[:, :, k : k + b], g, w, out=pre)
