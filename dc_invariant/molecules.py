@@ -277,10 +277,15 @@ class Molecules:
             self.smiles[first:last],
         )
 
-    def batches(self, max_atoms: int) -> Iterator[Molecules]:
-        """Consecutive ranges of at most ``max_atoms`` atoms (a larger molecule alone)."""
+    def batches(self, max_atoms: int, padded_to: Optional[int] = None) -> Iterator[Molecules]:
+        """Consecutive ranges of at most ``max_atoms`` atoms (a larger molecule alone).
+
+        With ``padded_to`` (a network of fixed input size), every molecule counts as that
+        many atoms: the padded arrays are what fills memory.
+        """
         starts, ends = self.starts, self.ends
-        for first, last in atom_bounded_ranges(self.counts, max_atoms):
+        sizes = self.counts if padded_to is None else np.full(len(self), padded_to)
+        for first, last in atom_bounded_ranges(sizes, max_atoms):
             yield self._range(first, last, int(starts[first]), int(ends[last - 1]))
 
     def centred_positions(self) -> FloatArray:

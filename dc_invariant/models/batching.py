@@ -75,7 +75,9 @@ def dataset_batches(
             )
             parts = [(0, len(chosen))]
             if batch_atoms is not None:
-                parts = atom_bounded_ranges(molecules.counts, batch_atoms)
+                # A network of fixed input size pads every molecule to n_atoms_limit atoms.
+                sizes = molecules.counts if n_atoms_limit is None else [n_atoms_limit] * len(chosen)
+                parts = atom_bounded_ranges(sizes, batch_atoms)
             for first, last in parts:
                 rows = chosen[first:last]
                 yield (

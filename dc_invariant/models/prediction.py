@@ -112,7 +112,7 @@ class PredictionMixin:
         self._ensure_built()
         self.model.eval()
         out = []
-        for part in molecules.batches(batch_atoms):
+        for part in molecules.batches(batch_atoms, padded_to=limit):
             batch = self.make_batch(part)
             inputs, _, _ = self._prepare_batch((batch.inputs, None, None))
             if forces:

@@ -98,3 +98,22 @@ def test_predict_names_a_failed_molecule_by_its_dataset_index(dc, conformers):
     items = objects([*conformers, np.array([]), *conformers])
     with pytest.raises(ValueError, match=r"molecule 4 \(id 4\) is ndarray, not a Conformer"):
         model.predict(dc.data.NumpyDataset(items, ids=np.arange(len(items))))
+
+
+def test_a_padded_network_counts_every_molecule_at_its_input_size(dc, conformers):
+    from dc_invariant.models import DenseModel
+
+    model = DenseModel(n_atoms=40, seed=0)
+    model.predict_batch_atoms = 100  # room for 2 molecules padded to 40 atoms
+    sizes = []
+    make_batch = model.make_batch
+    model.make_batch = lambda molecules: sizes.append(len(molecules)) or make_batch(molecules)
+    items = conformers * 2
+    arrays = [np.concatenate([getattr(c, a) for c in items]) for a in ATOM_ARRAYS]
+    through_arrays = model.predict_arrays(*arrays, [c.n_atoms for c in items])
+    assert max(sizes) == 2
+    sizes.clear()
+    np.testing.assert_array_equal(
+        model.predict(dc.data.NumpyDataset(objects(items))), through_arrays
+    )
+    assert max(sizes) == 2 and sum(sizes) == len(items)
