@@ -170,8 +170,8 @@ def schnetpack_epochs(python: str, dataset, threads: int, epochs: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder, "molecules.npz")
         np.savez(path, **arrays)
-        # -I: neither this environment's PYTHONPATH nor benchmarks/ (whose schnet.py would
-        # shadow nothing today, but audit.py or inference.py might one day) reach the peer.
+        # -I keeps this environment's PYTHONPATH (packages built for torch 2.13) and the
+        # benchmarks folder off the peer's sys.path.
         command = [python, "-I", str(HERE / "_schnetpack_peer.py"), str(path)]
         for key, value in options.items():
             command += [f"--{key.replace('_', '-')}", str(value)]
