@@ -77,7 +77,9 @@ class KernelModel(dc.models.Model):
     pca_tolerance : float, default=1e-6
         Share of each element's variance the projection may drop (0 keeps every axis).
     representation : dict, optional
-        `FCHL19` settings (defaults: qmllib's).
+        `FCHL19` settings; fields not given take `FCHL19.tuned`'s values (tuned on QM9
+        validation molecules: 0.0251 eV validation MAE at 10,000 training molecules against
+        PLACEHOLDER eV with qmllib's). ``FCHL19().to_dict()`` gives qmllib's settings.
     memory_mb : int, default=256
         Budget of each work block of the kernel computation.
     device : str or torch.device, optional
@@ -116,7 +118,7 @@ class KernelModel(dc.models.Model):
         *,
         sigma: Optional[float] = None,
         regularization: Optional[float] = None,
-        sigmas: Sequence[float] = (2.5, 3.0, 4.0),
+        sigmas: Sequence[float] = (3.0, 4.0, 5.0),
         regularizations: Sequence[float] = (1e-6, 1e-5, 1e-4),
         valid_fraction: float = 0.1,
         search_size: int = 10_000,
@@ -137,7 +139,7 @@ class KernelModel(dc.models.Model):
         self.device = resolve_device(device)
         super().__init__(model_dir=model_dir)
         self.n_tasks = int(n_tasks)
-        self.representation = FCHL19(**(representation or {}))
+        self.representation = FCHL19.tuned(**(representation or {}))
         self.hyperparameters = {
             "n_tasks": self.n_tasks,
             "sigma": None if sigma is None else float(sigma),
