@@ -98,7 +98,6 @@ def direct_kernel(a, b, sigma):
     return out
 
 
-
 def test_kernel_model_defaults_to_the_tuned_representation():
     tuned = FCHL19.tuned()
     assert KernelModel().representation == tuned
@@ -107,6 +106,7 @@ def test_kernel_model_defaults_to_the_tuned_representation():
     # A partial dict changes only its fields; a full one (qmllib's) is taken as it is.
     assert KernelModel(representation={"cutoff": 5.0}).representation == FCHL19.tuned(cutoff=5.0)
     assert KernelModel(representation=FCHL19().to_dict()).representation == FCHL19()
+
 
 def test_blocked_kernels_equal_a_direct_computation():
     rng = np.random.default_rng(1)
