@@ -223,7 +223,7 @@ def report_curve(
             "fit (s) |\n|---|---:|---:|\n"
             f"| KernelModel (with its search) | {peer['ours_mae_same_test']:.4f} | "
             f"{peer['ours_fit_s']:.1f} |\n"
-            f"| qmllib FCHL19 + local KRR (given our sigma and regularization) | "
+            f"| qmllib FCHL19 + local KRR (given our FCHL19 settings, sigma, regularization) | "
             f"{peer['mae']:.4f} | {peer['fit_s']:.1f} |\n"
             f"\nAgainst qmllib: fit {speed:.1f}x faster (target ≥ 20x), MAE within 5%: "
             f"{'yes' if close else 'no'}"
