@@ -71,8 +71,7 @@ class FCHL19:
         molecules 0.074 eV (qmllib's) -> 0.049 eV; one parameter at a time, then the best
         changes together. Confirmed at 10,000 training molecules on the model's own 10%
         validation split: 0.0251 eV (qmllib's settings: 0.0365 eV; these with cutoff 8:
-        0.0264 eV). ``overrides`` replace
-        single fields.
+        0.0264 eV). ``overrides`` replace single fields.
         """
         base = {
             "eta2": 0.15, "cutoff": 6.0, "three_body_decay": 2.0, "three_body_weight": 300.0,
