@@ -3,6 +3,7 @@ SchNet (DeepChem ``TorchModel``s), and the `KernelModel` (kernel ridge regressio
 
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.kernel import KernelModel
+from dc_invariant.models.kernel_settings import KernelSettings
 from dc_invariant.models.persistence import load_model
 from dc_invariant.models.schnet import SchNetModel
 from dc_invariant.models.settings import ModelSettings
@@ -18,6 +19,7 @@ __all__ = [
     "DenseModel",
     "InvariantModel",
     "KernelModel",
+    "KernelSettings",
     "ModelSettings",
     "PermutationInvariantModel",
     "RotationInvariantModel",

@@ -8,7 +8,8 @@ and reflections by construction. Written in torch so that forces come from autog
 Reference: Christensen, Bratholm, Faber, von Lilienfeld, "FCHL revisited: Faster and more
 accurate quantum machine learning", J. Chem. Phys. 152, 044107 (2020). The terms and default
 parameters are those of ``qmllib.representations.generate_fchl19`` (nFourier = 1), so both
-give the same vectors (a test checks it where ``qmllib`` is installed).
+give the same vectors (a test checks it where ``qmllib`` is installed). `FCHL19.tuned` holds
+the settings `KernelModel` uses by default, tuned on QM9 validation molecules.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class FCHL19:
     >>> rep = FCHL19()
     >>> rep.size(n_elements=5)  # QM9's H, C, N, O, F
     720
+    >>> FCHL19.tuned().cutoff
+    6.0
     """
 
     n_radial2: int = 24
@@ -55,6 +58,25 @@ class FCHL19:
     two_body_decay: float = 1.8
     three_body_decay: float = 0.57
     three_body_weight: float = 13.4
+
+    @classmethod
+    def tuned(cls, **overrides: float) -> FCHL19:
+        """`KernelModel`'s default settings: qmllib's with four changed, for energies.
+
+        Steeper three-body decay (2.0, not 0.57) with a larger three-body weight (300, not
+        13.4), narrower two-body functions (eta2 0.15, not 0.32) and a 6 Å cutoff (not 8).
+        Chosen on QM9 U0 atomization energies by the validation MAE of `KernelModel` (local
+        Gaussian kernel, best sigma and regularization of each setting) on 1,000 molecules
+        held out of the training set, never on test molecules: with 2,000 training
+        molecules 0.074 eV (qmllib's) -> 0.049 eV; one parameter at a time, then the best
+        changes together. Confirmed at 10,000 training molecules on the model's own 10%
+        validation split: 0.0251 eV (qmllib's settings: 0.0365 eV; these with cutoff 8:
+        0.0264 eV). ``overrides`` replace single fields.
+        """
+        base = {
+            "eta2": 0.15, "cutoff": 6.0, "three_body_decay": 2.0, "three_body_weight": 300.0,
+        }  # fmt: skip
+        return cls(**{**base, **overrides})
 
     def size(self, n_elements: int) -> int:
         """Length of one atom's vector for ``n_elements`` elements."""

@@ -18,7 +18,6 @@ import torch
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.models import kernel_ridge, kernel_search, kernel_store
 from dc_invariant.models.batching import transform_scale
-from dc_invariant.models.fchl import FCHL19
 from dc_invariant.models.kernel_data import (
     Projection,
     check_labels,
@@ -28,6 +27,7 @@ from dc_invariant.models.kernel_data import (
     stack_dataset,
 )
 from dc_invariant.models.kernel_predict import TrainedKernel, element_counts
+from dc_invariant.models.kernel_settings import KernelSettings
 from dc_invariant.models.kernel_store import ARRAYS_FILE
 from dc_invariant.models.local_kernel import blas_on_one_thread
 from dc_invariant.models.persistence import MODEL_CLASSES
@@ -58,6 +58,9 @@ class KernelModel(dc.models.Model):
     of the variance. Costs: memory ``8 n_train² x len(sigmas)`` bytes and time ~n_train² for
     the kernels, ~n_train³ for the solve; beyond about 20,000 molecules use `SchNetModel`.
 
+    The settings below are checked (and kept) as a frozen `KernelSettings`, ``settings``;
+    ``hyperparameters`` is their JSON form, which `save` writes.
+
     Parameters
     ----------
     n_tasks : int, default=1
@@ -65,8 +68,9 @@ class KernelModel(dc.models.Model):
         Kernel width; chosen from ``sigmas`` when not given.
     regularization : float, optional
         :math:`\lambda`, added to the kernel diagonal; chosen from ``regularizations``.
-    sigmas, regularizations : sequence of float
-        Candidates of the validation search.
+    sigmas, regularizations : sequence of float, default=(3, 4, 5), (1e-6, 1e-5, 1e-4)
+        Candidates of the validation search (the widths are those where the tuned
+        representation's validation MAE was lowest, at 2,000 and 10,000 QM9 molecules).
     valid_fraction : float, default=0.1
         Share of the training set held out by the search.
     search_size : int, default=10000
@@ -77,7 +81,9 @@ class KernelModel(dc.models.Model):
     pca_tolerance : float, default=1e-6
         Share of each element's variance the projection may drop (0 keeps every axis).
     representation : dict, optional
-        `FCHL19` settings (defaults: qmllib's).
+        `FCHL19` settings; fields not given take `FCHL19.tuned`'s values (tuned on QM9
+        validation molecules: 0.0251 eV validation MAE at 10,000 training molecules against
+        0.0365 eV with qmllib's). ``FCHL19().to_dict()`` gives qmllib's settings.
     memory_mb : int, default=256
         Budget of each work block of the kernel computation.
     device : str or torch.device, optional
@@ -116,7 +122,7 @@ class KernelModel(dc.models.Model):
         *,
         sigma: Optional[float] = None,
         regularization: Optional[float] = None,
-        sigmas: Sequence[float] = (2.5, 3.0, 4.0),
+        sigmas: Sequence[float] = (3.0, 4.0, 5.0),
         regularizations: Sequence[float] = (1e-6, 1e-5, 1e-4),
         valid_fraction: float = 0.1,
         search_size: int = 10_000,
@@ -127,31 +133,19 @@ class KernelModel(dc.models.Model):
         model_dir: Optional[str] = None,
         device: Union[str, torch.device, None] = None,
     ) -> None:
-        if not isinstance(n_tasks, (int, np.integer)) or isinstance(n_tasks, bool) or n_tasks < 1:
-            raise ValueError(f"n_tasks must be an int >= 1, got {n_tasks!r}")
-        kernel_search.check_settings(
-            sigma, regularization, sigmas, regularizations, valid_fraction, search_size
-        )
-        if not 0 <= pca_tolerance < 1:
-            raise ValueError(f"pca_tolerance must be in [0, 1), got {pca_tolerance}")
+        #: The checked settings; ``hyperparameters`` is their JSON form, saved by `save`.
+        self.settings = KernelSettings(
+            n_tasks=n_tasks, sigma=sigma, regularization=regularization, sigmas=sigmas,
+            regularizations=regularizations, valid_fraction=valid_fraction,
+            search_size=search_size, pca_tolerance=pca_tolerance, representation=representation,
+            memory_mb=memory_mb, seed=seed,
+        )  # fmt: skip
         self.device = resolve_device(device)
         super().__init__(model_dir=model_dir)
-        self.n_tasks = int(n_tasks)
-        self.representation = FCHL19(**(representation or {}))
-        self.hyperparameters = {
-            "n_tasks": self.n_tasks,
-            "sigma": None if sigma is None else float(sigma),
-            "regularization": None if regularization is None else float(regularization),
-            "sigmas": [float(s) for s in sigmas],
-            "regularizations": [float(r) for r in regularizations],
-            "valid_fraction": float(valid_fraction),
-            "search_size": int(search_size),
-            "pca_tolerance": float(pca_tolerance),
-            "representation": self.representation.to_dict(),
-            "memory_mb": int(memory_mb),
-            "seed": int(seed),
-        }
-        self.memory_bytes = int(memory_mb) * 2**20
+        self.n_tasks = self.settings.n_tasks
+        self.representation = self.settings.fchl19
+        self.hyperparameters = self.settings.to_dict()
+        self.memory_bytes = self.settings.memory_mb * 2**20
         #: What fit chose and measured (elements, sigma, regularization, search table, ...).
         self.fitted: Optional[dict[str, Any]] = None
         self._trained: Optional[TrainedKernel] = None

@@ -6,35 +6,13 @@ validation solves are `kernel_ridge.search`'s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
 
 from dc_invariant.models import kernel_ridge
 from dc_invariant.models.local_kernel import AtomSet, kernel_matrices
-
-
-def check_settings(
-    sigma: Optional[float],
-    regularization: Optional[float],
-    sigmas: Sequence[float],
-    regularizations: Sequence[float],
-    valid_fraction: float,
-    search_size: int,
-) -> None:
-    """``ValueError`` for search settings out of range (see `KernelModel`)."""
-    for name, values in (("sigmas", sigmas), ("regularizations", regularizations)):
-        if len(values) == 0 or min(values) <= 0:
-            raise ValueError(f"{name} must be positive numbers, got {list(values)}")
-    for name, value in (("sigma", sigma), ("regularization", regularization)):
-        if value is not None and not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value!r}")
-    if not 0 < valid_fraction < 1:
-        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction}")
-    if search_size < 10:
-        raise ValueError(f"search_size must be >= 10, got {search_size}")
 
 
 def choose(

@@ -46,16 +46,18 @@ def fitted(qm9):
     return model
 
 
-def vectors(z, r):
+def vectors(z, r, rep=None):
     index = np.searchsorted(ELEMENTS, z)
     with torch.no_grad():
-        return FCHL19()(torch.tensor(r), index, np.array([len(z)]), len(ELEMENTS)).numpy()
+        rep = FCHL19() if rep is None else rep
+        return rep(torch.tensor(r), index, np.array([len(z)]), len(ELEMENTS)).numpy()
 
 
-def test_representation_is_exactly_invariant(table):
+@pytest.mark.parametrize("rep", [FCHL19(), FCHL19.tuned()], ids=["qmllib", "tuned"])
+def test_representation_is_exactly_invariant(table, rep):
     rng = np.random.default_rng(0)
     for z, r in zip(table["atomic_numbers"], table["positions"]):
-        reference = vectors(z, r)
+        reference = vectors(z, r, rep)
         order = rng.permutation(len(z))
         moved = {
             "permutation": (z[order], r[order], order),
@@ -65,7 +67,7 @@ def test_representation_is_exactly_invariant(table):
         }
         for zz, rr, rows in moved.values():
             expected = reference if rows is None else reference[rows]
-            np.testing.assert_allclose(vectors(zz, rr), expected, rtol=1e-11, atol=1e-12)
+            np.testing.assert_allclose(vectors(zz, rr, rep), expected, rtol=1e-11, atol=1e-12)
         assert np.abs(reference).max() > 0.1  # not trivially zero
 
 
@@ -73,10 +75,19 @@ def test_representation_is_exactly_invariant(table):
 def test_representation_equals_qmllib_fchl19(table):
     from qmllib.representations import generate_fchl19
 
+    tuned = FCHL19.tuned()
+    # The benchmark's qmllib peer is given the tuned settings under these names.
+    settings = {
+        "eta2": tuned.eta2, "rcut": tuned.cutoff, "acut": tuned.cutoff,
+        "three_body_decay": tuned.three_body_decay, "three_body_weight": tuned.three_body_weight,
+    }  # fmt: skip
     for z, r in zip(table["atomic_numbers"], table["positions"]):
         expected = generate_fchl19(z, r, elements=ELEMENTS.tolist())
         # qmllib takes sin(acos(cos)), which near linear triplets keeps only ~8 digits.
         np.testing.assert_allclose(vectors(z, r), expected, rtol=1e-10, atol=1e-8)
+        expected = generate_fchl19(z, r, elements=ELEMENTS.tolist(), **settings)
+        # the same 8 digits, of three-body terms weighted 300 / 13.4 times more
+        np.testing.assert_allclose(vectors(z, r, tuned), expected, rtol=1e-10, atol=3e-7)
 
 
 def direct_kernel(a, b, sigma):
@@ -85,6 +96,16 @@ def direct_kernel(a, b, sigma):
         for j, v in enumerate(b.vectors.numpy()):
             out[a.molecule[i], b.molecule[j]] += np.exp(-((x - v) ** 2).sum() / (2 * sigma**2))
     return out
+
+
+def test_kernel_model_defaults_to_the_tuned_representation():
+    tuned = FCHL19.tuned()
+    assert KernelModel().representation == tuned
+    assert (tuned.cutoff, tuned.eta2, tuned.three_body_decay) == (6.0, 0.15, 2.0)
+    assert tuned != FCHL19()  # qmllib's defaults stay FCHL19()'s
+    # A partial dict changes only its fields; a full one (qmllib's) is taken as it is.
+    assert KernelModel(representation={"cutoff": 5.0}).representation == FCHL19.tuned(cutoff=5.0)
+    assert KernelModel(representation=FCHL19().to_dict()).representation == FCHL19()
 
 
 def test_blocked_kernels_equal_a_direct_computation():

@@ -1,0 +1,130 @@
+"""Hyperparameters of `KernelModel`, checked with `dc_invariant.validation` and saved as JSON.
+
+The kernel model's counterpart of `settings` (the torch models'): `KernelModel`'s
+constructor builds a `KernelSettings` from its keyword arguments before any work, so a bad
+value fails there, and ``to_dict`` is what `save` writes and `load_model` reads back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from dc_invariant.models.fchl import FCHL19
+from dc_invariant.validation import check_int, check_real, check_seed
+
+
+def _set(settings: Any, name: str, value: Any) -> None:
+    # Frozen dataclasses store their normalised values through object.__setattr__.
+    object.__setattr__(settings, name, value)
+
+
+def _positive(value: Any, name: str) -> float:
+    return check_real(value, name, min_val=0.0, include_boundaries="neither")
+
+
+def _candidates(values: Any, name: str) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of positive numbers, got {values!r}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must be positive numbers, got an empty sequence")
+    return tuple(_positive(v, f"{name}[{k}]") for k, v in enumerate(values))
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernelSettings:
+    """Settings of `KernelModel` (see its docstring for what each one does).
+
+    Parameters
+    ----------
+    n_tasks : int, default=1
+    sigma, regularization : float, optional
+        Given width and ridge; chosen from the candidates below when None.
+    sigmas, regularizations : sequence of float, default=(3, 4, 5), (1e-6, 1e-5, 1e-4)
+        Candidates of the validation search; stored as tuples.
+    valid_fraction : float, default=0.1
+        In (0, 1).
+    search_size : int, default=10000
+        At least 10.
+    pca_tolerance : float, default=1e-6
+        In [0, 1).
+    representation : dict, optional
+        `FCHL19` fields replacing `FCHL19.tuned`'s; stored complete (every field).
+    memory_mb : int, default=256
+        At least 1.
+    seed : int, default=0
+
+    Examples
+    --------
+    >>> KernelSettings(sigmas=[2, 3]).sigmas
+    (2.0, 3.0)
+    >>> KernelSettings(valid_fraction=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: valid_fraction == 1.0, must be < 1.0.
+    """
+
+    n_tasks: int = 1
+    sigma: Optional[float] = None
+    regularization: Optional[float] = None
+    sigmas: Sequence[float] = (3.0, 4.0, 5.0)
+    regularizations: Sequence[float] = (1e-6, 1e-5, 1e-4)
+    valid_fraction: float = 0.1
+    search_size: int = 10_000
+    pca_tolerance: float = 1e-6
+    representation: Optional[dict[str, Any]] = None
+    memory_mb: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _set(self, "n_tasks", check_int(self.n_tasks, "n_tasks", min_val=1))
+        for name in ("sigma", "regularization"):
+            if getattr(self, name) is not None:
+                _set(self, name, _positive(getattr(self, name), name))
+        _set(self, "sigmas", _candidates(self.sigmas, "sigmas"))
+        _set(self, "regularizations", _candidates(self.regularizations, "regularizations"))
+        fraction = check_real(
+            self.valid_fraction, "valid_fraction", min_val=0.0, max_val=1.0,
+            include_boundaries="neither",
+        )  # fmt: skip
+        _set(self, "valid_fraction", fraction)
+        _set(self, "search_size", check_int(self.search_size, "search_size", min_val=10))
+        tolerance = check_real(
+            self.pca_tolerance, "pca_tolerance", min_val=0.0, max_val=1.0,
+            include_boundaries="left",
+        )  # fmt: skip
+        _set(self, "pca_tolerance", tolerance)
+        rep = self.representation or {}
+        if not isinstance(rep, dict):
+            raise TypeError(f"representation must be a dict of FCHL19 settings, got {rep!r}")
+        unknown = sorted(set(rep) - {f.name for f in dataclasses.fields(FCHL19)})
+        if unknown:
+            raise ValueError(
+                f"representation has unknown FCHL19 settings {unknown}; known: "
+                f"{[f.name for f in dataclasses.fields(FCHL19)]}"
+            )
+        for name in ("n_radial2", "n_radial3"):
+            if name in rep:
+                rep = {**rep, name: check_int(rep[name], f"representation {name}", min_val=1)}
+        for name in ("eta2", "eta3", "cutoff"):
+            if name in rep:
+                rep = {**rep, name: _positive(rep[name], f"representation {name}")}
+        for name in ("zeta", "two_body_decay", "three_body_decay", "three_body_weight"):
+            if name in rep:
+                rep = {**rep, name: check_real(rep[name], f"representation {name}")}
+        _set(self, "representation", FCHL19.tuned(**rep).to_dict())
+        _set(self, "memory_mb", check_int(self.memory_mb, "memory_mb", min_val=1))
+        _set(self, "seed", check_seed(self.seed))
+
+    @property
+    def fchl19(self) -> FCHL19:
+        """The representation these settings describe."""
+        return FCHL19(**self.representation)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible settings (the constructor's keyword arguments; lists for tuples)."""
+        out = dataclasses.asdict(self)
+        out["sigmas"], out["regularizations"] = list(self.sigmas), list(self.regularizations)
+        return out
