@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from _kernel_curve import learning_curve, report_curve
+from _kernel_curve import beyond_point, learning_curve, report_curve
 from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant._deepchem import import_deepchem
@@ -181,6 +181,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--peer-test", type=int, default=200, help="test molecules for the qmllib peer"
     )
     parser.add_argument("--kernel-only", action="store_true", help="skip training the two networks")
+    parser.add_argument(
+        "--beyond",
+        type=int,
+        default=0,
+        help="also fit KernelModel on this many training molecules: the split's and more "
+        "QM9 molecules outside its valid and test sets, same test set (0 skips)",
+    )
     args = parser.parse_args(argv)
     if args.saved and (args.quick or (args.train, args.valid, args.test, args.seed) != DEFAULTS):
         # Another split would put molecules the saved model trained on into the test set.
@@ -228,6 +235,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         lambda parts: coulomb_krr(parts, dc),
         (cm_mae, cm_seconds),
     )
+    if args.beyond:
+        beyond_point(train, valid, test, args.beyond, args.seed)
     rot_mae = np.nan
     if not args.kernel_only:
         print("RotationInvariantModel (tutorial network, hidden 16)")
