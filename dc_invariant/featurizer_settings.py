@@ -7,12 +7,12 @@ the settings and nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 from rdkit import Chem
 
-from dc_invariant.validation import check_choice, check_int, check_names
+from dc_invariant.validation import check_choice, check_int, check_names, store
 
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
 ATOM_PROPERTIES: tuple[str, ...] = ("formal_charge", "aromatic", "hybridization")
@@ -31,11 +31,6 @@ _SYMBOL_TO_Z = {_PERIODIC_TABLE.GetElementSymbol(z): z for z in range(1, 119)}
 
 
 _LIMITS = (("n_conformers", 1, 10_000), ("random_seed", 0, 2**31 - 2), ("max_attempts", 0, 10**6))
-
-
-def _set(settings: Any, name: str, value: Any) -> None:
-    # Frozen dataclasses store their normalised values through object.__setattr__.
-    object.__setattr__(settings, name, value)
 
 
 @dataclass(frozen=True)
@@ -63,9 +58,9 @@ class FeaturizerSettings:
         for name in ("other_element", "heavy_atoms_only", "record_smiles", "canonical_atom_order"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-            _set(self, name, bool(getattr(self, name)))
+            store(self, name, bool(getattr(self, name)))
         for name, low, high in _LIMITS:
-            _set(self, name, check_int(getattr(self, name), name, min_val=low, max_val=high))
+            store(self, name, check_int(getattr(self, name), name, min_val=low, max_val=high))
         elements = check_names(self.elements, "elements")
         unknown = [e for e in elements if e not in _SYMBOL_TO_Z]
         if unknown:
@@ -89,9 +84,9 @@ class FeaturizerSettings:
         check_choice(self.fragments, "fragments", FRAGMENT_MODES)
         if self.embed_timeout is not None:
             seconds = check_int(self.embed_timeout, "embed_timeout (s)", min_val=1, max_val=86_400)
-            _set(self, "embed_timeout", seconds)
-        _set(self, "elements", tuple(elements))
-        _set(self, "atom_properties", tuple(properties))
+            store(self, "embed_timeout", seconds)
+        store(self, "elements", tuple(elements))
+        store(self, "atom_properties", tuple(properties))
 
     @property
     def feature_names(self) -> list[str]:

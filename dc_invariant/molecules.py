@@ -34,22 +34,6 @@ def segment_arange(starts: IntArray, counts: IntArray) -> IntArray:
     )
 
 
-def atom_bounded_ranges(counts: IntArray, max_atoms: int) -> list[tuple[int, int]]:
-    """Consecutive ``(first, last)`` molecule ranges of at most ``max_atoms`` atoms each.
-
-    A molecule larger than ``max_atoms`` gets a range of its own.
-    """
-    ends = np.cumsum(np.asarray(counts, dtype=np.int64))
-    ranges = []
-    first = 0
-    while first < len(ends):
-        lo = int(ends[first] - counts[first])
-        last = max(first + 1, int(np.searchsorted(ends, lo + max_atoms, side="right")))
-        ranges.append((first, last))
-        first = last
-    return ranges
-
-
 @dataclass
 class Molecules:
     """Molecules with all atoms stacked.
@@ -266,9 +250,7 @@ class Molecules:
     def range(self, first: int, last: int) -> Molecules:
         """Molecules ``first`` to ``last - 1`` as views (no copy)."""
         lo = int(self.counts[:first].sum())
-        return self._range(first, last, lo, lo + int(self.counts[first:last].sum()))
-
-    def _range(self, first: int, last: int, lo: int, hi: int) -> Molecules:
+        hi = lo + int(self.counts[first:last].sum())
         return Molecules(
             self.positions[lo:hi],
             self.features[lo:hi],
@@ -277,16 +259,30 @@ class Molecules:
             self.smiles[first:last],
         )
 
-    def batches(self, max_atoms: int, padded_to: Optional[int] = None) -> Iterator[Molecules]:
-        """Consecutive ranges of at most ``max_atoms`` atoms (a larger molecule alone).
+    def batch_ranges(
+        self, max_atoms: int, padded_to: Optional[int] = None
+    ) -> list[tuple[int, int]]:
+        """Consecutive ``(first, last)`` molecule ranges of at most ``max_atoms`` atoms each.
 
-        With ``padded_to`` (a network of fixed input size), every molecule counts as that
-        many atoms: the padded arrays are what fills memory.
+        A molecule larger than ``max_atoms`` gets a range of its own. With ``padded_to`` (a
+        network of fixed input size), every molecule counts as that many atoms: the padded
+        arrays are what fills memory.
         """
-        starts, ends = self.starts, self.ends
         sizes = self.counts if padded_to is None else np.full(len(self), padded_to)
-        for first, last in atom_bounded_ranges(sizes, max_atoms):
-            yield self._range(first, last, int(starts[first]), int(ends[last - 1]))
+        ends = np.cumsum(sizes)
+        ranges = []
+        first = 0
+        while first < len(ends):
+            lo = int(ends[first] - sizes[first])
+            last = max(first + 1, int(np.searchsorted(ends, lo + max_atoms, side="right")))
+            ranges.append((first, last))
+            first = last
+        return ranges
+
+    def batches(self, max_atoms: int, padded_to: Optional[int] = None) -> Iterator[Molecules]:
+        """The molecules of each of `batch_ranges`, as views."""
+        for first, last in self.batch_ranges(max_atoms, padded_to):
+            yield self.range(first, last)
 
     def centred_positions(self) -> FloatArray:
         """Coordinates with each molecule's centroid at the origin, in float64.

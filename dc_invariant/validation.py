@@ -77,6 +77,16 @@ def check_seed(value: Any) -> int:
     return check_int(value, "seed", min_val=0)
 
 
+def check_positive(value: Any, name: str) -> float:
+    """A finite number > 0 (a width, a cutoff, a regulariser)."""
+    return check_real(value, name, min_val=0.0, include_boundaries="neither")
+
+
+def store(settings: Any, name: str, value: Any) -> None:
+    """Keep a checked, normalised ``value`` on a frozen settings dataclass (``__post_init__``)."""
+    object.__setattr__(settings, name, value)
+
+
 def check_tolerance(value: Any, name: str) -> Optional[float]:
     """An absolute or relative tolerance: None (the default applies) or a finite number >= 0."""
     return None if value is None else check_real(value, name, min_val=0.0)

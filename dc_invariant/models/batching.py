@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from dc_invariant.molecules import Molecules, atom_bounded_ranges
+from dc_invariant.molecules import Molecules
 
 
 @dataclass
@@ -73,18 +73,14 @@ def dataset_batches(
                 name=lambda k, chosen=chosen: f"{chosen[k]} (id {ids[chosen[k]]!r})",
                 n_atoms_limit=n_atoms_limit,
             )
-            parts = [(0, len(chosen))]
-            if batch_atoms is not None:
-                # A network of fixed input size pads every molecule to n_atoms_limit atoms.
-                sizes = molecules.counts if n_atoms_limit is None else [n_atoms_limit] * len(chosen)
-                parts = atom_bounded_ranges(sizes, batch_atoms)
-            for first, last in parts:
+            if batch_atoms is None:
+                yield molecules, _rows(y, chosen, n, n_tasks), _rows(w, chosen, n, n_tasks)
+                continue
+            # A network of fixed input size (n_atoms_limit) pads every molecule to it.
+            for first, last in molecules.batch_ranges(batch_atoms, padded_to=n_atoms_limit):
                 rows = chosen[first:last]
-                yield (
-                    molecules if len(parts) == 1 else molecules.range(first, last),
-                    _rows(y, rows, n, n_tasks),
-                    _rows(w, rows, n, n_tasks),
-                )
+                part = molecules.range(first, last)
+                yield part, _rows(y, rows, n, n_tasks), _rows(w, rows, n, n_tasks)
 
 
 def _rows(values: Any, chosen: np.ndarray, n: int, n_tasks: int) -> np.ndarray:

@@ -13,16 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dc_invariant.models.fchl import FCHL19
-from dc_invariant.validation import check_int, check_real, check_seed
-
-
-def _set(settings: Any, name: str, value: Any) -> None:
-    # Frozen dataclasses store their normalised values through object.__setattr__.
-    object.__setattr__(settings, name, value)
-
-
-def _positive(value: Any, name: str) -> float:
-    return check_real(value, name, min_val=0.0, include_boundaries="neither")
+from dc_invariant.validation import check_int, check_positive, check_real, check_seed, store
 
 
 def _candidates(values: Any, name: str) -> tuple[float, ...]:
@@ -30,7 +21,7 @@ def _candidates(values: Any, name: str) -> tuple[float, ...]:
         raise TypeError(f"{name} must be a sequence of positive numbers, got {values!r}")
     if len(values) == 0:
         raise ValueError(f"{name} must be positive numbers, got an empty sequence")
-    return tuple(_positive(v, f"{name}[{k}]") for k, v in enumerate(values))
+    return tuple(check_positive(v, f"{name}[{k}]") for k, v in enumerate(values))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,23 +70,23 @@ class KernelSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _set(self, "n_tasks", check_int(self.n_tasks, "n_tasks", min_val=1))
+        store(self, "n_tasks", check_int(self.n_tasks, "n_tasks", min_val=1))
         for name in ("sigma", "regularization"):
             if getattr(self, name) is not None:
-                _set(self, name, _positive(getattr(self, name), name))
-        _set(self, "sigmas", _candidates(self.sigmas, "sigmas"))
-        _set(self, "regularizations", _candidates(self.regularizations, "regularizations"))
+                store(self, name, check_positive(getattr(self, name), name))
+        store(self, "sigmas", _candidates(self.sigmas, "sigmas"))
+        store(self, "regularizations", _candidates(self.regularizations, "regularizations"))
         fraction = check_real(
             self.valid_fraction, "valid_fraction", min_val=0.0, max_val=1.0,
             include_boundaries="neither",
         )  # fmt: skip
-        _set(self, "valid_fraction", fraction)
-        _set(self, "search_size", check_int(self.search_size, "search_size", min_val=10))
+        store(self, "valid_fraction", fraction)
+        store(self, "search_size", check_int(self.search_size, "search_size", min_val=10))
         tolerance = check_real(
             self.pca_tolerance, "pca_tolerance", min_val=0.0, max_val=1.0,
             include_boundaries="left",
         )  # fmt: skip
-        _set(self, "pca_tolerance", tolerance)
+        store(self, "pca_tolerance", tolerance)
         rep = self.representation or {}
         if not isinstance(rep, dict):
             raise TypeError(f"representation must be a dict of FCHL19 settings, got {rep!r}")
@@ -110,13 +101,13 @@ class KernelSettings:
                 rep = {**rep, name: check_int(rep[name], f"representation {name}", min_val=1)}
         for name in ("eta2", "eta3", "cutoff"):
             if name in rep:
-                rep = {**rep, name: _positive(rep[name], f"representation {name}")}
+                rep = {**rep, name: check_positive(rep[name], f"representation {name}")}
         for name in ("zeta", "two_body_decay", "three_body_decay", "three_body_weight"):
             if name in rep:
                 rep = {**rep, name: check_real(rep[name], f"representation {name}")}
-        _set(self, "representation", FCHL19.tuned(**rep).to_dict())
-        _set(self, "memory_mb", check_int(self.memory_mb, "memory_mb", min_val=1))
-        _set(self, "seed", check_seed(self.seed))
+        store(self, "representation", FCHL19.tuned(**rep).to_dict())
+        store(self, "memory_mb", check_int(self.memory_mb, "memory_mb", min_val=1))
+        store(self, "seed", check_seed(self.seed))
 
     @property
     def fchl19(self) -> FCHL19:

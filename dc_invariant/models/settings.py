@@ -14,18 +14,14 @@ from typing import Any, Optional
 from dc_invariant.validation import (
     check_choice,
     check_int,
-    check_real,
+    check_positive,
     check_seed,
+    store,
 )
 
 MODES = ("regression", "classification")
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("tanh", "relu", "silu", "softplus")
-
-
-def _set(settings: Any, name: str, value: Any) -> None:
-    # Frozen dataclasses store their normalised values through object.__setattr__.
-    object.__setattr__(settings, name, value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,13 +50,13 @@ class ModelSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _set(self, "n_tasks", check_int(self.n_tasks, "n_tasks", min_val=1))
-        _set(self, "n_features", check_int(self.n_features, "n_features", min_val=1))
+        store(self, "n_tasks", check_int(self.n_tasks, "n_tasks", min_val=1))
+        store(self, "n_features", check_int(self.n_features, "n_features", min_val=1))
         check_choice(self.mode, "mode", MODES)
         low = 2 if self.mode == "classification" else 1
-        _set(self, "n_classes", check_int(self.n_classes, "n_classes", min_val=low))
+        store(self, "n_classes", check_int(self.n_classes, "n_classes", min_val=low))
         check_choice(self.dtype, "dtype", DTYPES)
-        _set(self, "seed", check_seed(self.seed))
+        store(self, "seed", check_seed(self.seed))
 
     @property
     def n_outputs(self) -> int:
@@ -81,7 +77,7 @@ class TutorialSettings(ModelSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _set(self, "hidden", check_int(self.hidden, "hidden", min_val=1))
+        store(self, "hidden", check_int(self.hidden, "hidden", min_val=1))
         check_choice(self.activation, "activation", ACTIVATIONS)
 
 
@@ -93,11 +89,7 @@ class DenseSettings(TutorialSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _set(self, "n_atoms", check_int(self.n_atoms, "n_atoms", min_val=1))
-
-
-def _check_cutoff(value: Any) -> float:
-    return check_real(value, "cutoff (Å)", min_val=0.0, include_boundaries="neither")
+        store(self, "n_atoms", check_int(self.n_atoms, "n_atoms", min_val=1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +101,7 @@ class PairSettings(TutorialSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.cutoff is not None:
-            _set(self, "cutoff", _check_cutoff(self.cutoff))
+            store(self, "cutoff", check_positive(self.cutoff, "cutoff (Å)"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,8 +119,8 @@ class SchNetSettings(ModelSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         for name in ("n_atom_basis", "n_filters", "n_rbf"):
-            _set(self, name, check_int(getattr(self, name), name, min_val=2))
-        _set(self, "n_interactions", check_int(self.n_interactions, "n_interactions", min_val=1))
-        _set(self, "cutoff", _check_cutoff(self.cutoff))
+            store(self, name, check_int(getattr(self, name), name, min_val=2))
+        store(self, "n_interactions", check_int(self.n_interactions, "n_interactions", min_val=1))
+        store(self, "cutoff", check_positive(self.cutoff, "cutoff (Å)"))
         check_choice(self.pooling, "pooling", ("sum", "mean"))
-        _set(self, "standardize", bool(self.standardize))
+        store(self, "standardize", bool(self.standardize))
