@@ -267,6 +267,12 @@ class Molecules:
         A molecule larger than ``max_atoms`` gets a range of its own. With ``padded_to`` (a
         network of fixed input size), every molecule counts as that many atoms: the padded
         arrays are what fills memory.
+
+        Examples
+        --------
+        >>> three = Molecules(np.zeros((9, 3)), np.ones((9, 1)), np.ones(9, int), [3, 5, 1])
+        >>> three.batch_ranges(6), three.batch_ranges(4), three.batch_ranges(10, padded_to=5)
+        ([(0, 1), (1, 3)], [(0, 1), (1, 2), (2, 3)], [(0, 2), (2, 3)])
         """
         sizes = self.counts if padded_to is None else np.full(len(self), padded_to)
         ends = np.cumsum(sizes)
