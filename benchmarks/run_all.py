@@ -17,6 +17,7 @@ Usage::
     python benchmarks/run_all.py                         # ~20 min: evaluates the saved SchNet
     python benchmarks/run_all.py --retrain               # well over an hour: SchNet trains 60 min
     python benchmarks/run_all.py --quick --only featurize,audit --out /tmp/bench
+    python benchmarks/run_all.py --schnetpack-python /tmp/snp_venv241/bin/python
 """
 
 from __future__ import annotations
@@ -90,7 +91,16 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         metavar="NAME[,NAME]",
         help=f"run only these benchmarks, of: {', '.join(BENCHMARKS)}",
     )
+    parser.add_argument(
+        "--schnetpack-python",
+        metavar="PATH",
+        type=Path,
+        help="Python of an environment with schnetpack==2.1.1, for schnet.py's training peer "
+        "(see benchmarks/schnet.py); without it that peer is not run",
+    )
     args = parser.parse_args(argv)
+    if args.schnetpack_python is not None and not args.schnetpack_python.is_file():
+        parser.error(f"--schnetpack-python: no such file: {args.schnetpack_python}")
     if args.only is None:
         args.names = list(BENCHMARKS)
     else:
@@ -164,12 +174,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_line(quick: bool, names: Sequence[str], total_seconds: float) -> str:
+def machine_line(args: argparse.Namespace, total_seconds: float) -> str:
     """One line naming the machine, the software and the run."""
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    command = "python benchmarks/run_all.py" + (" --quick" if quick else "")
-    if list(names) != list(BENCHMARKS):
-        command += f" --only {','.join(names)}"
+    command = "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+    if list(args.names) != list(BENCHMARKS):
+        command += f" --only {','.join(args.names)}"
+    if args.schnetpack_python is not None and "schnet" in args.names:
+        command += f" --schnetpack-python {args.schnetpack_python}"
     return (
         f"Measured {date} with `{command}` ({total_seconds / 60:.1f} min) on "
         f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} CPUs ({usable_cpus()} usable); "
@@ -271,6 +283,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if name == "scaling":
             # Its plots go beside its log, so that --out (and --quick) keep every output.
             extra = ["--out", str(folder / "scaling")]
+        if name == "schnet" and args.schnetpack_python is not None:
+            extra = ["--schnetpack-python", str(args.schnetpack_python)]
         outcome = run_one(name, args.quick, folder / f"{name}.log", extra)
         status = "ok" if outcome.error is None else outcome.error
         log = f", log {outcome.log}" if outcome.log else ""
@@ -280,7 +294,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             tail = outcome.log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
             print("\n".join(f"    {line}" for line in tail), file=sys.stderr, flush=True)
         outcomes.append(outcome)
-    header = machine_line(args.quick, args.names, time.perf_counter() - start)
+    header = machine_line(args, time.perf_counter() - start)
     text = summary(outcomes, folder, header)
     path = folder / "summary.md"
     path.write_text(text, encoding="utf-8")

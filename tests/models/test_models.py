@@ -17,6 +17,7 @@ from dc_invariant.models import (
     load_model,
 )
 from dc_invariant.models.base import CONFIG_FILE
+from dc_invariant.molecules import Molecules
 from dc_invariant.reference import NETWORKS, tutorial_case
 from dc_invariant.symmetry import (
     mixing_permutation,
@@ -387,3 +388,43 @@ def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers)
     block = model.model.network.interactions[0].filter
     x = torch.as_tensor(np.random.default_rng(0).normal(size=(40, 12)))
     np.testing.assert_allclose(_two_layers(block, x).detach(), block(x).detach(), atol=1e-12)
+
+
+def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers):
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=4)
+    arrays = (
+        np.concatenate([c.positions for c in conformers]),
+        np.concatenate([c.features for c in conformers]),
+        np.concatenate([c.atomic_numbers for c in conformers]),
+        [c.n_atoms for c in conformers],
+    )
+    inference = model.predict_arrays(*arrays)
+    scratch = model.model.network._scratch.tensors
+    kept = {name: tensor.data_ptr() for name, tensor in scratch.items()}
+    assert set(kept) == {"rbf", "hidden", "weights"}
+    # Smaller batches fit in the tensors of the first call: nothing is allocated again.
+    smaller = model.predict_arrays(*arrays, batch_atoms=40)
+    np.testing.assert_allclose(smaller, inference, rtol=1e-12)
+    assert {name: tensor.data_ptr() for name, tensor in scratch.items()} == kept
+    # The training path (autograd, fresh tensors) gives the same numbers to the last bit.
+    batch = model.make_batch(Molecules.from_arrays(*arrays, model.n_features))
+    inputs, _, _ = model._prepare_batch((batch.inputs, None, None))
+    with torch.enable_grad():
+        trained_path = model.model(inputs).detach().numpy()
+    np.testing.assert_array_equal(trained_path, inference)
+    # A copy of the network (Dask pickles models for its workers) starts without them.
+    copied = pickle.loads(pickle.dumps(model.model.network))
+    assert copied._scratch.tensors == {} and len(scratch) == 3
+
+
+def test_schnet_predictions_from_threads_sharing_one_model(dc, conformers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=5)
+    # Different molecules per thread, so tensors shared between threads would mix them up.
+    datasets = [as_dataset(dc, conformers[k::2] * 20) for k in (0, 1)]
+    alone = [model.predict(d) for d in datasets]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(model.predict, datasets * 3))
+    for k, result in enumerate(together):
+        np.testing.assert_array_equal(result, alone[k % 2])
