@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -31,17 +31,28 @@ class _SSP(torch.nn.Module):
         return shifted_softplus(x)
 
 
-def _two_layers(mlp: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+def _two_layers(
+    mlp: torch.nn.Sequential,
+    x: torch.Tensor,
+    out: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+) -> torch.Tensor:
     """``mlp(x)`` for ``Linear -> _SSP -> Linear``, with the shift folded into the last bias.
 
     ``W (softplus(z) - log 2) + b = W softplus(z) + (b - log 2 · Σ_k W_:k)``: the same
     function without a pass over every (pair, filter) value to subtract the constant, the
-    costliest element-wise step after the products (benchmarks/schnet.py).
+    costliest element-wise step after the products (benchmarks/schnet.py). With ``out``
+    (two tensors of the output's shape, no autograd) the hidden values go into the first
+    and the result into the second; the operations are the same, and so are the numbers.
     """
     first, last = mlp[0], mlp[2]
-    hidden = torch.nn.functional.softplus(first(x))
     bias = last.bias - math.log(2.0) * last.weight.sum(dim=1)
-    return torch.addmm(bias, hidden, last.weight.T)
+    if out is None:
+        hidden = torch.nn.functional.softplus(first(x))
+        return torch.addmm(bias, hidden, last.weight.T)
+    hidden, result = out
+    torch.addmm(first.bias, x, first.weight.T, out=hidden)
+    torch.nn.functional.softplus(hidden, out=hidden)
+    return torch.addmm(bias, hidden, last.weight.T, out=result)
 
 
 class Interaction(torch.nn.Module):
@@ -66,41 +77,18 @@ class Interaction(torch.nn.Module):
         envelope: torch.Tensor,
         i: torch.Tensor,
         j: torch.Tensor,
+        work: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
+        """The block's update of ``h``; ``work``: two (n_pairs, n_filters) tensors that take
+        every (pair, filter) value, for inference without autograd."""
         # Filters depend on distance only, so each unordered pair (i < j) is evaluated once
         # and sends its message both ways: half the cost of the filter network.
-        weights = _two_layers(self.filter, rbf).mul_(envelope.unsqueeze(-1))
+        weights = _two_layers(self.filter, rbf, work).mul_(envelope.unsqueeze(-1))
         x = self.in2f(h)
-        messages = torch.zeros_like(x).index_add_(0, i, x[j] * weights)
-        messages = messages.index_add_(0, j, x[i].mul_(weights))
-        return _two_layers(self.f2out, messages)
-
-    def infer(
-        self,
-        h: torch.Tensor,
-        rbf: torch.Tensor,
-        envelope: torch.Tensor,
-        i: torch.Tensor,
-        j: torch.Tensor,
-        work: tuple[torch.Tensor, torch.Tensor],
-    ) -> torch.Tensor:
-        """`forward` without autograd, writing every (pair, filter) value into ``work``.
-
-        ``work`` is two (n_pairs, n_filters) tensors. The operations and their order are
-        `forward`'s, so the result is the same to the last bit.
-        """
-        hidden, weights = work
-        first, last = self.filter[0], self.filter[2]
-        torch.addmm(first.bias, rbf, first.weight.T, out=hidden)
-        torch.nn.functional.softplus(hidden, out=hidden)
-        bias = last.bias - math.log(2.0) * last.weight.sum(dim=1)
-        torch.addmm(bias, hidden, last.weight.T, out=weights)
-        weights.mul_(envelope.unsqueeze(-1))
-        x = self.in2f(h)
-        sent = torch.index_select(x, 0, j, out=hidden).mul_(weights)
-        messages = torch.zeros_like(x).index_add_(0, i, sent)
-        sent = torch.index_select(x, 0, i, out=hidden).mul_(weights)
-        messages = messages.index_add_(0, j, sent)
+        messages = torch.zeros_like(x)
+        for source, target in ((j, i), (i, j)):
+            sent = x[source] if work is None else torch.index_select(x, 0, source, out=work[0])
+            messages = messages.index_add_(0, target, sent.mul_(weights))
         return _two_layers(self.f2out, messages)
 
 
@@ -193,21 +181,21 @@ class SchNetNetwork(torch.nn.Module):
         envelope = 0.5 * (torch.cos(distances * (math.pi / self.cutoff)) + 1.0)
         envelope = envelope * (distances < self.cutoff).to(envelope.dtype)
         h = self.embedding(features)
+        work = None
         if torch.is_grad_enabled():
             rbf = torch.exp(-self.gamma * (distances.unsqueeze(-1) - self.centers) ** 2)
-            for block in self.interactions:
-                h = h + block(h, rbf, envelope, i, j)
         else:
             n_pairs, n_filters = len(i), self.interactions[0].in2f.out_features
             rbf = self._scratch.take("rbf", n_pairs, len(self.centers), distances)
             torch.sub(distances.unsqueeze(-1), self.centers, out=rbf)
             torch.exp(rbf.square_().mul_(-self.gamma), out=rbf)
-            work = tuple(
+            hidden, weights = (
                 self._scratch.take(name, n_pairs, n_filters, distances)
                 for name in ("hidden", "weights")
             )
-            for block in self.interactions:
-                h = h + block.infer(h, rbf, envelope, i, j, work)
+            work = (hidden, weights)
+        for block in self.interactions:
+            h = h + block(h, rbf, envelope, i, j, work)
         per_atom = _two_layers(self.readout, h) * self.scale + self.atom_offset[atomic_numbers]
         molecule = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
         pooled = torch.zeros(

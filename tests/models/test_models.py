@@ -61,6 +61,16 @@ def as_dataset(dc, items):
     return dc.data.NumpyDataset(np.array(items, dtype=object))
 
 
+def stacked(conformers):
+    """The arguments of `predict_arrays` for these molecules."""
+    return (
+        np.concatenate([c.positions for c in conformers]),
+        np.concatenate([c.features for c in conformers]),
+        np.concatenate([c.atomic_numbers for c in conformers]),
+        [c.n_atoms for c in conformers],
+    )
+
+
 def transformed(conformers, symmetry: str, seed: int):
     rng = np.random.default_rng(seed)
     out = []
@@ -376,12 +386,7 @@ def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers)
     from dc_invariant.models.schnet import _two_layers
 
     model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=2)
-    arrays = (
-        np.concatenate([c.positions for c in conformers]),
-        np.concatenate([c.features for c in conformers]),
-        np.concatenate([c.atomic_numbers for c in conformers]),
-        [c.n_atoms for c in conformers],
-    )
+    arrays = stacked(conformers)
     one_batch = model.predict_arrays(*arrays, batch_atoms=100_000)
     np.testing.assert_allclose(model.predict_arrays(*arrays, batch_atoms=30), one_batch, rtol=1e-12)
     # The shifted softplus's -log 2, folded into the next bias, is the same function.
@@ -392,12 +397,7 @@ def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers)
 
 def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers):
     model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=4)
-    arrays = (
-        np.concatenate([c.positions for c in conformers]),
-        np.concatenate([c.features for c in conformers]),
-        np.concatenate([c.atomic_numbers for c in conformers]),
-        [c.n_atoms for c in conformers],
-    )
+    arrays = stacked(conformers)
     inference = model.predict_arrays(*arrays)
     scratch = model.model.network._scratch.tensors
     kept = {name: tensor.data_ptr() for name, tensor in scratch.items()}
