@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Optional
 
@@ -162,6 +163,21 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         """DeepChem's ``TorchModel.fit``, after checking that ``dataset`` carries labels."""
         check_labels(dataset, self.n_tasks)
         return super().fit(dataset, *args, **kwargs)
+
+    def fit_generator(self, generator: Iterable[Any], *args: Any, **kwargs: Any) -> float:
+        """DeepChem's ``TorchModel.fit_generator``, without a warning about its bookkeeping.
+
+        DeepChem 2.8 adds each batch's loss tensor, still attached to the graph, to a running
+        sum that it converts to a float every ``log_frequency`` steps; torch warns about that
+        conversion every time, although the value is right.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message="Converting a tensor with requires_grad=True to a scalar",
+                category=UserWarning,
+            )
+            return super().fit_generator(generator, *args, **kwargs)
 
     def _batches(
         self,

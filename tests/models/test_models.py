@@ -1,6 +1,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -176,6 +178,24 @@ def test_fit_predict_evaluate_with_a_normalisation_transformer(dc, dataset, name
     np.testing.assert_allclose(
         model.predict(train, [normalise]), normalise.untransform(raw), rtol=1e-6
     )
+
+
+def test_training_does_not_warn_about_deepchem_loss_bookkeeping():
+    # torch gives this warning once per process, so it is looked for in a fresh one.
+    code = """
+import warnings
+import numpy as np
+import deepchem as dc
+from dc_invariant import ConformerFeaturizer
+from dc_invariant.models import RotationInvariantModel
+warnings.filterwarnings("error", message="Converting a tensor with requires_grad")
+X = ConformerFeaturizer(random_seed=0).featurize(["CCO", "CCN", "c1ccccc1"])
+data = dc.data.NumpyDataset(X, np.arange(3.0).reshape(-1, 1))
+print(RotationInvariantModel(log_frequency=1).fit(data, nb_epoch=1))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert np.isfinite(float(done.stdout.strip().splitlines()[-1]))
 
 
 def test_several_tasks_and_classification(dc, conformers):
