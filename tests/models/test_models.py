@@ -415,7 +415,9 @@ def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers)
     np.testing.assert_allclose(_two_layers(block, x).detach(), block(x).detach(), atol=1e-12)
 
 
-def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers):
+def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers, monkeypatch):
+    from dc_invariant.models import schnet
+
     model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=4)
     arrays = stacked(conformers)
     inference = model.predict_arrays(*arrays)
@@ -432,6 +434,18 @@ def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers):
     with torch.enable_grad():
         trained_path = model.model(inputs).detach().numpy()
     np.testing.assert_array_equal(trained_path, inference)
+    # Tensors first made under torch.inference_mode serve later predictions too.
+    model.model.network._scratch.tensors.clear()
+    with torch.inference_mode():
+        np.testing.assert_array_equal(model.predict_arrays(*arrays), inference)
+    np.testing.assert_array_equal(model.predict_arrays(*arrays), inference)
+    # Past KEEP_BYTES a batch's tensors are its own and are not kept.
+    monkeypatch.setattr(schnet, "KEEP_BYTES", 1_000)
+    model.model.network._scratch.tensors.clear()
+    np.testing.assert_allclose(model.predict_arrays(*arrays, batch_atoms=40), inference, rtol=1e-12)
+    assert all(tensor.nbytes <= 1_000 for tensor in scratch.values())
+    monkeypatch.undo()
+    model.predict_arrays(*arrays)
     # A copy of the network (Dask pickles models for its workers) starts without them.
     copied = pickle.loads(pickle.dumps(model.model.network))
     assert copied._scratch.tensors == {} and len(scratch) == 3
