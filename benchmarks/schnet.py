@@ -189,7 +189,7 @@ def network_floor(molecules: int, copies_per_molecule: int) -> dict[str, float]:
             per_batch[name] = best_time(run, 10).seconds
     finally:
         torch.set_num_threads(saved)
-    pairs = sum(pairs_of([c]).shape[1] for c in data.X) * copies_per_molecule
+    pairs = pairs_of(data.X).shape[1] * copies_per_molecule
     atoms = sum(c.n_atoms for c in data.X) * copies_per_molecule
     seconds = {
         "filters_s": per_batch["filters"] * pairs / n_pairs,

@@ -202,11 +202,10 @@ class SchNetNetwork(torch.nn.Module):
             rbf = self._scratch.take("rbf", n_pairs, len(self.centers), distances)
             torch.sub(distances.unsqueeze(-1), self.centers, out=rbf)
             torch.exp(rbf.square_().mul_(-self.gamma), out=rbf)
-            hidden, weights = (
-                self._scratch.take(name, n_pairs, n_filters, distances)
-                for name in ("hidden", "weights")
+            work = (
+                self._scratch.take("hidden", n_pairs, n_filters, distances),
+                self._scratch.take("weights", n_pairs, n_filters, distances),
             )
-            work = (hidden, weights)
         for block in self.interactions:
             h = h + block(h, rbf, envelope, i, j, work)
         per_atom = _two_layers(self.readout, h) * self.scale + self.atom_offset[atomic_numbers]
