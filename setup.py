@@ -18,7 +18,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["dc_invariant", "dc_invariant.*"]),
     install_requires=[
         "deepchem>=2.8",
@@ -34,8 +34,14 @@ setup(
         "torch>=2.1",
     ],
     extras_require={
-        # dask: the tests run a real local cluster.
-        "test": ["pytest>=7", "pytest-cov>=4", "ruff>=0.5", "dask[distributed]>=2023.1"],
+        # dask: the tests run a real local cluster; qm9pack: the QM9 example runs as a test.
+        "test": [
+            "pytest>=7",
+            "pytest-cov>=4",
+            "ruff>=0.5",
+            "dask[distributed]>=2023.1",
+            "qm9pack>=1.0.3",
+        ],
         "qm9": ["qm9pack>=1.0.3"],
         "dask": ["dask[distributed]>=2023.1"],
         # benchmarks/qm9_accuracy.py: the qmllib peer of KernelModel (not needed by the package)

@@ -6,8 +6,8 @@ fail in different ways; `predictor` hides that, so the rest of the audit sees on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 

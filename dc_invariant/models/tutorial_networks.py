@@ -10,7 +10,8 @@ inference that runs at a small multiple of the arithmetic floor (benchmarks/infe
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional
+from collections.abc import Callable
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
