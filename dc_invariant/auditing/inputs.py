@@ -83,12 +83,17 @@ def prepare(
         items = list(embedder.featurize(items, log_failures=False))
         reasons = {i: why for i, _, why in embedder.failures}
     prepared = AuditInput([], [], [])
+    width = next((c.n_features for c in items if isinstance(c, Conformer)), None)
     for i, (item, name) in enumerate(zip(items, labels)):
         if isinstance(item, Conformer):
-            prepared.molecules.append(item)
-            prepared.ids.append(name)
+            why = _unusable(item, width)
+            if why is None:
+                prepared.molecules.append(item)
+                prepared.ids.append(name)
+                continue
         else:
-            prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
+            why = reasons.get(i, "not featurized (empty datapoint)")
+        prepared.skipped.append((name, why))
     if featurizer is not None:
         prepared = _featurizable(prepared, featurizer)
     found = clashing_molecules(
@@ -96,6 +101,19 @@ def prepare(
     )
     prepared.clashes = [(prepared.ids[i], text) for i, text in found.items()]
     return prepared
+
+
+def _unusable(conformer: Conformer, width: Optional[int]) -> Optional[str]:
+    """Why a datapoint cannot be audited (None when it can): one bad molecule is skipped with
+    its reason, never the whole audit."""
+    if conformer.n_atoms == 0:
+        return "the conformer has no atoms"
+    if conformer.n_features != width:
+        return f"{conformer.n_features} features per atom where the first molecule has {width}"
+    for what, values in (("coordinates", conformer.positions), ("features", conformer.features)):
+        if not np.isfinite(values).all():
+            return f"NaN or infinite {what}"
+    return None
 
 
 def _featurizable(prepared: AuditInput, featurizer: Any) -> AuditInput:

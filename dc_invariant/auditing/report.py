@@ -43,7 +43,8 @@ class AuditReport(TableReport):
         the symmetry could be checked at all (``checked``: False for permutation of a
         single atom, whose deviations are NaN). Rows with symmetry `CONTROL` hold the
         positive control: the deviation under a small non-rigid distortion, ``passed``
-        when the output did not move (NaN and not ``checked`` for a single atom).
+        when the output did not move beyond the noise measured on that molecule
+        (`auditing.chunk.control_moved`; NaN and not ``checked`` for a single atom).
     skipped : pandas.DataFrame
         Molecules not audited (``id``, ``reason``): not featurizable, or NaN/inf output.
     settings : dict
@@ -196,8 +197,8 @@ class AuditReport(TableReport):
         size = self.settings.get("control_distortion", float("nan"))
         return (
             f"control: moving every atom at random ({size:g} Å per coordinate) moved the "
-            f"output of {moved} of {len(control)} molecules (max rel dev "
-            f"{control['rel_deviation'].max():.2e}): {verdict}"
+            f"output beyond its measured noise for {moved} of {len(control)} molecules (max "
+            f"rel dev {control['rel_deviation'].max():.2e}): {verdict}"
         )
 
     def format(self) -> str:

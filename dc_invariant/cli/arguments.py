@@ -83,7 +83,7 @@ def scheduler_address(text: str) -> str:
 
 def symmetry_list(text: str) -> list[str]:
     """An argparse ``type``: comma-separated symmetry names."""
-    from dc_invariant.auditing.compute import SYMMETRIES
+    from dc_invariant.auditing.settings import SYMMETRIES
 
     names = [part.strip() for part in text.split(",") if part.strip()]
     bad = [n for n in names if n not in SYMMETRIES]
