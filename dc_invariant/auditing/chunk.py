@@ -25,9 +25,9 @@ __all__ = ["FLOOR_ULPS", "NOISE_FACTOR", "ChunkTask", "audit_chunk", "control_mo
 
 #: The control's distortion counts as moving an output when it exceeds this multiple of the
 #: largest deviation measured among the molecule's passing symmetry copies...
-NOISE_FACTOR = 4.0
+NOISE_FACTOR = 2.0
 #: ...and this many units in the last place of the output's precision, at the output's size.
-FLOOR_ULPS = 16
+FLOOR_ULPS = 4
 
 # Symmetries that move atoms without renumbering them: an output they change reads the
 # coordinates.

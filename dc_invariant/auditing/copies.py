@@ -28,9 +28,10 @@ BLOCK = 64
 _DRAWN = ("permutation", "translation", "rotation", "reflection")
 
 #: The positive control: every atom displaced by a seeded Gaussian of this standard
-#: deviation per coordinate (Å). Small enough to keep every bond, large enough that any
-#: target reading the geometry moves well beyond float32 noise.
-DISTORTION = 0.05
+#: deviation per coordinate (Å). Small enough to keep every bond recognisable; large enough
+#: that a trained energy model, whose ~75 eV output moves by only a few float32 units in the
+#: last place under 0.05 Å (5 epochs of SchNet on QM9), moves clearly beyond its noise.
+DISTORTION = 0.1
 
 # The tutorial's own rotation: 60 degrees about x.
 TUTORIAL_ROTATION = np.array(

@@ -36,8 +36,21 @@ def featurize(featurizer: Any, mols: Sequence[Any]) -> tuple[list[Any], dict[int
     out = [None if isinstance(f, np.ndarray) and f.size == 0 else f for f in features]
     for i, f in enumerate(out):
         if f is None and i not in failures:
-            failures[i] = "DeepChem could not featurize it"
+            failures[i] = _empty_reason(featurizer, mols[i])
     return out, failures
+
+
+def _empty_reason(featurizer: Any, mol: Any) -> str:
+    """Why DeepChem gave an empty array without logging a reason, where it can be told."""
+    name = type(featurizer).__name__
+    limit = getattr(featurizer, "max_atoms", None)
+    n_atoms = mol.GetNumAtoms() if hasattr(mol, "GetNumAtoms") else None
+    if isinstance(limit, int) and n_atoms is not None and n_atoms > limit:
+        return (
+            f"{name} returned nothing: the molecule has {n_atoms} atoms (hydrogens included), "
+            f"more than its max_atoms={limit}"
+        )
+    return f"DeepChem's {name} returned an empty array for it (no reason given)"
 
 
 def as_numbers(features: Any) -> np.ndarray:

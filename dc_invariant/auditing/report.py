@@ -178,6 +178,7 @@ class AuditReport(TableReport):
             )
         if (
             self.geometry_blind is False
+            and self.settings.get("output", "invariant") == "invariant"
             and "reflection" in self.settings["symmetries"]
             and (self.holds("reflection"))
         ):
@@ -224,7 +225,10 @@ class AuditReport(TableReport):
         for _, row in self.skipped.head(5).iterrows():
             lines.append(f"skipped {row['id']}: {row['reason']}")
         if len(self.skipped) > 5:
-            lines.append(f"... and {len(self.skipped) - 5} more skipped (see .skipped)")
+            lines.append(
+                f"... and {len(self.skipped) - 5} more skipped (all: AuditReport.skipped, "
+                "skipped.csv of to_csv / --out)"
+            )
         for _, row in self.clashes.head(5).iterrows():
             lines.append(f"overlapping atoms in the given geometry of {row['id']}: {row['clash']}")
         if len(self.clashes) > 5:

@@ -8,6 +8,7 @@ restores any of them. `PortableModel` carries a torch model to other processes t
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Any, Optional
 
@@ -48,12 +49,14 @@ def read_config(model_dir: str) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{model_dir} holds no {CONFIG_FILE}: not a saved dc_invariant model"
         )
-    config = read_json(path)
-    name = config.get("class")
+    try:
+        config = read_json(path)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): the saved model is damaged") from err
+    name = config.get("class") if isinstance(config, dict) else None
     if name not in MODEL_CLASSES:
-        raise ValueError(
-            f"{path} names unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}"
-        )
+        public = sorted(n for n in MODEL_CLASSES if not n.startswith("_"))
+        raise ValueError(f"{path} names unknown model class {name!r}; known: {public}")
     return config
 
 
