@@ -100,7 +100,10 @@ def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]
         checked[molecules.counts < 2, symmetries.index("permutation")] = False
     scale = segment_reduce(np.maximum, np.abs(mine[0]), mine[1], 0.0)[:n]
     rigid = [symmetries.index(s) for s in symmetries if s in _RIGID]
-    stayed = ~control_moved(
+    same_input = (
+        outputs.same_input[n + n_copies :] if outputs.same_input is not None else np.zeros(n, bool)
+    )
+    stayed = same_input | ~control_moved(
         control_deviation[0],
         copy_absolute,
         copy_passed & checked[:, :, None],
@@ -162,7 +165,9 @@ def control_moved(
     least `FLOOR_ULPS` units of the output's precision at the output's size. Judging
     against the invariance tolerance instead calls a trained energy model blind: a 0.05 Å
     distortion moves a ~75 eV energy by ~6 meV, under float32's relative tolerance 1e-4.
-    A molecule that breaks a rigid-motion symmetry reads its coordinates by definition.
+    A molecule that breaks a rigid-motion symmetry reads its coordinates by definition. (A
+    pipeline whose featurizer gives the distorted copy exactly the original's features has
+    not moved, whatever its model's rounding: `audit_chunk` checks that first.)
 
     Parameters
     ----------

@@ -19,17 +19,24 @@ from dc_invariant.auditing.featurizing import (
     model_dtype,
     predict,
 )
-from dc_invariant.auditing.rebuild import Lineage, mols_for
+from dc_invariant.auditing.rebuild import Lineage, mols_for, own_lineage
 from dc_invariant.molecules import Molecules, segment_arange
 
 
 class Outputs(NamedTuple):
     """A target's outputs for stacked molecules: flat values, the length of each molecule's
-    output, and why the target failed on some (index -> reason; their values are NaN)."""
+    output, and why the target failed on some (index -> reason; their values are NaN).
+
+    ``same_input`` (pipelines only) tells, per molecule, whether the model was given exactly
+    the features of the molecule it is a copy of: then any change of its output is the
+    model's rounding (DeepChem predicts in batches, and a row's rounding depends on where
+    it falls), not a reading of the geometry.
+    """
 
     values: np.ndarray
     lengths: np.ndarray
     failures: dict[int, str]
+    same_input: Optional[np.ndarray] = None
 
 
 class TargetFailed(RuntimeError):
@@ -110,7 +117,8 @@ def predictor(
                     f"output (features of shape {', '.join(map(str, shapes))} per molecule): "
                     f"{type(err).__name__}: {err}"
                 ) from err
-            return _ragged(predicted)._replace(failures=failures)
+            same = _same_features(features, lineage or own_lineage(batch))
+            return _ragged(predicted)._replace(failures=failures, same_input=same)
 
         return run_pipeline
     if hasattr(target, "featurize") and not hasattr(target, "predict"):
@@ -155,6 +163,23 @@ def predictor(
         )
 
     return run_callable
+
+
+def _same_features(features: list[Any], lineage: Lineage) -> np.ndarray:
+    """Whether each molecule's features equal, exactly, those of its original."""
+    flat = [None if f is None else _flat(f) for f in features]
+    same = np.zeros(len(flat), dtype=bool)
+    for k, (mine, owner) in enumerate(zip(flat, lineage.owner)):
+        theirs = flat[owner]
+        same[k] = mine is not None and theirs is not None and np.array_equal(mine, theirs)
+    return same
+
+
+def _flat(features: Any) -> Optional[np.ndarray]:
+    try:
+        return as_numbers(features)
+    except ValueError:  # a datapoint object without numeric arrays: cannot be compared
+        return None
 
 
 def run_isolating(
@@ -227,15 +252,19 @@ def _assemble(
     """One `Outputs` for all rows from the pieces that ran; the rest NaN with a reason."""
     values: list[np.ndarray] = [np.array([np.nan])] * n_rows
     failures: dict[int, str] = {}
+    same_input = np.zeros(n_rows, dtype=bool)
     for rows, out in pieces:
         for row, value in zip(rows, np.split(out.values, np.cumsum(out.lengths)[:-1])):
             values[row] = value
         failures.update({int(rows[k]): why for k, why in out.failures.items()})
+        if out.same_input is not None:
+            same_input[rows] = out.same_input
     reasons = {m: f"{type(e).__name__}: {e}" for m, e in errors.items()}
     reasons.update(excluded)
     for row in np.flatnonzero(np.isin(owner, list(reasons))):
         failures[int(row)] = reasons[int(owner[row])]
-    return _ragged(values)._replace(failures=failures)
+    known = any(out.same_input is not None for _, out in pieces)
+    return _ragged(values)._replace(failures=failures, same_input=same_input if known else None)
 
 
 def _ragged(arrays: Iterable[np.ndarray]) -> Outputs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -96,6 +97,11 @@ class Interaction(torch.nn.Module):
 #: larger tensor (one big molecule or crystal in a batch of its own) is made for its batch
 #: and freed after it, so a model does not hold gigabytes after predicting one large system.
 KEEP_BYTES = 64 << 20
+
+#: Least output scale of the network's part, as a share of the training labels' spread (per
+#: atom for sum pooling). Offsets fitted to a handful of molecules can explain the labels
+#: exactly; the scale then stays at this floor instead of ~0 (a geometry-blind model).
+SCALE_FLOOR = 0.01
 
 
 class _PairScratch(threading.local):
@@ -327,7 +333,23 @@ class SchNetModel(InvariantModel):
         residual = y - a @ offsets
         per_atom = residual if self.settings.pooling == "mean" else residual / n_atoms
         scale = per_atom.std(axis=0)
-        scale[scale == 0] = 1.0
+        # The scale is a buffer training never changes: offsets that explain the labels
+        # (a few molecules, one per element mix) would leave it ~0 and the network's part,
+        # geometry included, silenced for good. It is held to a share of the labels' spread.
+        labels = y if self.settings.pooling == "mean" else y / n_atoms
+        spread = labels.std(axis=0)
+        floor = SCALE_FLOOR * np.where(spread > 0, spread, np.abs(labels).mean(axis=0))
+        floor[floor == 0] = 1.0
+        if (scale < floor).any():
+            warnings.warn(
+                "SchNetModel: the per-element offsets alone explain the training labels "
+                f"(residual spread {scale.max():.3g}); the network's output scale is held at "
+                f"{SCALE_FLOOR:g} of the labels' spread so that it still learns from the "
+                "geometry. With so few molecules per element mix, expect little to learn.",
+                UserWarning,
+                stacklevel=3,
+            )
+        scale = np.maximum(scale, floor)
         network = self.model.network
         device, dtype = network.atom_offset.device, network.atom_offset.dtype
         with torch.no_grad():
