@@ -8,6 +8,7 @@ all transformed copies go through the target in one call, so a model sees one la
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -215,6 +216,11 @@ def _portable(target: Any) -> Any:
         from dc_invariant.models.persistence import PortableModel
 
         return PortableModel(target)
+    if getattr(target, "model_dir_is_temp", False):
+        # A DeepChem Model deletes its temporary model_dir when collected; a copy unpickled in
+        # a worker must not delete the caller's.
+        target = copy.copy(target)
+        target.model_dir_is_temp = False
     return target
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from dc_invariant.cli.arguments import (
+    EXIT_STATUS_HELP,
     NON_NEGATIVE,
     POSITIVE,
     UsageError,
@@ -31,6 +32,7 @@ def add_parser(commands: Any) -> None:
         description="Audit models over a set of molecules and print one summary table per "
         "model. Defaults: the tutorial's four networks (seeded, untrained: invariance does not "
         "depend on training) over the built-in example molecules.",
+        epilog=EXIT_STATUS_HELP,
     )
     add_input_options(audit)
     audit.add_argument(

@@ -107,10 +107,18 @@ class PortableModel:
         self.config = model.get_config()
         self.weights = buffer.getvalue()
         self.dtype = model.dtype
+        # The class itself (pickled by reference) rather than its registered name: a
+        # worker process may not have imported the module that registered a user's class.
+        self.model_class = type(model)
         self._model: Optional[Any] = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "weights": self.weights, "dtype": self.dtype}
+        return {
+            "config": self.config,
+            "weights": self.weights,
+            "dtype": self.dtype,
+            "model_class": self.model_class,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _model=None)
@@ -118,7 +126,8 @@ class PortableModel:
     def model(self) -> Any:
         """The rebuilt model (built on first call in this process)."""
         if self._model is None:
-            model = from_config(self.config)
+            settings = self.config["torch_model"]
+            model = self.model_class(**self.config["hyperparameters"], **settings)
             model._ensure_built()
             state = torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True)
             model.model.load_state_dict(state)
