@@ -24,6 +24,8 @@ from dc_invariant.featurizer_settings import (
 )
 from dc_invariant.geometry import describe_clash, find_clash, place_fragments
 
+__all__ = ["FeaturizationError", "conformer_from_arrays", "describe_input", "featurize_chunk"]
+
 
 class FeaturizationError(Exception):
     """One input could not be turned into a `Conformer`; the message is the reason."""

@@ -19,6 +19,8 @@ import numpy as np
 from dc_invariant._types import BoolArray, FloatArray, IntArray
 from dc_invariant.conformer import Conformer
 
+__all__ = ["Molecules", "pad_batch", "segment_arange", "starts_of"]
+
 
 def starts_of(counts: IntArray) -> IntArray:
     """Index of each segment's first element, for segments of ``counts`` elements."""

@@ -10,6 +10,8 @@ from scipy.spatial import cKDTree
 from dc_invariant._types import FloatArray, IntArray
 from dc_invariant.molecules import starts_of
 
+__all__ = ["neighbor_pairs", "stacked_neighbor_pairs"]
+
 # Below this size the full distance matrix is cheaper than building a k-d tree.
 _BRUTE_FORCE_ATOMS = 64
 

@@ -15,6 +15,8 @@ from typing import Any, Optional, TypeVar
 
 from dc_invariant.validation import check_n_jobs
 
+__all__ = ["check_workers", "connected", "dask_client", "map_ordered"]
+
 Result = TypeVar("Result")
 
 

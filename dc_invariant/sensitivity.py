@@ -24,6 +24,8 @@ from dc_invariant.files import TableReport, read_json
 from dc_invariant.molecules import Molecules
 from dc_invariant.validation import check_int
 
+__all__ = ["SensitivityReport", "conformer_sensitivity"]
+
 _COLUMNS = ["id", "smiles", "n_atoms", "n_conformers", "mean", "std", "range", "rel_range"]
 # Floor of |mean| in rel_range, so that outputs near zero give finite numbers.
 _TINY = 1e-12

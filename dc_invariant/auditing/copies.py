@@ -21,6 +21,16 @@ import numpy as np
 from dc_invariant.molecules import Molecules, segment_arange, starts_of
 from dc_invariant.symmetry import haar_rotations, householder_reflections, mixes
 
+__all__ = [
+    "BLOCK",
+    "Copies",
+    "DISTORTION",
+    "TUTORIAL_ROTATION",
+    "draw_control",
+    "draw_copies",
+    "merge_copies",
+]
+
 #: Molecules per random-number block (chunks of an audit are whole blocks).
 BLOCK = 64
 

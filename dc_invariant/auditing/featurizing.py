@@ -18,6 +18,12 @@ import numpy as np
 
 from dc_invariant._deepchem import import_deepchem
 
+__all__ = ["as_numbers", "describe", "featurize", "model_dtype", "predict"]
+
+
+# DeepChem's failure log names the molecule but not always the reason.
+_NO_TEXT = "DeepChem could not featurize it"
+
 
 def featurize(featurizer: Any, mols: Sequence[Any]) -> tuple[list[Any], dict[int, str]]:
     """Each Mol's features (None where DeepChem failed) and DeepChem's reason per failure."""
@@ -38,9 +44,6 @@ def featurize(featurizer: Any, mols: Sequence[Any]) -> tuple[list[Any], dict[int
         if f is None and failures.get(i, _NO_TEXT) == _NO_TEXT:
             failures[i] = _too_large(featurizer, mols[i]) or _NO_TEXT
     return out, failures
-
-
-_NO_TEXT = "DeepChem could not featurize it"
 
 
 def _too_large(featurizer: Any, mol: Any) -> Optional[str]:

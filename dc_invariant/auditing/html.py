@@ -12,6 +12,8 @@ import numpy as np
 
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
 
+__all__ = ["render"]
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }

@@ -11,6 +11,8 @@ import numpy as np
 from dc_invariant.conformer import Conformer
 from dc_invariant.geometry import clashing_molecules
 
+__all__ = ["AuditInput", "prepare"]
+
 
 @dataclass
 class AuditInput:

@@ -14,6 +14,8 @@ from dc_invariant.auditing.html import render
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
 from dc_invariant.files import TableReport, atomic, read_json
 
+__all__ = ["AuditReport", "COLUMNS", "CONTROL"]
+
 COLUMNS = [
     "id",
     "smiles",

@@ -12,6 +12,8 @@ from typing import NamedTuple, Optional
 
 from dc_invariant.files import read_json, write_json
 
+__all__ = ["StoredChunk", "check_chunk", "open_store", "save_chunk"]
+
 
 class StoredChunk(NamedTuple):
     """A finished chunk read back: its rows, its skips and the digest of its molecules."""

@@ -22,6 +22,16 @@ from dc_invariant.auditing.featurizing import (
 from dc_invariant.auditing.rebuild import Lineage, mols_for, own_lineage
 from dc_invariant.molecules import Molecules, segment_arange
 
+__all__ = [
+    "Outputs",
+    "PipelineMismatch",
+    "TargetFailed",
+    "check_target",
+    "predictor",
+    "run_isolating",
+    "target_dtype",
+]
+
 
 class Outputs(NamedTuple):
     """A target's outputs for stacked molecules: flat values, the length of each molecule's

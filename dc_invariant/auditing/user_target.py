@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 from dc_invariant._deepchem import import_deepchem
 
+__all__ = ["TargetError", "deepchem_featurizer", "load_target"]
+
 
 class TargetError(ValueError):
     """A ``--target`` or ``--featurizer`` that cannot be used, with the reason."""

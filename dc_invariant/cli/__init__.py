@@ -24,6 +24,8 @@ from dc_invariant.cli.arguments import (
     warnings_to_stderr,
 )
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``dc-invariant`` (also used to render the README's usage)."""

@@ -15,6 +15,27 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Optional
 
+__all__ = [
+    "EXIT_STATUS_HELP",
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "Parser",
+    "UsageError",
+    "add_input_options",
+    "as_flags",
+    "connect",
+    "integer",
+    "n_jobs",
+    "positive_real",
+    "read_inputs",
+    "readable_file",
+    "scheduler_address",
+    "split",
+    "symmetry_list",
+    "warnings_to_stderr",
+    "writable_target",
+]
+
 #: Exit statuses, for scripts and CI gates (shown by ``--help``).
 EXIT_USAGE, EXIT_CRASH = 2, 3
 

@@ -21,6 +21,8 @@ from dc_invariant.cli.arguments import (
     symmetry_list,
 )
 
+__all__ = ["BUILTIN_MODELS", "add_parser", "build_model", "run"]
+
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
 
 

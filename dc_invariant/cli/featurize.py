@@ -19,6 +19,8 @@ from dc_invariant.cli.arguments import (
 )
 from dc_invariant.files import atomic
 
+__all__ = ["add_parser", "run"]
+
 
 def add_parser(commands: Any) -> None:
     """Add the ``featurize`` command to the parser's subcommands."""

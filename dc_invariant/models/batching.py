@@ -16,6 +16,8 @@ import numpy as np
 
 from dc_invariant.molecules import Molecules
 
+__all__ = ["Batch", "check_labels", "dataset_batches", "describe_molecule", "transform_scale"]
+
 
 @dataclass
 class Batch:

@@ -17,6 +17,17 @@ import torch
 
 from dc_invariant.files import read_json
 
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_CLASSES",
+    "PortableModel",
+    "from_config",
+    "jsonable",
+    "load_model",
+    "plain",
+    "read_config",
+]
+
 CONFIG_FILE = "dc_invariant_model.json"
 
 #: Every model class that `load_model` may rebuild, by name (filled as classes are defined).

@@ -17,9 +17,19 @@ import torch
 
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
+from dc_invariant.models.batching import check_labels
 from dc_invariant.models.settings import SchNetSettings
 from dc_invariant.molecules import Molecules
 from dc_invariant.neighbors import stacked_neighbor_pairs
+
+__all__ = [
+    "Interaction",
+    "KEEP_BYTES",
+    "SCALE_FLOOR",
+    "SchNetModel",
+    "SchNetNetwork",
+    "shifted_softplus",
+]
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -313,11 +323,10 @@ class SchNetModel(InvariantModel):
         self._ensure_built()
         network = self.model.network
         if self.settings.standardize and self.mode == "regression" and not network.standardized:
-            self._fit_statistics(dataset)
+            self._fit_statistics(dataset.X, check_labels(dataset, self.n_tasks))
         return super().fit(dataset, *args, **kwargs)
 
-    def _fit_statistics(self, dataset: Any) -> None:
-        X, y = dataset.X, np.asarray(dataset.y, dtype=np.float64).reshape(len(dataset), -1)
+    def _fit_statistics(self, X: Any, y: np.ndarray) -> None:
         check = [c for c in X if isinstance(c, Conformer)]
         if len(check) != len(X) or len(X) == 0:
             return  # the batch checks will name the bad molecule

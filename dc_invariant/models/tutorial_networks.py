@@ -18,6 +18,15 @@ import torch
 
 from dc_invariant.molecules import segment_arange, starts_of
 
+__all__ = [
+    "DenseNetwork",
+    "PermutationNetwork",
+    "RotationNetwork",
+    "TranslationNetwork",
+    "activation",
+    "pair_envelope",
+]
+
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The activation function called ``name``."""
