@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dc_invariant.molecules import Molecules, segment_arange, starts_of
+from dc_invariant.molecules import Molecules, segment_arange, segment_ids, starts_of
 from dc_invariant.symmetry import haar_rotations, householder_reflections, mixes
 
 __all__ = [
@@ -130,7 +130,7 @@ def draw_copies(
         local[atom_is_perm] = orders
     rotation = rotation.reshape(-1, 3, 3)
     translation = translation.reshape(-1, 3)
-    atom_copy = np.repeat(np.arange(len(owner)), copy_counts)
+    atom_copy = segment_ids(copy_counts)
     source = np.repeat(molecules.starts[owner], copy_counts) + local
     positions = np.einsum("aij,aj->ai", rotation[atom_copy], molecules.positions[source])
     positions += translation[atom_copy]
@@ -175,7 +175,7 @@ def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generato
     counts = np.repeat(molecules.counts, n_samples)
     z = molecules.atomic_numbers
     starts = np.repeat(molecules.starts, n_samples)  # first atom of each segment's molecule
-    segment = np.repeat(np.arange(len(counts)), counts)
+    segment = segment_ids(counts)
     keys = rng.random(int(counts.sum()))
     first = starts_of(counts)
     orders = np.lexsort((keys, segment)) - np.repeat(first, counts)

@@ -20,7 +20,7 @@ from dc_invariant.auditing.featurizing import (
     predict,
 )
 from dc_invariant.auditing.rebuild import Lineage, mols_for, own_lineage
-from dc_invariant.molecules import Molecules, segment_arange
+from dc_invariant.molecules import Molecules, segment_arange, split_segments
 
 __all__ = [
     "Outputs",
@@ -264,7 +264,7 @@ def _assemble(
     failures: dict[int, str] = {}
     same_input = np.zeros(n_rows, dtype=bool)
     for rows, out in pieces:
-        for row, value in zip(rows, np.split(out.values, np.cumsum(out.lengths)[:-1])):
+        for row, value in zip(rows, split_segments(out.values, out.lengths)):
             values[row] = value
         failures.update({int(rows[k]): why for k, why in out.failures.items()})
         if out.same_input is not None:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from dc_invariant.molecules import Molecules
+from dc_invariant.molecules import Molecules, split_segments
 
 __all__ = ["Batch", "check_labels", "dataset_batches", "describe_molecule", "transform_scale"]
 
@@ -34,7 +34,7 @@ class Batch:
         """Per-molecule arrays (n_atoms, ...) from a padded (B, n_max, ...) or flat array."""
         if self.padded:
             return [values[b, :n] for b, n in enumerate(self.n_atoms)]
-        return np.split(values, np.cumsum(self.n_atoms)[:-1])
+        return split_segments(values, self.n_atoms)
 
 
 #: Molecules read and checked at a time when batches are bounded by atoms.

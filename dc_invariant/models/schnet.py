@@ -18,6 +18,7 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels
+from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.settings import SchNetSettings
 from dc_invariant.molecules import Molecules
 from dc_invariant.neighbors import stacked_neighbor_pairs
@@ -225,11 +226,7 @@ class SchNetNetwork(torch.nn.Module):
         for block in self.interactions:
             h = h + block(h, rbf, envelope, i, j, work)
         per_atom = _two_layers(self.readout, h) * self.scale + self.atom_offset[atomic_numbers]
-        molecule = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-        pooled = torch.zeros(
-            len(counts), per_atom.shape[1], dtype=per_atom.dtype, device=per_atom.device
-        )
-        pooled = pooled.index_add_(0, molecule, per_atom)
+        pooled = sum_over_molecules(per_atom, counts)
         if self.pooling == "mean":
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
         return pooled
