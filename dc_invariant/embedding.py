@@ -24,7 +24,13 @@ from dc_invariant.featurizer_settings import (
 )
 from dc_invariant.geometry import describe_clash, find_clash, place_fragments
 
-__all__ = ["FeaturizationError", "conformer_from_arrays", "describe_input", "featurize_chunk"]
+__all__ = [
+    "Encoder",
+    "FeaturizationError",
+    "conformer_from_arrays",
+    "describe_input",
+    "featurize_chunk",
+]
 
 
 class FeaturizationError(Exception):
@@ -57,7 +63,7 @@ def _unreadable(smiles: str) -> str:
     return "RDKit could not parse the SMILES"
 
 
-class _Encoder:
+class Encoder:
     """Turns RDKit Mols into `Conformer`s under one `FeaturizerSettings`."""
 
     def __init__(self, settings: FeaturizerSettings) -> None:
@@ -270,7 +276,7 @@ class _Encoder:
 
 
 def conformer_from_arrays(
-    encoder: _Encoder, atomic_numbers: Any, positions: Any, smiles: Optional[str]
+    encoder: Encoder, atomic_numbers: Any, positions: Any, smiles: Optional[str]
 ) -> Conformer:
     """A `Conformer` from a geometry given as arrays, with no RDKit Mol in between."""
     z = np.asarray(atomic_numbers, dtype=np.int64).reshape(-1)
@@ -297,7 +303,7 @@ def featurize_chunk(
     Never raises for a bad input: RDKit errors become the reason text, and RDKit's own log
     output is blocked so that only the caller decides what the user sees.
     """
-    encode = _Encoder(settings)
+    encode = Encoder(settings)
     out: list[tuple[Optional[Conformer], Optional[str]]] = []
     blocker = rdBase.BlockLogs()
     try:

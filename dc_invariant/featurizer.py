@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.conformer import Conformer
 from dc_invariant.embedding import (
+    Encoder,
     FeaturizationError,
-    _Encoder,
     conformer_from_arrays,
     describe_input,
     featurize_chunk,
@@ -192,7 +192,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         self.progress = None if progress is None else bool(progress)
         self.failures: list[tuple[int, Any, str]] = []
         self.clashes: list[tuple[int, Any, str]] = []
-        self._encoder = _Encoder(self.settings)
+        self._encoder = Encoder(self.settings)
 
     @property
     def feature_names(self) -> list[str]:
@@ -267,22 +267,7 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             items: list[Any] = [datapoints]
         else:
             items = list(datapoints)
-        outcomes = self._run(items)
-        result = np.empty(len(items), dtype=object)
-        self.failures = []
-        for i, (conformer, reason) in enumerate(outcomes):
-            if conformer is None:
-                result[i] = np.array([])
-                self.failures.append((i, items[i], reason))
-                if log_failures:
-                    logger.warning(
-                        "ConformerFeaturizer: input %d (%s) skipped: %s",
-                        i,
-                        describe_input(items[i]),
-                        reason,
-                    )
-            else:
-                result[i] = conformer
+        result = self._collect(self._run(items), items, log_failures)
         self._check_given_geometries(result, items)
         return result
 
@@ -338,19 +323,39 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
                 f"arrays and {'no' if smiles is None else len(smiles)} SMILES: lengths must match"
             )
         names = [None] * len(positions) if smiles is None else list(smiles)
-        result = np.empty(len(positions), dtype=object)
-        self.failures = []
-        for i, (z, r, name) in enumerate(zip(atomic_numbers, positions, names)):
+        outcomes: list[tuple[Optional[Conformer], Optional[str]]] = []
+        for z, r, name in zip(atomic_numbers, positions, names):
             try:
-                result[i] = conformer_from_arrays(self._encoder, z, r, name)
+                outcomes.append((conformer_from_arrays(self._encoder, z, r, name), None))
             except (FeaturizationError, ValueError) as err:
-                result[i] = np.array([])
-                self.failures.append((i, name, str(err)))
-                if log_failures:
-                    logger.warning(
-                        "ConformerFeaturizer: molecule %d (%s) skipped: %s", i, name, err
-                    )
+                outcomes.append((None, str(err)))
+        result = self._collect(outcomes, names, log_failures)
         self._check_given_geometries(result, names)
+        return result
+
+    def _collect(
+        self,
+        outcomes: list[tuple[Optional[Conformer], Optional[str]]],
+        items: Sequence[Any],
+        log_failures: bool,
+    ) -> np.ndarray:
+        """The featurize result from ``(conformer or None, reason)`` per input; failures are
+        kept in `failures` and, with ``log_failures``, logged one line each."""
+        result = np.empty(len(outcomes), dtype=object)
+        self.failures = []
+        for i, (conformer, reason) in enumerate(outcomes):
+            if conformer is not None:
+                result[i] = conformer
+                continue
+            result[i] = np.array([])
+            self.failures.append((i, items[i], reason))
+            if log_failures:
+                logger.warning(
+                    "ConformerFeaturizer: input %d (%s) skipped: %s",
+                    i,
+                    describe_input(items[i]),
+                    reason,
+                )
         return result
 
     def _check_given_geometries(self, result: np.ndarray, items: Sequence[Any]) -> None:

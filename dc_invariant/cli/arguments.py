@@ -1,39 +1,35 @@
-"""What the commands share: the parser style, argument types (built on
-`dc_invariant.validation`), reading molecules from --smiles / --csv / --sdf, the Dask
-connection, and library messages rewritten to name the command-line flags.
+"""What the commands' parsers share: the parser style, argument types (built on
+`dc_invariant.validation`), the exit statuses, and library messages rewritten to name the
+command-line flags. Reading molecules and connecting to Dask are `sources`'.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Optional
 
 __all__ = [
+    "EXIT_CRASH",
     "EXIT_STATUS_HELP",
+    "EXIT_USAGE",
     "NON_NEGATIVE",
     "POSITIVE",
     "Parser",
     "UsageError",
     "add_input_options",
     "as_flags",
-    "connect",
     "integer",
     "n_jobs",
     "positive_real",
-    "read_inputs",
-    "readable_file",
     "scheduler_address",
     "split",
     "symmetry_list",
     "warnings_to_stderr",
-    "writable_target",
 ]
 
 #: Exit statuses, for scripts and CI gates (shown by ``--help``).
@@ -192,94 +188,6 @@ def add_input_options(command: argparse.ArgumentParser) -> None:
 
 def split(text: Optional[str]) -> Optional[tuple[str, ...]]:
     return None if text is None else tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def readable_file(path: str, suffixes: tuple[str, ...]) -> str:
-    if not os.path.isfile(path):
-        raise UsageError(f"no such file: {path}")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"cannot read {path}: permission denied")
-    if not path.lower().endswith(suffixes):
-        raise UsageError(f"{path} does not look like a {'/'.join(suffixes)} file")
-    return path
-
-
-def writable_target(path: str, suffix: str) -> str:
-    if not path.lower().endswith(suffix):
-        raise UsageError(f"--out must name a {suffix} file, got {path}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot write {path}: folder {folder} is not writable")
-    return path
-
-
-def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
-    """Molecules to featurize and a label for each."""
-    if args.id_column is not None and not args.csv:
-        raise UsageError("--id-column names a column of --csv: give --csv too")
-    if args.smiles:
-        inputs: list[Any] = list(args.smiles)
-        labels = list(args.smiles)
-    elif args.csv:
-        import pandas as pd
-
-        try:
-            table = pd.read_csv(readable_file(args.csv, (".csv", ".csv.gz")), nrows=args.limit)
-        except (ValueError, OSError) as err:
-            raise UsageError(f"cannot read {args.csv} as CSV: {err}") from err
-        for column in (args.smiles_column, args.id_column):
-            if column is not None and column not in table.columns:
-                raise UsageError(
-                    f"{args.csv} has no column {column!r}; columns are {list(table.columns)}"
-                )
-        inputs = table[args.smiles_column].tolist()
-        # pandas reads an empty cell as NaN: such a molecule is named by its line instead.
-        labels = [
-            str(s) if isinstance(s, str) or args.id_column else f"line {i + 2} (empty cell)"
-            for i, s in enumerate(table[args.id_column or args.smiles_column])
-        ]
-    elif args.sdf:
-        from rdkit import Chem, rdBase
-
-        blocker = rdBase.BlockLogs()
-        try:
-            supplier = Chem.SDMolSupplier(readable_file(args.sdf, (".sdf",)), removeHs=False)
-            inputs = [mol for _, mol in zip(range(args.limit or sys.maxsize), supplier)]
-        except OSError as err:
-            raise UsageError(f"cannot read {args.sdf} as SDF: {err}") from err
-        finally:
-            del blocker
-        labels = [
-            (mol.GetProp("_Name") or f"record {i}") if mol is not None else f"record {i}"
-            for i, mol in enumerate(inputs)
-        ]
-    else:
-        from dc_invariant.builtin import EXAMPLE_MOLECULES
-
-        inputs = list(EXAMPLE_MOLECULES.values())
-        labels = list(EXAMPLE_MOLECULES)
-    if args.limit is not None:
-        inputs, labels = inputs[: args.limit], labels[: args.limit]
-    if not inputs:
-        raise UsageError("no molecules to featurize")
-    return inputs, labels
-
-
-def connect(args: argparse.Namespace) -> Any:
-    """The Dask client for ``--scheduler`` (None without it); unreachable is a usage error."""
-    if args.scheduler is None:
-        return None
-    if getattr(args, "client", None) is None:
-        from dc_invariant.parallel import dask_client
-
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):
-                args.client = dask_client(args.scheduler)
-        except (ImportError, ValueError) as err:
-            raise UsageError(str(err)) from err
-    return args.client
 
 
 class _FlagFormatter(logging.Formatter):

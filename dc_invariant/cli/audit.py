@@ -15,11 +15,10 @@ from dc_invariant.cli.arguments import (
     UsageError,
     add_input_options,
     as_flags,
-    connect,
     positive_real,
-    read_inputs,
     symmetry_list,
 )
+from dc_invariant.cli.sources import connect, read_inputs
 
 __all__ = ["BUILTIN_MODELS", "add_parser", "build_model", "run"]
 

@@ -12,11 +12,9 @@ from dc_invariant.cli.arguments import (
     POSITIVE,
     UsageError,
     add_input_options,
-    connect,
-    read_inputs,
     split,
-    writable_target,
 )
+from dc_invariant.cli.sources import connect, read_inputs, writable_target
 from dc_invariant.files import atomic
 
 __all__ = ["add_parser", "run"]
