@@ -43,11 +43,12 @@ def throughput_section(
         What was featurized (sample size, atoms per molecule, failures).
     """
     from dc_invariant.auditing import audit
-    from dc_invariant.datasets import qm9_mol, read_qm9_table
+    from dc_invariant.datasets import read_qm9_table
+    from dc_invariant.embedding import mol_from_geometry
     from dc_invariant.models import RotationInvariantModel
 
     table = read_qm9_table(limit=max(sizes), seed=0)
-    mols = [qm9_mol(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
+    mols = [mol_from_geometry(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
     sizes = sorted({min(n, len(mols)) for n in sizes})
     # Nested random subsets: QM9's id order runs from small to large molecules.
     order = np.random.default_rng(0).permutation(len(mols))

@@ -408,7 +408,8 @@ def conformer_section(
 ) -> tuple[list[Row], list[Verdict], list[str], list[Result]]:
     verdict_name = f">= {CONFORMER_MIN_RATE:,.0f} mol/s on existing 3D geometries"
     try:
-        from dc_invariant.datasets import qm9_mol, read_qm9_table
+        from dc_invariant.datasets import read_qm9_table
+        from dc_invariant.embedding import mol_from_geometry
 
         table = read_qm9_table(limit=m, seed=0)
     except ImportError as err:
@@ -417,7 +418,7 @@ def conformer_section(
             f"pip install 'dc_invariant[qm9]' ({err})"
         )
         return [], [Verdict(verdict_name, None, "not measured")], [note], []
-    mols = [qm9_mol(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
+    mols = [mol_from_geometry(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
     n = len(mols)
 
     peer_seconds = best_time(lambda: raw_read(mols), repeats).seconds

@@ -41,7 +41,8 @@ from _kernel_curve import beyond_point, learning_curve, report_curve
 from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.datasets import load_qm9, qm9_mol, read_qm9_table
+from dc_invariant.datasets import load_qm9, read_qm9_table
+from dc_invariant.embedding import mol_from_geometry
 from dc_invariant.models import RotationInvariantModel, SchNetModel, load_model
 from dc_invariant.models.base import InvariantModel
 
@@ -123,7 +124,9 @@ def coulomb_krr(tables: list[Any], dc: Any) -> tuple[float, float]:
     featurizer = dc.feat.CoulombMatrixEig(max_atoms=29)
     features = []
     for table in tables:
-        mols = [qm9_mol(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])]
+        mols = [
+            mol_from_geometry(z, r) for z, r in zip(table["atomic_numbers"], table["positions"])
+        ]
         features.append(
             np.asarray(featurizer.featurize(mols), dtype=np.float64).reshape(len(mols), -1)
         )

@@ -27,7 +27,6 @@ __all__ = [
     "load_molnet",
     "load_qm9",
     "qm9_data_folder",
-    "qm9_mol",
     "read_qm9_table",
 ]
 
@@ -146,34 +145,6 @@ def read_qm9_table(
     return table
 
 
-def qm9_mol(atomic_numbers: np.ndarray, positions: np.ndarray, bond_orders: bool = False) -> Any:
-    """An RDKit Mol with this QM9 geometry as its 3D conformer.
-
-    Connectivity is perceived from the geometry; with ``bond_orders`` the bond orders too
-    (needed for aromaticity and hybridisation features). Perception raises for the few
-    molecules it cannot assign.
-    """
-    from rdkit import Chem, rdBase
-    from rdkit.Chem import rdDetermineBonds
-
-    mol = Chem.RWMol()
-    for z in atomic_numbers:
-        mol.AddAtom(Chem.Atom(int(z)))
-    conformer = Chem.Conformer(len(atomic_numbers))
-    conformer.SetPositions(np.ascontiguousarray(positions, dtype=np.float64))
-    conformer.Set3D(True)
-    mol.AddConformer(conformer, assignId=True)
-    blocker = rdBase.BlockLogs()  # failures are reported by the caller, not on stderr
-    try:
-        if bond_orders:
-            rdDetermineBonds.DetermineBonds(mol, charge=0)
-        else:
-            rdDetermineBonds.DetermineConnectivity(mol)
-    finally:
-        del blocker
-    return mol.GetMol()
-
-
 def load_qm9(
     featurizer: Any = None,
     *,
@@ -283,13 +254,15 @@ def load_qm9(
 
 def _featurize_as_mols(featurizer: Any, table: pd.DataFrame) -> tuple[np.ndarray, list]:
     """Featurize QM9 through RDKit Mols with perceived bond orders (for atom properties)."""
+    from dc_invariant.embedding import mol_from_geometry
+
     mols: list[Any] = []
     failures: list[tuple[int, Any, str]] = []
     for i, (mol_id, z, r) in enumerate(
         zip(table.index, table["atomic_numbers"], table["positions"])
     ):
         try:
-            mols.append(qm9_mol(z, r, bond_orders=True))
+            mols.append(mol_from_geometry(z, r, bond_orders=True))
         except Exception as err:  # noqa: BLE001 - RDKit raises several types here
             mols.append(None)
             failures.append((i, mol_id, f"bond perception failed: {err}"))

@@ -30,6 +30,7 @@ __all__ = [
     "conformer_from_arrays",
     "describe_input",
     "featurize_chunk",
+    "mol_from_geometry",
 ]
 
 
@@ -317,3 +318,33 @@ def featurize_chunk(
     finally:
         del blocker
     return out
+
+
+def mol_from_geometry(
+    atomic_numbers: np.ndarray, positions: np.ndarray, bond_orders: bool = False
+) -> Any:
+    """An RDKit Mol with this geometry as its 3D conformer (QM9 records, XYZ files).
+
+    Connectivity is perceived from the geometry; with ``bond_orders`` the bond orders too
+    (needed for aromaticity and hybridisation features). Perception raises for the few
+    molecules it cannot assign.
+    """
+    from rdkit import Chem, rdBase
+    from rdkit.Chem import rdDetermineBonds
+
+    mol = Chem.RWMol()
+    for z in atomic_numbers:
+        mol.AddAtom(Chem.Atom(int(z)))
+    conformer = Chem.Conformer(len(atomic_numbers))
+    conformer.SetPositions(np.ascontiguousarray(positions, dtype=np.float64))
+    conformer.Set3D(True)
+    mol.AddConformer(conformer, assignId=True)
+    blocker = rdBase.BlockLogs()  # failures are reported by the caller, not on stderr
+    try:
+        if bond_orders:
+            rdDetermineBonds.DetermineBonds(mol, charge=0)
+        else:
+            rdDetermineBonds.DetermineConnectivity(mol)
+    finally:
+        del blocker
+    return mol.GetMol()

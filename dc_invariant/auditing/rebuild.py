@@ -100,7 +100,7 @@ def template(positions: np.ndarray, atomic_numbers: np.ndarray, smiles: Optional
     """
     from rdkit import Chem
 
-    from dc_invariant.datasets import qm9_mol
+    from dc_invariant.embedding import mol_from_geometry
 
     readings = _smiles_readings(smiles)
     for mol in readings:
@@ -119,13 +119,13 @@ def template(positions: np.ndarray, atomic_numbers: np.ndarray, smiles: Optional
         return mapped
     if len(atomic_numbers) <= _PERCEIVE_ORDERS_UP_TO:
         try:
-            mol = qm9_mol(atomic_numbers, positions, bond_orders=True)
+            mol = mol_from_geometry(atomic_numbers, positions, bond_orders=True)
             Chem.SanitizeMol(mol)
             mol.SetBoolProp(_SANITIZED, True)
             return mol
         except (ValueError, RuntimeError):
             pass  # charged, radical or unusual: connectivity is all that can be told
-    return qm9_mol(atomic_numbers, positions)
+    return mol_from_geometry(atomic_numbers, positions)
 
 
 def _assign_from_smiles(
@@ -134,9 +134,9 @@ def _assign_from_smiles(
     from rdkit import Chem, rdBase
     from rdkit.Chem import AllChem
 
-    from dc_invariant.datasets import qm9_mol
+    from dc_invariant.embedding import mol_from_geometry
 
-    perceived = qm9_mol(atomic_numbers, positions)
+    perceived = mol_from_geometry(atomic_numbers, positions)
     blocker = rdBase.BlockLogs()
     try:
         for reading in readings:
