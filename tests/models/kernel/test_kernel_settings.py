@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dc_invariant.models import KernelModel
-from dc_invariant.models.fchl import FCHL19
-from dc_invariant.models.kernel_settings import KernelSettings
+from dc_invariant.models.kernel.representation import FCHL19
+from dc_invariant.models.kernel.settings import KernelSettings
 
 
 def test_settings_are_normalised_and_round_trip_through_json():

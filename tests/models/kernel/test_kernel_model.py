@@ -13,18 +13,18 @@ from dc_invariant.cli import main
 from dc_invariant.datasets import load_qm9, read_qm9_table
 from dc_invariant.models import KernelModel, load_model
 from dc_invariant.models.base import CONFIG_FILE
-from dc_invariant.models.fchl import FCHL19
-from dc_invariant.models.kernel import ARRAYS_FILE
-from dc_invariant.models.local_kernel import (
+from dc_invariant.models.kernel.kernels import (
     AtomSet,
     _reduce,
     _reduce_on_device,
     atom_sums,
     kernel_matrices,
 )
+from dc_invariant.models.kernel.representation import FCHL19
+from dc_invariant.models.kernel.store import ARRAYS_FILE
 from dc_invariant.symmetry import random_reflection, random_rotation
 
-MINI = str(Path(__file__).parents[1] / "data" / "qm9_mini")
+MINI = str(Path(__file__).parents[2] / "data" / "qm9_mini")
 ELEMENTS = np.array([1, 6, 7, 8, 9])
 
 

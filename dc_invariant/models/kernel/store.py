@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from dc_invariant.files import atomic, write_json
-from dc_invariant.models.kernel_predict import TrainedKernel
+from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import CONFIG_FILE, read_config
+
+__all__ = ["ARRAYS_FILE", "load", "read", "write"]
 
 ARRAYS_FILE = "kernel_model.npz"
 

@@ -2,8 +2,8 @@
 
 The choice for small data on CPUs (hundreds to about 20,000 molecules). Regression only.
 Saved as JSON settings plus one ``.npz`` of arrays (no pickles); `load_model` restores it.
-The search is `kernel_search`'s, the solves `kernel_ridge`'s, the saved files `kernel_store`'s
-and predictions `kernel_predict`'s.
+The search is `search`'s, the solves `solve`'s, the saved files `store`'s and predictions
+`trained`'s.
 """
 
 from __future__ import annotations
@@ -16,26 +16,26 @@ import numpy as np
 import torch
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.models import kernel_ridge, kernel_search, kernel_store
 from dc_invariant.models.batching import transform_scale
-from dc_invariant.models.kernel_data import (
-    Projection,
+from dc_invariant.models.kernel import search, solve, store
+from dc_invariant.models.kernel.inputs import (
     check_labels,
+    element_counts,
     element_index,
-    representation,
     resolve_device,
     stack_dataset,
 )
-from dc_invariant.models.kernel_predict import TrainedKernel, element_counts
-from dc_invariant.models.kernel_settings import KernelSettings
-from dc_invariant.models.kernel_store import ARRAYS_FILE
-from dc_invariant.models.local_kernel import blas_on_one_thread
+from dc_invariant.models.kernel.kernels import blas_on_one_thread
+from dc_invariant.models.kernel.projection import Projection
+from dc_invariant.models.kernel.representation import atom_vectors
+from dc_invariant.models.kernel.settings import KernelSettings
+from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import MODEL_CLASSES
 from dc_invariant.molecules import Molecules
 
 dc = import_deepchem()
 
-__all__ = ["ARRAYS_FILE", "KernelModel"]
+__all__ = ["KernelModel"]
 
 
 class KernelModel(dc.models.Model):
@@ -168,20 +168,17 @@ class KernelModel(dc.models.Model):
         stacked, name = stack_dataset(X, ids)
         elements = np.unique(stacked.atomic_numbers)
         index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
-        vectors = representation(
+        vectors = atom_vectors(
             self.representation, stacked.positions, index, stacked.counts, len(elements),
             self.device,
         )  # fmt: skip
-        h = self.hyperparameters
-        projection = Projection.fit(vectors, index, len(elements), h["pca_tolerance"])
+        projection = Projection.fit(vectors, index, len(elements), self.settings.pca_tolerance)
         sets = projection.atom_sets(vectors, index, stacked.molecule)
         del vectors
         counts = element_counts(index, stacked.molecule, len(y), len(elements))
-        kernel, score, sigma, reg, table = kernel_search.choose(
-            sets, counts, y, h, self.memory_bytes
-        )
-        offsets = kernel_ridge.offsets(counts, y)
-        alpha = kernel_ridge.solve(kernel, reg, y - counts @ offsets)
+        kernel, score, sigma, reg, table = search.choose(sets, counts, y, self.settings)
+        offsets = solve.offsets(counts, y)
+        alpha = solve.solve(kernel, reg, y - counts @ offsets)
         del kernel
         self._elements = elements
         self._trained = TrainedKernel(
@@ -299,7 +296,7 @@ class KernelModel(dc.models.Model):
     def save(self) -> None:
         """Write settings (JSON) and arrays (``.npz``, no pickles) to ``model_dir``."""
         trained = self._check_fitted()
-        kernel_store.write(self.model_dir, self.get_config(), trained.to_arrays(self._elements))
+        store.write(self.model_dir, self.get_config(), trained.to_arrays(self._elements))
 
     save_checkpoint = save
 
@@ -310,7 +307,7 @@ class KernelModel(dc.models.Model):
         ``overrides`` replace constructor settings that do not change the fitted model:
         ``device`` and ``memory_mb``.
         """
-        return kernel_store.load(cls, model_dir, overrides)
+        return store.load(cls, model_dir, overrides)
 
 
 MODEL_CLASSES[KernelModel.__name__] = KernelModel

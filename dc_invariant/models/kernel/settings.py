@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from dc_invariant.models.fchl import FCHL19
+from dc_invariant.models.kernel.representation import FCHL19
 from dc_invariant.validation import check_int, check_positive, check_real, check_seed, store
+
+__all__ = ["KernelSettings"]
 
 
 def _candidates(values: Any, name: str) -> tuple[float, ...]:
@@ -108,6 +110,11 @@ class KernelSettings:
         store(self, "representation", FCHL19.tuned(**rep).to_dict())
         store(self, "memory_mb", check_int(self.memory_mb, "memory_mb", min_val=1))
         store(self, "seed", check_seed(self.seed))
+
+    @property
+    def memory_bytes(self) -> int:
+        """Budget of each kernel work block, in bytes."""
+        return self.memory_mb * 2**20
 
     @property
     def fchl19(self) -> FCHL19:

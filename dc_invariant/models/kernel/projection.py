@@ -1,0 +1,59 @@
+"""Per-element centring and principal axes of FCHL19 vectors, fitted on the training atoms.
+
+Centring on each element's training mean keeps the digits of the GEMM form of the squared
+distances (see `kernels`); dropping the axes that hold almost no variance makes every kernel
+block cheaper without changing the kernel beyond ``tolerance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dc_invariant.models.kernel.kernels import AtomSet
+
+__all__ = ["Projection"]
+
+
+@dataclass
+class Projection:
+    """Per element: the training mean and the principal axes kept (columns of ``axes``)."""
+
+    means: list[np.ndarray]
+    axes: list[np.ndarray]
+
+    @classmethod
+    def fit(cls, vectors: torch.Tensor, index: np.ndarray, n_elements: int, tolerance: float):
+        """Axes keeping all but ``tolerance`` of each element's variance around its mean."""
+        means, axes = [], []
+        for e in range(n_elements):
+            mine = vectors[torch.as_tensor(index == e, device=vectors.device)]
+            mean = mine.mean(dim=0)
+            centred = mine - mean
+            values, vecs = np.linalg.eigh((centred.T @ centred).cpu().numpy())
+            values, vecs = values[::-1], vecs[:, ::-1]
+            total = values.sum()
+            if tolerance > 0 and total > 0:
+                left = 1.0 - np.cumsum(values) / total
+                keep = int(np.searchsorted(-left, -tolerance, side="left")) + 1
+            else:
+                keep = len(values)
+            means.append(mean.cpu().numpy())
+            axes.append(np.ascontiguousarray(vecs[:, : max(1, keep)]))
+        return cls(means, axes)
+
+    def project(self, vectors: torch.Tensor, e: int) -> torch.Tensor:
+        """Vectors of element ``e`` centred and projected, on their device."""
+        mean = torch.as_tensor(self.means[e], device=vectors.device)
+        return (vectors - mean) @ torch.as_tensor(self.axes[e], device=vectors.device)
+
+    def atom_sets(self, vectors: torch.Tensor, index: np.ndarray, molecule: np.ndarray):
+        """One `AtomSet` per element, vectors centred and projected, on their device."""
+        out = []
+        for e in range(len(self.means)):
+            mask = index == e
+            mine = vectors[torch.as_tensor(mask, device=vectors.device)]
+            out.append(AtomSet(self.project(mine, e), molecule[mask]))
+        return out
