@@ -1,22 +1,121 @@
-"""The width and regulariser of `KernelModel`: kernels of the candidates, validation search.
+"""The width and regularization of `KernelModel`, chosen where the error has its minimum.
 
-The kernels are computed here (each width is a pass over the n_train² atom pairs), the
-solves are `solve`'s.
+Each width costs a pass over the atom pairs and, on the training molecules (a seeded subset
+of ``search_size`` of them when there are more), one eigendecomposition, which scores every
+``lambda`` at once: by exact leave-one-out (`loo`) or on a given validation set. The
+``lambda`` grid spans 1e-10 to 10 times the kernel's mean diagonal, so noise-free energies
+(small ``lambda``) and noisy experimental labels (large) both find an interior optimum. The
+widths grow or shrink by the grid's end ratio while the best one lies on an edge, then are
+refined between the best and its neighbours. On a subset, ``lambda`` is then walked on the
+whole training set with Cholesky leave-one-out (an eigendecomposition of a 10,000-molecule
+kernel costs ten to thirty factorisations). A choice still on an edge is warned about.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices
+from dc_invariant.models.kernel.loo import LeaveOneOut, cholesky_residuals, eigen_residuals
 from dc_invariant.models.kernel.settings import KernelSettings
 from dc_invariant.models.kernel.solve import offsets, solve
 
-__all__ = ["choose", "validation_search"]
+__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "Holdout", "choose", "warn_edges"]
+
+#: ``lambda`` candidates as multiples of the kernel's mean diagonal: 1e-10 ... 10, 4 a decade.
+RELATIVE_REGULARIZATIONS = tuple(10.0 ** np.arange(-10.0, 1.01, 0.25))
+# Widths added beyond an edge of the grid before the search gives up and warns.
+_MAX_EXTENSIONS = 4
+# Fewer molecules than this are fitted with the given or middle candidates, unsearched;
+# then lambda is this multiple of the kernel's scale (small: such sets are toy curves).
+_MIN_SEARCH = 10
+_UNSEARCHED = 1e-6
+
+
+@dataclass
+class Holdout:
+    """A validation set: its atoms (projected as the training atoms), counts and labels."""
+
+    sets: list[AtomSet]
+    counts: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class Choice:
+    """What the search chose, and the training kernel of the chosen width.
+
+    ``mae`` and ``rmse`` are the selection errors (leave-one-out or validation, ``y`` units,
+    mean over tasks) of the choice: NaN when nothing was searched. ``alpha`` is the fit's
+    coefficients when the search already solved for them, else None.
+    """
+
+    kernel: np.ndarray
+    sigma: float
+    regularization: float
+    mae: float = np.nan
+    rmse: float = np.nan
+    table: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)
+    alpha: Optional[np.ndarray] = None
+
+
+class _Scorer:
+    """Errors of every ``lambda`` for one kernel, by leave-one-out or on the holdout."""
+
+    def __init__(self, counts: np.ndarray, y: np.ndarray, holdout: Optional[Holdout]) -> None:
+        self.holdout = holdout
+        if holdout is None:
+            self.loo = LeaveOneOut(counts, y)
+            self.spread = _spread(y[self.loo.kept])
+        else:
+            b = offsets(counts, y)
+            self.residual = y - counts @ b
+            self.target = holdout.y - holdout.counts @ b
+            self.spread = _spread(y)
+
+    def eigen(
+        self, kernel: np.ndarray, cross: Optional[np.ndarray], regs: np.ndarray
+    ) -> np.ndarray:
+        """Residuals (n_scored, n_regs, n_tasks) of every ``lambda``, via one eigh."""
+        values, vectors = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(kernel)))
+        if self.holdout is None:
+            return eigen_residuals(values, vectors, self.loo, regs)
+        inverse = 1.0 / (np.clip(values, 0.0, None)[:, None] + regs[None, :])
+        projected = vectors.T @ self.residual
+        n, n_regs, n_tasks = len(values), len(regs), projected.shape[1]
+        weights = (inverse[:, :, None] * projected[:, None, :]).reshape(n, n_regs * n_tasks)
+        predicted = ((cross @ vectors) @ weights).reshape(-1, n_regs, n_tasks)
+        return self.target[:, None, :] - predicted
+
+    def one(
+        self, kernel: np.ndarray, cross: Optional[np.ndarray], reg: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (n_scored, n_tasks) of one ``lambda`` and the coefficients, by Cholesky."""
+        if self.holdout is None:
+            return cholesky_residuals(kernel, self.loo, reg)
+        alpha = solve(kernel, reg, self.residual)
+        return self.target - cross @ alpha, alpha
+
+    def score(self, residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score, MAE, RMSE) over the leading axis: the score is the mean over tasks of
+        each task's MAE over its spread, so tasks in different units count alike."""
+        absolute = np.abs(residuals)
+        mae = np.nanmean(absolute, axis=0)
+        rmse = np.sqrt(np.nanmean(absolute**2, axis=0))
+        return (mae / self.spread).mean(axis=-1), mae.mean(axis=-1), rmse.mean(axis=-1)
+
+
+def _spread(y: np.ndarray) -> np.ndarray:
+    spread = y.std(axis=0) if len(y) else np.ones(y.shape[1])
+    spread[spread == 0] = 1.0
+    return spread
 
 
 def choose(
@@ -24,8 +123,9 @@ def choose(
     counts: np.ndarray,
     y: np.ndarray,
     settings: KernelSettings,
-) -> tuple[np.ndarray, float, float, float, list[dict[str, Any]]]:
-    """The training kernel of the chosen width and the choice.
+    holdout: Optional[Holdout] = None,
+) -> Choice:
+    """The chosen width and regularization, and the training kernel of that width.
 
     Parameters
     ----------
@@ -36,109 +136,229 @@ def choose(
     y : np.ndarray of shape (n, n_tasks)
     settings : KernelSettings
         Given ``sigma`` / ``regularization`` (or None), the candidates ``sigmas`` /
-        ``regularizations``, ``search_size``, ``valid_fraction``, ``seed``, ``memory_mb``.
-
-    Returns
-    -------
-    kernel : np.ndarray of shape (n, n)
-    valid_mae, sigma, regularization : float
-        The MAE is NaN when nothing was searched (both given, or fewer than 10 molecules).
-    table : list of dict
-        Every candidate tried, with its validation MAE and the molecules it was tried on.
+        ``regularizations`` (None: `RELATIVE_REGULARIZATIONS`), ``search_size``, ``seed``.
+    holdout : Holdout, optional
+        Select on this validation set instead of by leave-one-out.
     """
     s = settings
-    sigmas = [s.sigma] if s.sigma else list(s.sigmas)
-    regs = [s.regularization] if s.regularization else list(s.regularizations)
-    table: list[dict[str, Any]] = []
-    if len(sigmas) > 1 and len(y) > s.search_size:
-        # Widths are compared on a seeded subset: each width over the full set costs
-        # another pass over n_train² atom pairs, and the best width moves little with n.
-        rng = np.random.default_rng(s.seed)
-        sub = np.sort(rng.choice(len(y), s.search_size, replace=False))
-        kernels = kernel_matrices(
-            _subset(sets, sub), None, len(sub), len(sub), sigmas, s.memory_bytes
-        )
-        (_, sigma, _), rows = validation_search(
-            kernels, counts[sub], y[sub], sigmas, regs, s.valid_fraction, s.seed
-        )
-        table += [{**row, "n_train": len(sub)} for row in rows]
-        sigmas = [sigma]
-    kernels = kernel_matrices(sets, None, len(y), len(y), sigmas, s.memory_bytes)
-    score, sigma, reg = np.nan, sigmas[0], regs[0]
-    if (len(sigmas) > 1 or len(regs) > 1) and len(y) >= 10:
-        (score, sigma, reg), rows = validation_search(
-            kernels, counts, y, sigmas, regs, s.valid_fraction, s.seed
-        )
-        table += [{**row, "n_train": len(y)} for row in rows]
-    # A copy, so that the other widths' kernels are freed before the final solve.
-    kernel = kernels[sigmas.index(sigma)].copy() if len(kernels) > 1 else kernels[0]
-    return kernel, float(score), float(sigma), float(reg), table
+    n = len(y)
+    if (s.sigma and s.regularization) or n < _MIN_SEARCH:
+        sigma = s.sigma or float(np.exp(np.log(s.sigmas).mean()))
+        kernel = kernel_matrices(sets, None, n, n, [sigma], s.memory_bytes)[0]
+        if s.regularization:
+            return Choice(kernel, sigma, s.regularization)
+        if s.regularizations is not None:
+            return Choice(kernel, sigma, float(np.median(s.regularizations)))
+        return Choice(kernel, sigma, _scale(kernel) * _UNSEARCHED)
+    sub = None
+    if n > s.search_size:
+        sub = np.sort(np.random.default_rng(s.seed).choice(n, s.search_size, replace=False))
+    search = _Grid(_subset(sets, sub), counts, y, s, holdout, sub)
+    search.run()
+    sigma, reg_index, regs = search.best()
+    table = search.table
+    edges = search.edges(reg_index, regs)
+    if sub is None:
+        kernel = search.kernels.pop(sigma)
+        best = search.results[sigma]
+        return Choice(
+            kernel, sigma, float(regs[reg_index]), float(best[1][reg_index]),
+            float(best[2][reg_index]), table, edges,
+        )  # fmt: skip
+    # lambda on the whole set, walked from the subset's choice (see the module docstring).
+    del search
+    kernel = kernel_matrices(sets, None, n, n, [sigma], s.memory_bytes)[0]
+    cross = None
+    if holdout is not None:
+        cross = kernel_matrices(holdout.sets, sets, len(holdout.y), n, [sigma], s.memory_bytes)[0]
+    scorer = _Scorer(counts, y, holdout)
+    at, mae, rmse, alpha, rows = _walk(kernel, cross, scorer, regs, reg_index, s.regularization)
+    table += [{**row, "sigma": sigma, "n_train": n} for row in rows]
+    edges = [e for e in edges if not e.startswith("regularization")]
+    if s.regularization is None and at in (0, len(regs) - 1):
+        edges += _edges_of_regularization(float(regs[at]), regs)
+    reg = s.regularization or float(regs[at])
+    return Choice(kernel, sigma, reg, mae, rmse, table, edges, alpha)
 
 
-def _subset(sets: list[AtomSet], molecules: np.ndarray) -> list[AtomSet]:
+def _walk(
+    kernel: np.ndarray,
+    cross: Optional[np.ndarray],
+    scorer: _Scorer,
+    regs: np.ndarray,
+    start: int,
+    given: Optional[float],
+) -> tuple[int, float, float, np.ndarray, list[dict[str, Any]]]:
+    """Walk the ``lambda`` grid from ``start`` in steps of two (half a decade) while the
+    error falls; each step is one Cholesky factorisation (and its inverse). Returns the
+    best's index, MAE, RMSE, coefficients, and a table row per ``lambda`` tried."""
+    candidates = [given] if given else list(regs)
+    start = 0 if given else start
+    tried: dict[int, tuple[float, float, float, np.ndarray]] = {}
+
+    def at(k: int) -> float:
+        if k not in tried:
+            try:
+                residuals, alpha = scorer.one(kernel, cross, candidates[k])
+                score, mae, rmse = scorer.score(residuals)
+                tried[k] = (float(score), float(mae), float(rmse), alpha)
+            except ValueError:  # not positive definite: never the best
+                tried[k] = (np.inf, np.nan, np.nan, np.empty(0))
+        return tried[k][0]
+
+    best = start
+    at(best)
+    for step in (-2, 2):
+        while 0 <= best + step < len(candidates) and at(best + step) < at(best):
+            best += step
+    for step in (-1, 1):  # the grid's own resolution, around the best
+        if 0 <= best + step < len(candidates) and at(best + step) < at(best):
+            best += step
+            break
+    rows = [
+        {"regularization": candidates[k], "mae": _num(v[1]), "rmse": _num(v[2])}
+        for k, v in sorted(tried.items())
+    ]
+    score, mae, rmse, alpha = tried[best]
+    if not np.isfinite(score):
+        raise ValueError("every regularization tried left the kernel singular; try larger ones")
+    return best, mae, rmse, alpha, rows
+
+
+class _Grid:
+    """Widths on the search molecules: scored for every ``lambda``, extended, refined."""
+
+    def __init__(
+        self,
+        sets: list[AtomSet],
+        counts: np.ndarray,
+        y: np.ndarray,
+        settings: KernelSettings,
+        holdout: Optional[Holdout],
+        sub: Optional[np.ndarray],
+    ) -> None:
+        self.sets, self.settings, self.holdout = sets, settings, holdout
+        self.n = len(y) if sub is None else len(sub)
+        self.scorer = _Scorer(counts if sub is None else counts[sub], y if sub is None else y[sub],
+                              holdout)  # fmt: skip
+        self.keep_kernels = sub is None
+        self.kernels: dict[float, np.ndarray] = {}
+        self.results: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.table: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        s = self.settings
+        if s.sigma:
+            self.evaluate([s.sigma])
+            return
+        sigmas = sorted(s.sigmas)
+        self.evaluate(sigmas)
+        if len(sigmas) == 1:
+            return
+        low, high = sigmas[1] / sigmas[0], sigmas[-1] / sigmas[-2]
+        for _ in range(_MAX_EXTENSIONS):
+            order = sorted(self.results)
+            best = self.best()[0]
+            if best == order[0]:
+                self.evaluate([order[0] / low])
+            elif best == order[-1]:
+                self.evaluate([order[-1] * high])
+            else:
+                break
+        order = sorted(self.results)
+        k = order.index(self.best()[0])
+        between = [
+            float(np.sqrt(order[k] * order[j])) for j in (k - 1, k + 1) if 0 <= j < len(order)
+        ]
+        self.evaluate(between)
+
+    def evaluate(self, sigmas: Sequence[float]) -> None:
+        s = self.settings
+        sigmas = [float(v) for v in sigmas]
+        kernels = kernel_matrices(self.sets, None, self.n, self.n, sigmas, s.memory_bytes)
+        cross = None
+        if self.holdout is not None:
+            cross = kernel_matrices(
+                self.holdout.sets, self.sets, len(self.holdout.y), self.n, sigmas,
+                s.memory_bytes,
+            )  # fmt: skip
+        for k, sigma in enumerate(sigmas):
+            regs = self.regularizations(kernels[k])
+            residuals = self.scorer.eigen(kernels[k], None if cross is None else cross[k], regs)
+            score, mae, rmse = self.scorer.score(residuals)
+            self.results[sigma] = (score, mae, rmse, regs)
+            self.table += [
+                {"sigma": sigma, "regularization": float(r), "mae": _num(m), "rmse": _num(e),
+                 "n_train": self.n}
+                for r, m, e in zip(regs, mae, rmse)
+            ]  # fmt: skip
+            if self.keep_kernels:
+                self.kernels[sigma] = kernels[k]
+        del kernels
+        if self.keep_kernels and len(self.kernels) > 1:  # only the best width's is kept
+            best = self.best()[0]
+            self.kernels = {best: self.kernels[best]}
+
+    def regularizations(self, kernel: np.ndarray) -> np.ndarray:
+        s = self.settings
+        if s.regularization:
+            return np.array([s.regularization])
+        if s.regularizations is not None:
+            return np.array(sorted(s.regularizations))
+        return _scale(kernel) * np.array(RELATIVE_REGULARIZATIONS)
+
+    def best(self) -> tuple[float, int, np.ndarray]:
+        """(sigma, index of its best lambda, its lambda grid) of the lowest score."""
+        sigma = min(self.results, key=lambda v: np.nanmin(self.results[v][0]))
+        score, _, _, regs = self.results[sigma]
+        return sigma, int(np.nanargmin(score)), regs
+
+    def edges(self, reg_index: int, regs: np.ndarray) -> list[str]:
+        """A sentence for each chosen value on an edge of its searched range."""
+        out = []
+        s = self.settings
+        sigma = self.best()[0]
+        order = sorted(self.results)
+        if not s.sigma and len(order) > 1 and sigma in (order[0], order[-1]):
+            out.append(
+                f"sigma={sigma:g} lies on the edge of the widths searched ({order[0]:g} to "
+                f"{order[-1]:g}, the grid extended up to {_MAX_EXTENSIONS} times): pass "
+                "sigmas= reaching further, or sigma= to fix it"
+            )
+        if not s.regularization and len(regs) > 1 and reg_index in (0, len(regs) - 1):
+            out += _edges_of_regularization(float(regs[reg_index]), regs)
+        return out
+
+
+def _edges_of_regularization(reg: float, regs: np.ndarray) -> list[str]:
+    return [
+        f"regularization={reg:g} lies on the edge of the range searched ({regs[0]:g} to "
+        f"{regs[-1]:g}): pass regularizations= reaching further, or regularization= to fix it"
+    ]
+
+
+def warn_edges(edges: list[str]) -> None:
+    """One ``UserWarning`` per chosen value on an edge of its range."""
+    for edge in edges:
+        warnings.warn(f"KernelModel search: {edge}", UserWarning, stacklevel=4)
+
+
+def _scale(kernel: np.ndarray) -> float:
+    """The kernel's scale, its mean diagonal (a molecule's similarity with itself)."""
+    return float(np.mean(np.diag(kernel)))
+
+
+def _num(value: float) -> Optional[float]:
+    return None if not np.isfinite(value) else float(value)
+
+
+def _subset(sets: list[AtomSet], molecules: Optional[np.ndarray]) -> list[AtomSet]:
     """The atoms of the chosen (sorted) molecules, renumbered 0 .. len(molecules) - 1."""
+    if molecules is None:
+        return sets
     out = []
     for atoms in sets:
         keep = np.isin(atoms.molecule, molecules)
         mask = torch.as_tensor(keep, device=atoms.vectors.device)
         out.append(AtomSet(atoms.vectors[mask], np.searchsorted(molecules, atoms.molecule[keep])))
     return out
-
-
-def validation_search(
-    kernels: np.ndarray,
-    counts: np.ndarray,
-    y: np.ndarray,
-    sigmas: Sequence[float],
-    regularizations: Sequence[float],
-    valid_fraction: float,
-    seed: int,
-) -> tuple[tuple[float, float, float], list[dict[str, float]]]:
-    """Choose ``(sigma, regularization)`` on a seeded validation split of the training set.
-
-    Parameters
-    ----------
-    kernels : np.ndarray of shape (n_sigmas, n, n)
-        Training kernels, one per width in ``sigmas``.
-    counts : np.ndarray of shape (n, n_elements)
-    y : np.ndarray of shape (n, n_tasks)
-
-    Returns
-    -------
-    best : (valid MAE, sigma, regularization)
-        The MAE is in ``y``'s units, averaged over tasks; the choice minimises the mean of
-        each task's MAE divided by its spread, so tasks in different units count alike.
-    table : list of dict
-        Every candidate with its validation MAE (None when its Cholesky failed).
-    """
-    n = len(y)
-    n_valid = max(1, round(valid_fraction * n))
-    order = np.random.default_rng(seed).permutation(n)
-    valid, train = np.sort(order[:n_valid]), np.sort(order[n_valid:])
-    b = offsets(counts[train], y[train])
-    residual = y - counts @ b
-    spread = y[train].std(axis=0)
-    spread[spread == 0] = 1.0
-    table: list[dict[str, float]] = []
-    best = (np.inf, np.inf, float(sigmas[0]), float(regularizations[0]))
-    for s, sigma in enumerate(sigmas):
-        k_train = kernels[s][np.ix_(train, train)]
-        k_valid = kernels[s][np.ix_(valid, train)]
-        for reg in regularizations:
-            try:
-                alpha = solve(k_train, reg, residual[train])
-            except ValueError:
-                table.append({"sigma": float(sigma), "regularization": reg, "valid_mae": None})
-                continue
-            error = np.abs(k_valid @ alpha - residual[valid])
-            mae = float(error.mean())
-            score = float((error.mean(axis=0) / spread).mean())
-            table.append({"sigma": float(sigma), "regularization": float(reg), "valid_mae": mae})
-            if score < best[0]:
-                best = (score, mae, float(sigma), float(reg))
-    if not np.isfinite(best[0]):
-        raise ValueError(
-            f"every regularization in {list(regularizations)} left the kernel singular; "
-            "try larger values"
-        )
-    return best[1:], table
