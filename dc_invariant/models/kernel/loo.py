@@ -19,6 +19,12 @@ residual. Kernel ridge's leave-one-out residual of any target vector :math:`t` i
 gives one :math:`\lambda` from a Cholesky factor and its inverse. A molecule whose counts no
 other molecule spans (an element found in it alone: :math:`P_{ii} = 1`) has no leave-one-out
 prediction; its residual is NaN and the scores leave it out.
+
+Exact for the offsets and the kernel ridge given the atoms' vectors. The vectors' principal
+axes (`projection`) are fitted once on all training atoms, not refitted without each
+molecule: with the default ``pca_tolerance=1e-6`` that moves the leave-one-out MAE by about
+0.1% (a test refits 16 FreeSolv molecules); with ``pca_tolerance=0`` every axis is kept, no
+distance depends on the fit, and the closed form equals refitting without each molecule.
 """
 
 from __future__ import annotations

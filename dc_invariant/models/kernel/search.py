@@ -241,63 +241,72 @@ class _Grid:
         self.n = len(y) if sub is None else len(sub)
         self.scorer = _Scorer(counts if sub is None else counts[sub], y if sub is None else y[sub],
                               holdout)  # fmt: skip
-        self.keep_kernels = sub is None
         self.kernels: dict[float, np.ndarray] = {}
+        self.cross: dict[float, np.ndarray] = {}
         self.results: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self.table: list[dict[str, Any]] = []
 
     def run(self) -> None:
+        """Score the starting widths, extend past an edge, then refine around the best.
+
+        Each pass over the atom pairs computes several widths from one GEMM, so the
+        midpoints between the starting widths are computed with them and scored (one
+        eigendecomposition each) only beside the best.
+        """
         s = self.settings
         if s.sigma:
-            self.evaluate([s.sigma])
+            self.compute([s.sigma])
+            self.score(s.sigma)
             return
-        sigmas = sorted(s.sigmas)
-        self.evaluate(sigmas)
-        if len(sigmas) == 1:
+        coarse = sorted(s.sigmas)
+        self.compute(coarse + _midpoints(coarse))
+        for sigma in coarse:
+            self.score(sigma)
+        if len(coarse) == 1:
             return
-        low, high = sigmas[1] / sigmas[0], sigmas[-1] / sigmas[-2]
+        low, high = coarse[1] / coarse[0], coarse[-1] / coarse[-2]
         for _ in range(_MAX_EXTENSIONS):
-            order = sorted(self.results)
             best = self.best()[0]
-            if best == order[0]:
-                self.evaluate([order[0] / low])
-            elif best == order[-1]:
-                self.evaluate([order[-1] * high])
+            if best == coarse[0]:
+                new = coarse[0] / low
+            elif best == coarse[-1]:
+                new = coarse[-1] * high
             else:
                 break
-        order = sorted(self.results)
-        k = order.index(self.best()[0])
-        between = [
-            float(np.sqrt(order[k] * order[j])) for j in (k - 1, k + 1) if 0 <= j < len(order)
-        ]
-        self.evaluate(between)
+            self.compute([new, float(np.sqrt(new * best))])
+            self.score(new)
+            coarse = sorted([*coarse, new])
+        k = coarse.index(self.best()[0])
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(coarse):
+                self.score(float(np.sqrt(coarse[k] * coarse[j])))
+        self.kernels = {self.best()[0]: self.kernels[self.best()[0]]}
 
-    def evaluate(self, sigmas: Sequence[float]) -> None:
+    def compute(self, sigmas: Sequence[float]) -> None:
+        """The kernels of ``sigmas`` (and their validation kernels), in one pass."""
         s = self.settings
         sigmas = [float(v) for v in sigmas]
         kernels = kernel_matrices(self.sets, None, self.n, self.n, sigmas, s.memory_bytes)
-        cross = None
+        self.kernels.update(zip(sigmas, kernels))
         if self.holdout is not None:
             cross = kernel_matrices(
                 self.holdout.sets, self.sets, len(self.holdout.y), self.n, sigmas,
                 s.memory_bytes,
             )  # fmt: skip
-        for k, sigma in enumerate(sigmas):
-            regs = self.regularizations(kernels[k])
-            residuals = self.scorer.eigen(kernels[k], None if cross is None else cross[k], regs)
-            score, mae, rmse = self.scorer.score(residuals)
-            self.results[sigma] = (score, mae, rmse, regs)
-            self.table += [
-                {"sigma": sigma, "regularization": float(r), "mae": _num(m), "rmse": _num(e),
-                 "n_train": self.n}
-                for r, m, e in zip(regs, mae, rmse)
-            ]  # fmt: skip
-            if self.keep_kernels:
-                self.kernels[sigma] = kernels[k]
-        del kernels
-        if self.keep_kernels and len(self.kernels) > 1:  # only the best width's is kept
-            best = self.best()[0]
-            self.kernels = {best: self.kernels[best]}
+            self.cross.update(zip(sigmas, cross))
+
+    def score(self, sigma: float) -> None:
+        """Every ``lambda``'s error at a computed width (one eigendecomposition)."""
+        kernel = self.kernels[sigma]
+        regs = self.regularizations(kernel)
+        residuals = self.scorer.eigen(kernel, self.cross.get(sigma), regs)
+        score, mae, rmse = self.scorer.score(residuals)
+        self.results[sigma] = (score, mae, rmse, regs)
+        self.table += [
+            {"sigma": sigma, "regularization": float(r), "mae": _num(m), "rmse": _num(e),
+             "n_train": self.n}
+            for r, m, e in zip(regs, mae, rmse)
+        ]  # fmt: skip
 
     def regularizations(self, kernel: np.ndarray) -> np.ndarray:
         s = self.settings
@@ -328,6 +337,11 @@ class _Grid:
         if not s.regularization and len(regs) > 1 and reg_index in (0, len(regs) - 1):
             out += _edges_of_regularization(float(regs[reg_index]), regs)
         return out
+
+
+def _midpoints(sigmas: list[float]) -> list[float]:
+    """Geometric midpoints of neighbouring widths."""
+    return [float(np.sqrt(a * b)) for a, b in zip(sigmas[:-1], sigmas[1:])]
 
 
 def _edges_of_regularization(reg: float, regs: np.ndarray) -> list[str]:
