@@ -2,8 +2,7 @@
 SchNet (DeepChem ``TorchModel``s), and the `KernelModel` (kernel ridge regression)."""
 
 from dc_invariant.models.base import Batch, InvariantModel
-from dc_invariant.models.kernel import KernelModel
-from dc_invariant.models.kernel_settings import KernelSettings
+from dc_invariant.models.kernel import KernelModel, KernelSettings
 from dc_invariant.models.persistence import load_model
 from dc_invariant.models.schnet import SchNetModel
 from dc_invariant.models.settings import ModelSettings

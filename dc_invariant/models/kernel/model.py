@@ -2,13 +2,14 @@
 
 The choice for small data on CPUs (hundreds to about 20,000 molecules). Regression only.
 Saved as JSON settings plus one ``.npz`` of arrays (no pickles); `load_model` restores it.
-The search is `kernel_search`'s, the solves `kernel_ridge`'s, the saved files `kernel_store`'s
-and predictions `kernel_predict`'s.
+The search is `search`'s, the solves `solve`'s, the saved files `store`'s and predictions
+`trained`'s.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -16,26 +17,27 @@ import numpy as np
 import torch
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.models import kernel_ridge, kernel_search, kernel_store
 from dc_invariant.models.batching import transform_scale
-from dc_invariant.models.kernel_data import (
-    Projection,
+from dc_invariant.models.kernel import search, solve, store
+from dc_invariant.models.kernel.inputs import (
     check_labels,
+    element_counts,
     element_index,
-    representation,
     resolve_device,
     stack_dataset,
+    unsupported,
 )
-from dc_invariant.models.kernel_predict import TrainedKernel, element_counts
-from dc_invariant.models.kernel_settings import KernelSettings
-from dc_invariant.models.kernel_store import ARRAYS_FILE
-from dc_invariant.models.local_kernel import blas_on_one_thread
+from dc_invariant.models.kernel.kernels import blas_on_one_thread
+from dc_invariant.models.kernel.projection import Projection
+from dc_invariant.models.kernel.representation import atom_vectors
+from dc_invariant.models.kernel.settings import KernelSettings
+from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import MODEL_CLASSES
 from dc_invariant.molecules import Molecules
 
 dc = import_deepchem()
 
-__all__ = ["ARRAYS_FILE", "KernelModel"]
+__all__ = ["KernelModel"]
 
 
 class KernelModel(dc.models.Model):
@@ -52,11 +54,17 @@ class KernelModel(dc.models.Model):
     where :math:`x_i` is atom :math:`i`'s `FCHL19` vector (invariant to permutation,
     translation, rotation and reflection) and :math:`(K + \lambda I)\alpha = y - \text{offsets}`
     is solved by Cholesky, one solve for all tasks. ``sigma`` and ``regularization`` that are
-    not given are chosen in ``fit`` on a seeded validation split of the training set.
+    not given are chosen in ``fit`` by exact leave-one-out error in closed form (offsets
+    refitted too; see `dc_invariant.models.kernel.loo`), or on ``fit``'s ``valid`` set:
+    ``lambda`` from 1e-10 to 10 times the kernel's mean diagonal, every value at once from one
+    eigendecomposition per width, and widths extended past the edge of ``sigmas`` while the
+    best lies there (`dc_invariant.models.kernel.search`). A choice still on an edge of its
+    range is a ``UserWarning``. Noise-free DFT energies end at small ``lambda``, noisy
+    experimental labels at large ones. ``fitted["search"]`` keeps every candidate's error.
     Vectors are centred on their element's training mean (so the GEMM form of the distances
     keeps its digits) and projected on the principal axes holding all but ``pca_tolerance``
-    of the variance. Costs: memory ``8 n_train² x len(sigmas)`` bytes and time ~n_train² for
-    the kernels, ~n_train³ for the solve; beyond about 20,000 molecules use `SchNetModel`.
+    of the variance. Costs: memory ``8 n_train²`` bytes per width and time ~n_train² for
+    the kernels, ~n_train³ for the solves; beyond about 20,000 molecules use `SchNetModel`.
 
     The settings below are checked (and kept) as a frozen `KernelSettings`, ``settings``;
     ``hyperparameters`` is their JSON form, which `save` writes.
@@ -65,19 +73,20 @@ class KernelModel(dc.models.Model):
     ----------
     n_tasks : int, default=1
     sigma : float, optional
-        Kernel width; chosen from ``sigmas`` when not given.
+        Kernel width; searched when not given.
     regularization : float, optional
-        :math:`\lambda`, added to the kernel diagonal; chosen from ``regularizations``.
-    sigmas, regularizations : sequence of float, default=(3, 4, 5), (1e-6, 1e-5, 1e-4)
-        Candidates of the validation search (the widths are those where the tuned
-        representation's validation MAE was lowest, at 2,000 and 10,000 QM9 molecules).
-    valid_fraction : float, default=0.1
-        Share of the training set held out by the search.
-    search_size : int, default=10000
-        With more training molecules than this, widths are compared on a seeded subset of
-        this size and only the chosen width's kernel is computed for the whole set (where
-        ``regularization`` is chosen); up to it, all pairs are compared on the whole set
-        (``8 n² len(sigmas)`` bytes of kernels: 2.4 GB at 10,000 molecules).
+        :math:`\lambda`, added to the kernel diagonal; searched when not given.
+    sigmas : sequence of float, default=(2, 4, 8)
+        Starting widths of the search; a width beyond an edge (by the grid's end ratio) is
+        tried while the best lies on it, up to four times, then the best is refined halfway
+        (geometrically) to its neighbours.
+    regularizations : sequence of float, optional
+        Candidate :math:`\lambda` values; by default 1e-10 to 10 times the kernel's mean
+        diagonal, four a decade.
+    search_size : int, default=4000
+        With more training molecules than this, widths (and a first ``lambda``) are chosen
+        on a seeded subset of this size; ``lambda`` is then walked on the whole set with
+        Cholesky leave-one-out, and only the chosen width's kernel is computed for it.
     pca_tolerance : float, default=1e-6
         Share of each element's variance the projection may drop (0 keeps every axis).
     representation : dict, optional
@@ -89,10 +98,10 @@ class KernelModel(dc.models.Model):
     device : str or torch.device, optional
         Where the representation, the kernel blocks and the force gradients run; by default
         CUDA when ``torch.cuda.is_available()``, else the CPU (DeepChem's `TorchModel`
-        convention). The Cholesky solves run on the CPU. Results are NumPy arrays. Not a
-        saved setting: ``load_model(model_dir, device="cpu")`` picks another one.
+        convention). The solves run on the CPU. Results are NumPy arrays. Not a saved
+        setting: ``load_model(model_dir, device="cpu")`` picks another one.
     seed : int, default=0
-        Seed of the validation split.
+        Seed of the search subset.
     model_dir : str, optional
         Folder for `save`; a temporary folder by default.
 
@@ -122,10 +131,9 @@ class KernelModel(dc.models.Model):
         *,
         sigma: Optional[float] = None,
         regularization: Optional[float] = None,
-        sigmas: Sequence[float] = (3.0, 4.0, 5.0),
-        regularizations: Sequence[float] = (1e-6, 1e-5, 1e-4),
-        valid_fraction: float = 0.1,
-        search_size: int = 10_000,
+        sigmas: Sequence[float] = (2.0, 4.0, 8.0),
+        regularizations: Optional[Sequence[float]] = None,
+        search_size: int = 4_000,
         pca_tolerance: float = 1e-6,
         representation: Optional[dict[str, float]] = None,
         memory_mb: int = 256,
@@ -136,16 +144,16 @@ class KernelModel(dc.models.Model):
         #: The checked settings; ``hyperparameters`` is their JSON form, saved by `save`.
         self.settings = KernelSettings(
             n_tasks=n_tasks, sigma=sigma, regularization=regularization, sigmas=sigmas,
-            regularizations=regularizations, valid_fraction=valid_fraction,
-            search_size=search_size, pca_tolerance=pca_tolerance, representation=representation,
-            memory_mb=memory_mb, seed=seed,
+            regularizations=regularizations, search_size=search_size,
+            pca_tolerance=pca_tolerance, representation=representation, memory_mb=memory_mb,
+            seed=seed,
         )  # fmt: skip
         self.device = resolve_device(device)
         super().__init__(model_dir=model_dir)
         self.n_tasks = self.settings.n_tasks
         self.representation = self.settings.fchl19
         self.hyperparameters = self.settings.to_dict()
-        self.memory_bytes = self.settings.memory_mb * 2**20
+        self.memory_bytes = self.settings.memory_bytes
         #: What fit chose and measured (elements, sigma, regularization, search table, ...).
         self.fitted: Optional[dict[str, Any]] = None
         self._trained: Optional[TrainedKernel] = None
@@ -153,14 +161,24 @@ class KernelModel(dc.models.Model):
     # ---- fit -----------------------------------------------------------------------------
 
     @blas_on_one_thread
-    def fit(self, dataset: Any) -> float:
+    def fit(self, dataset: Any, valid: Any = None) -> float:
         """Fit offsets, choose ``sigma`` and ``regularization`` unless given, and solve.
+
+        Parameters
+        ----------
+        dataset : dc.data.Dataset
+            Training molecules (`Conformer`s) with one label per task each.
+        valid : dc.data.Dataset, optional
+            Choose on this validation set (fitting on ``dataset`` alone) instead of by
+            leave-one-out on ``dataset``. Its molecules with an element not in ``dataset``
+            are left out of the choice, with a ``UserWarning``.
 
         Returns
         -------
         float
-            Validation MAE of the chosen settings (``y`` units, mean over tasks); NaN when
-            nothing was searched (both given, or fewer than 10 molecules).
+            Selection MAE (leave-one-out or on ``valid``, ``y`` units, mean over tasks) of the
+            chosen settings; NaN when nothing was searched (both given, or fewer than 10
+            molecules).
         """
         start = time.perf_counter()
         X, ids = dataset.X, dataset.ids
@@ -168,36 +186,60 @@ class KernelModel(dc.models.Model):
         stacked, name = stack_dataset(X, ids)
         elements = np.unique(stacked.atomic_numbers)
         index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
-        vectors = representation(
+        vectors = atom_vectors(
             self.representation, stacked.positions, index, stacked.counts, len(elements),
             self.device,
         )  # fmt: skip
-        h = self.hyperparameters
-        projection = Projection.fit(vectors, index, len(elements), h["pca_tolerance"])
+        projection = Projection.fit(vectors, index, len(elements), self.settings.pca_tolerance)
         sets = projection.atom_sets(vectors, index, stacked.molecule)
         del vectors
         counts = element_counts(index, stacked.molecule, len(y), len(elements))
-        kernel, score, sigma, reg, table = kernel_search.choose(
-            sets, counts, y, h, self.memory_bytes
-        )
-        offsets = kernel_ridge.offsets(counts, y)
-        alpha = kernel_ridge.solve(kernel, reg, y - counts @ offsets)
-        del kernel
+        holdout = None if valid is None else self._holdout(valid, elements, projection)
+        choice = search.choose(sets, counts, y, self.settings, holdout)
+        search.warn_edges(choice.edges)
+        offsets = solve.offsets(counts, y)
+        alpha = choice.alpha
+        if alpha is None:
+            alpha = solve.solve(choice.kernel, choice.regularization, y - counts @ offsets)
+        del choice.kernel
         self._elements = elements
         self._trained = TrainedKernel(
-            self.representation, projection, sets, offsets, alpha, sigma, self.memory_bytes
-        )
+            self.representation, projection, sets, offsets, alpha, choice.sigma,
+            self.memory_bytes,
+        )  # fmt: skip
+        searched = bool(choice.table)
         self.fitted = {
             "elements": [int(z) for z in elements],
-            "sigma": sigma,
-            "regularization": reg,
-            "valid_mae": None if np.isnan(score) else score,
-            "search": table,
+            "sigma": choice.sigma,
+            "regularization": choice.regularization,
+            "selection": ("validation set" if holdout else "leave-one-out") if searched else None,
+            "selection_mae": choice.mae if searched else None,
+            "selection_rmse": choice.rmse if searched else None,
+            "edges": choice.edges,
+            "search": choice.table,
             "n_train": len(y),
             "dimensions": [int(a.shape[1]) for a in projection.axes],
             "fit_seconds": time.perf_counter() - start,
         }
-        return score
+        return choice.mae
+
+    def _holdout(self, valid: Any, elements: np.ndarray, projection: Projection) -> search.Holdout:
+        """The validation set's checked labels, counts and projected atoms."""
+        y = check_labels(valid.X, valid.y, valid.w, valid.ids, self.n_tasks)
+        stacked, name = stack_dataset(valid.X, valid.ids)
+        skipped = unsupported(stacked, elements)
+        if skipped:
+            _warn_unsupported(skipped, name, "left out of the choice on the validation set")
+            keep = np.setdiff1d(np.arange(len(y)), list(skipped))
+            stacked, y = stacked.select(keep), y[keep]
+        index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
+        vectors = atom_vectors(
+            self.representation, stacked.positions, index, stacked.counts, len(elements),
+            self.device,
+        )  # fmt: skip
+        sets = projection.atom_sets(vectors, index, stacked.molecule)
+        counts = element_counts(index, stacked.molecule, len(y), len(elements))
+        return search.Holdout(sets, counts, y)
 
     def _check_fitted(self) -> TrainedKernel:
         if self._trained is None:
@@ -206,28 +248,55 @@ class KernelModel(dc.models.Model):
 
     # ---- predict -------------------------------------------------------------------------
 
+    def unsupported(self, molecules: Molecules) -> dict[int, str]:
+        """Molecules of ``molecules`` this model cannot predict, each with a one-line reason.
+
+        A kernel model has nothing to compare an atom of an element it was never trained on
+        with: ``{3: "element Na (Z=11) not in the training set"}``. `predict` gives NaN for
+        these molecules.
+        """
+        self._check_fitted()
+        return unsupported(molecules, self._elements)
+
     @blas_on_one_thread
     def predict(self, dataset: Any, transformers: Sequence[Any] = ()) -> np.ndarray:
-        """Predictions of shape (n_molecules, n_tasks), with ``transformers`` undone."""
+        """Predictions of shape (n_molecules, n_tasks), with ``transformers`` undone.
+
+        A molecule with an element not in the training set gets NaN (a ``UserWarning``
+        counts them and names the elements and the first molecules; `unsupported` lists
+        them with reasons): the model has no training atoms to compare such atoms with.
+        """
         self._check_fitted()
         stacked, name = stack_dataset(dataset.X, dataset.ids)
-        out = self._predict_stacked(stacked.positions, stacked.atomic_numbers, stacked.counts, name)
+        out = self._predict_molecules(stacked, name)
         return dc.trans.undo_transforms(out, list(transformers)) if transformers else out
 
-    def _predict_stacked(
+    def _predict_molecules(
         self,
-        positions: np.ndarray,
-        atomic_numbers: np.ndarray,
-        counts: np.ndarray,
+        molecules: Molecules,
         name: Callable[[int], str],
         forces_task: Optional[int] = None,
     ) -> np.ndarray:
-        """(n_molecules, n_tasks) predictions, or (n_total, 3) forces of ``forces_task``."""
+        """(n_molecules, n_tasks) predictions, or (n_total, 3) forces of ``forces_task``;
+        NaN for molecules with an element not in the training set."""
         trained = self._check_fitted()
-        index = element_index(atomic_numbers, counts, self._elements, name)
+        skipped = unsupported(molecules, self._elements)
+        if skipped:
+            _warn_unsupported(skipped, name, "predicted as NaN")
+            keep = np.setdiff1d(np.arange(len(molecules)), list(skipped))
+            known = molecules.select(keep)
+            part = self._predict_molecules(known, lambda k: name(int(keep[k])), forces_task)
+            if forces_task is None:
+                out = np.full((len(molecules), self.n_tasks), np.nan)
+                out[keep] = part
+            else:
+                out = np.full((len(molecules.atomic_numbers), 3), np.nan)
+                out[np.repeat(np.isin(np.arange(len(molecules)), keep), molecules.counts)] = part
+            return out
+        index = element_index(molecules.atomic_numbers, molecules.counts, self._elements, name)
         if forces_task is not None:
-            return trained.forces(positions, index, counts, forces_task)
-        return trained.energies(positions, index, counts)
+            return trained.forces(molecules.positions, index, molecules.counts, forces_task)
+        return trained.energies(molecules.positions, index, molecules.counts)
 
     @blas_on_one_thread
     def predict_arrays(
@@ -245,6 +314,7 @@ class KernelModel(dc.models.Model):
 
         The same interface as `InvariantModel.predict_arrays` (the symmetry audit's path);
         ``features`` are accepted and ignored: the kernel reads elements and geometry only.
+        Molecules with an element not in the training set give NaN, as in `predict`.
 
         Returns
         -------
@@ -261,9 +331,8 @@ class KernelModel(dc.models.Model):
         out, first = [], 0
         for part in molecules.batches(batch_atoms):
             out.append(
-                self._predict_stacked(
-                    part.positions, part.atomic_numbers, part.counts,
-                    lambda k, first=first: f"molecule {first + k}",
+                self._predict_molecules(
+                    part, lambda k, first=first: f"molecule {first + k}",
                     task if forces else None,
                 )
             )  # fmt: skip
@@ -275,16 +344,13 @@ class KernelModel(dc.models.Model):
         self, dataset: Any, transformers: Sequence[Any] = (), task: int = 0
     ) -> list[np.ndarray]:
         """Forces ``F = -dE/dR``, one (n_atoms, 3) array per molecule, in y's units per Å
-        (linear ``transformers`` applied to y are undone)."""
+        (linear ``transformers`` applied to y are undone); NaN as in `predict`."""
         self._check_fitted()
         if not 0 <= task < self.n_tasks:
             raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
         stacked, name = stack_dataset(dataset.X, dataset.ids)
         scale = transform_scale(list(transformers), self.n_tasks)[task]
-        forces = self._predict_stacked(
-            stacked.positions, stacked.atomic_numbers, stacked.counts, name, task
-        )
-        return stacked.split(scale * forces)
+        return stacked.split(scale * self._predict_molecules(stacked, name, task))
 
     # ---- persistence ---------------------------------------------------------------------
 
@@ -299,7 +365,7 @@ class KernelModel(dc.models.Model):
     def save(self) -> None:
         """Write settings (JSON) and arrays (``.npz``, no pickles) to ``model_dir``."""
         trained = self._check_fitted()
-        kernel_store.write(self.model_dir, self.get_config(), trained.to_arrays(self._elements))
+        store.write(self.model_dir, self.get_config(), trained.to_arrays(self._elements))
 
     save_checkpoint = save
 
@@ -310,7 +376,19 @@ class KernelModel(dc.models.Model):
         ``overrides`` replace constructor settings that do not change the fitted model:
         ``device`` and ``memory_mb``.
         """
-        return kernel_store.load(cls, model_dir, overrides)
+        return store.load(cls, model_dir, overrides)
+
+
+def _warn_unsupported(skipped: dict[int, str], name: Callable[[int], str], what: str) -> None:
+    """One ``UserWarning``: how many molecules, which elements, the first few by name."""
+    reasons = sorted(set(skipped.values()))
+    first = "; ".join(name(k) for k in list(skipped)[:3])
+    warnings.warn(
+        f"KernelModel: {len(skipped)} molecule(s) are {what}, {'; '.join(reasons)} (a kernel "
+        f"model has no training atoms to compare theirs with); first: {first}",
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 MODEL_CLASSES[KernelModel.__name__] = KernelModel

@@ -22,6 +22,11 @@ import torch
 
 from dc_invariant.neighbors import stacked_neighbor_pairs
 
+__all__ = ["FCHL19", "atom_vectors"]
+
+# Molecules are featurized in chunks of about this many atoms (bounded triplet arrays).
+_CHUNK_ATOMS = 4096
+
 
 @dataclass(frozen=True)
 class FCHL19:
@@ -209,3 +214,26 @@ def _neighbour_pairs(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not first:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(first), np.concatenate(second)
+
+
+def atom_vectors(
+    rep: FCHL19,
+    positions: np.ndarray,
+    index: np.ndarray,
+    counts: np.ndarray,
+    n_elements: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """FCHL19 vectors of stacked molecules, (n_total, size) on ``device``, in bounded chunks."""
+    ends = np.cumsum(counts)
+    out = []
+    first = 0
+    with torch.no_grad():
+        while first < len(counts):
+            before = int(ends[first] - counts[first])
+            last = max(first + 1, int(np.searchsorted(ends, before + _CHUNK_ATOMS, "right")))
+            lo, hi = before, int(ends[last - 1])
+            coords = torch.as_tensor(positions[lo:hi], dtype=torch.float64, device=device)
+            out.append(rep(coords, index[lo:hi], counts[first:last], n_elements))
+            first = last
+    return torch.cat(out)

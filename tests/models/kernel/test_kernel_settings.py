@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dc_invariant.models import KernelModel
-from dc_invariant.models.fchl import FCHL19
-from dc_invariant.models.kernel_settings import KernelSettings
+from dc_invariant.models.kernel.representation import FCHL19
+from dc_invariant.models.kernel.settings import KernelSettings
 
 
 def test_settings_are_normalised_and_round_trip_through_json():
@@ -36,7 +36,7 @@ def test_settings_are_normalised_and_round_trip_through_json():
         ({"sigmas": "3"}, TypeError, "sigmas must be a sequence"),
         ({"regularizations": [1e-6, 0]}, ValueError, r"regularizations\[1\] == 0"),
         ({"sigmas": [float("nan")]}, ValueError, "finite"),
-        ({"valid_fraction": 1.0}, ValueError, "valid_fraction == 1.0"),
+        ({"valid_fraction": 0.1}, TypeError, "valid_fraction"),
         ({"search_size": 9}, ValueError, "search_size == 9"),
         ({"pca_tolerance": 1.0}, ValueError, "pca_tolerance == 1.0"),
         ({"memory_mb": 0}, ValueError, "memory_mb == 0"),

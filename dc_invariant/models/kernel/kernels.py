@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+__all__ = ["AtomSet", "atom_sums", "blas_on_one_thread", "kernel_matrices", "sum_gradients"]
+
 
 def blas_on_one_thread(method: Callable) -> Callable:
     """Run with NumPy's BLAS on one thread: the heavy work runs on torch's threads, and

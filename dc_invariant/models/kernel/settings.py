@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from dc_invariant.models.fchl import FCHL19
+from dc_invariant.models.kernel.representation import FCHL19
 from dc_invariant.validation import check_int, check_positive, check_real, check_seed, store
+
+__all__ = ["KernelSettings"]
 
 
 def _candidates(values: Any, name: str) -> tuple[float, ...]:
@@ -32,12 +34,13 @@ class KernelSettings:
     ----------
     n_tasks : int, default=1
     sigma, regularization : float, optional
-        Given width and ridge; chosen from the candidates below when None.
-    sigmas, regularizations : sequence of float, default=(3, 4, 5), (1e-6, 1e-5, 1e-4)
-        Candidates of the validation search; stored as tuples.
-    valid_fraction : float, default=0.1
-        In (0, 1).
-    search_size : int, default=10000
+        Given width and ridge; searched when None.
+    sigmas : sequence of float, default=(2, 4, 8)
+        Starting widths of the search (extended at its edges); stored as a tuple.
+    regularizations : sequence of float, optional
+        Candidate ridges; None (the default) searches 1e-10 to 10 times the kernel's mean
+        diagonal. Stored as a tuple.
+    search_size : int, default=4000
         At least 10.
     pca_tolerance : float, default=1e-6
         In [0, 1).
@@ -51,19 +54,18 @@ class KernelSettings:
     --------
     >>> KernelSettings(sigmas=[2, 3]).sigmas
     (2.0, 3.0)
-    >>> KernelSettings(valid_fraction=1.0)
+    >>> KernelSettings(search_size=5)
     Traceback (most recent call last):
     ...
-    ValueError: valid_fraction == 1.0, must be < 1.0.
+    ValueError: search_size == 5, must be >= 10.
     """
 
     n_tasks: int = 1
     sigma: Optional[float] = None
     regularization: Optional[float] = None
-    sigmas: Sequence[float] = (3.0, 4.0, 5.0)
-    regularizations: Sequence[float] = (1e-6, 1e-5, 1e-4)
-    valid_fraction: float = 0.1
-    search_size: int = 10_000
+    sigmas: Sequence[float] = (2.0, 4.0, 8.0)
+    regularizations: Optional[Sequence[float]] = None
+    search_size: int = 4_000
     pca_tolerance: float = 1e-6
     representation: Optional[dict[str, Any]] = None
     memory_mb: int = 256
@@ -75,12 +77,8 @@ class KernelSettings:
             if getattr(self, name) is not None:
                 store(self, name, check_positive(getattr(self, name), name))
         store(self, "sigmas", _candidates(self.sigmas, "sigmas"))
-        store(self, "regularizations", _candidates(self.regularizations, "regularizations"))
-        fraction = check_real(
-            self.valid_fraction, "valid_fraction", min_val=0.0, max_val=1.0,
-            include_boundaries="neither",
-        )  # fmt: skip
-        store(self, "valid_fraction", fraction)
+        if self.regularizations is not None:
+            store(self, "regularizations", _candidates(self.regularizations, "regularizations"))
         store(self, "search_size", check_int(self.search_size, "search_size", min_val=10))
         tolerance = check_real(
             self.pca_tolerance, "pca_tolerance", min_val=0.0, max_val=1.0,
@@ -110,6 +108,11 @@ class KernelSettings:
         store(self, "seed", check_seed(self.seed))
 
     @property
+    def memory_bytes(self) -> int:
+        """Budget of each kernel work block, in bytes."""
+        return self.memory_mb * 2**20
+
+    @property
     def fchl19(self) -> FCHL19:
         """The representation these settings describe."""
         return FCHL19(**self.representation)
@@ -117,5 +120,7 @@ class KernelSettings:
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible settings (the constructor's keyword arguments; lists for tuples)."""
         out = dataclasses.asdict(self)
-        out["sigmas"], out["regularizations"] = list(self.sigmas), list(self.regularizations)
+        out["sigmas"] = list(self.sigmas)
+        if self.regularizations is not None:
+            out["regularizations"] = list(self.regularizations)
         return out

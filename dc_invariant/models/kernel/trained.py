@@ -7,17 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dc_invariant.models.fchl import FCHL19
-from dc_invariant.models.kernel_data import Projection, representation
-from dc_invariant.models.local_kernel import AtomSet, atom_sums, sum_gradients
+from dc_invariant.models.kernel.inputs import element_counts
+from dc_invariant.models.kernel.kernels import AtomSet, atom_sums, sum_gradients
+from dc_invariant.models.kernel.projection import Projection
+from dc_invariant.models.kernel.representation import FCHL19, atom_vectors
 
-
-def element_counts(
-    index: np.ndarray, molecule: np.ndarray, n_molecules: int, n_elements: int
-) -> np.ndarray:
-    """Atoms of each element per molecule, (n_molecules, n_elements) float64."""
-    flat = np.bincount(molecule * n_elements + index, minlength=n_molecules * n_elements)
-    return flat.reshape(n_molecules, n_elements).astype(np.float64)
+__all__ = ["TrainedKernel"]
 
 
 @dataclass
@@ -86,7 +81,7 @@ class TrainedKernel:
         """Predictions of stacked molecules, shape (n_molecules, n_tasks)."""
         n_elements = len(self.train)
         molecule = np.repeat(np.arange(len(counts)), counts)
-        vectors = representation(
+        vectors = atom_vectors(
             self.representation, positions, index, counts, n_elements, self.device
         )
         sets = self.projection.atom_sets(vectors, index, molecule)

@@ -13,18 +13,18 @@ from dc_invariant.cli import main
 from dc_invariant.datasets import load_qm9, read_qm9_table
 from dc_invariant.models import KernelModel, load_model
 from dc_invariant.models.base import CONFIG_FILE
-from dc_invariant.models.fchl import FCHL19
-from dc_invariant.models.kernel import ARRAYS_FILE
-from dc_invariant.models.local_kernel import (
+from dc_invariant.models.kernel.kernels import (
     AtomSet,
     _reduce,
     _reduce_on_device,
     atom_sums,
     kernel_matrices,
 )
+from dc_invariant.models.kernel.representation import FCHL19
+from dc_invariant.models.kernel.store import ARRAYS_FILE
 from dc_invariant.symmetry import random_reflection, random_rotation
 
-MINI = str(Path(__file__).parents[1] / "data" / "qm9_mini")
+MINI = str(Path(__file__).parents[2] / "data" / "qm9_mini")
 ELEMENTS = np.array([1, 6, 7, 8, 9])
 
 
@@ -158,8 +158,11 @@ def test_fit_recovers_a_known_function_with_offsets_and_two_tasks(dc):
     predicted = model.predict(dc.data.NumpyDataset(diatomics(dc, test)))
     expected = np.stack([-75.5 + (1 - np.exp(-2.0 * (test - 1.0))) ** 2, test**2], axis=1)
     np.testing.assert_allclose(predicted, expected, atol=2e-3)
-    assert 0 < valid_mae < 2e-3 and len(model.fitted["search"]) == 4
-    assert model.fitted["sigma"] in (0.5, 2.0) and model.fitted["elements"] == [1, 8]
+    assert 0 < valid_mae < 2e-3 and model.fitted["selection"] == "leave-one-out"
+    tried = {(row["sigma"], row["regularization"]) for row in model.fitted["search"]}
+    assert {(0.5, 1e-10), (0.5, 1e-6), (2.0, 1e-10), (2.0, 1e-6)} <= tried
+    assert model.fitted["sigma"] in {sigma for sigma, _ in tried}
+    assert model.fitted["elements"] == [1, 8]
 
 
 def test_save_load_round_trip_and_deepchem_interface(dc, qm9, fitted, tmp_path):
@@ -244,8 +247,12 @@ def test_bad_input_is_a_clear_error_naming_the_molecule(dc, qm9, fitted):
         model.predict(qm9)
     sulfur = np.empty(2, dtype=object)
     sulfur[:] = [qm9.X[0], Conformer([[0.0, 0, 0], [1.3, 0, 0]], np.ones((2, 11)), [1, 16])]
-    with pytest.raises(ValueError, match=r"molecule 1 .*Z=16, which is not in the training"):
-        fitted.predict(dc.data.NumpyDataset(sulfur, ids=np.array(["ok", "H-S"])))
+    # An element the model never saw: NaN for that molecule and a warning naming it.
+    with pytest.warns(
+        UserWarning, match=r"1 molecule\(s\) are predicted as NaN, element S \(Z=16\)"
+    ):
+        predicted = fitted.predict(dc.data.NumpyDataset(sulfur, ids=np.array(["ok", "H-S"])))
+    assert np.isfinite(predicted[0]).all() and np.isnan(predicted[1]).all()
     with pytest.raises(ValueError, match="n_tasks"):
         KernelModel(n_tasks=0)
     with pytest.raises(ValueError, match="sigmas"):

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from dc_invariant.files import atomic, write_json
-from dc_invariant.models.kernel_predict import TrainedKernel
+from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import CONFIG_FILE, read_config
+
+__all__ = ["ARRAYS_FILE", "load", "read", "write"]
 
 ARRAYS_FILE = "kernel_model.npz"
 
@@ -52,7 +54,11 @@ def load(cls: type, model_dir: str, overrides: dict[str, Any]) -> Any:
             f"a KernelModel is loaded with only device= or memory_mb= overrides, got {unknown}"
         )
     config, arrays = read(model_dir)
-    model = cls(**{**config["hyperparameters"], **overrides}, model_dir=model_dir)
+    settings = dict(config["hyperparameters"])
+    # Models saved before the leave-one-out search carry its hold-out share; it changes
+    # nothing in a fitted model.
+    settings.pop("valid_fraction", None)
+    model = cls(**{**settings, **overrides}, model_dir=model_dir)
     model._elements = np.asarray(arrays["elements"], dtype=np.int64)
     model.fitted = config["fitted"]
     model._trained = TrainedKernel.from_arrays(

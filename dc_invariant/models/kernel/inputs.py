@@ -1,23 +1,27 @@
-"""Inputs of `KernelModel`: checked labels and molecules, and their atoms' kernel vectors.
+"""Inputs of `KernelModel`: checked labels, stacked molecules, elements and their counts.
 
 Every check names the molecule (index, id, SMILES) and says how to fix the input.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from dc_invariant.conformer import Conformer
-from dc_invariant.models.fchl import FCHL19
-from dc_invariant.models.local_kernel import AtomSet
 from dc_invariant.molecules import Molecules
 
-# Molecules are featurized in chunks of about this many atoms (bounded triplet arrays).
-_CHUNK_ATOMS = 4096
+__all__ = [
+    "check_labels",
+    "element_counts",
+    "element_index",
+    "element_symbol",
+    "resolve_device",
+    "stack_dataset",
+    "unsupported",
+]
 
 
 def _describe(X: Any, ids: Any, k: int) -> str:
@@ -101,66 +105,36 @@ def resolve_device(device: Any) -> torch.device:
     return device
 
 
-def representation(
-    rep: FCHL19,
-    positions: np.ndarray,
-    index: np.ndarray,
-    counts: np.ndarray,
-    n_elements: int,
-    device: torch.device,
-) -> torch.Tensor:
-    """FCHL19 vectors of stacked molecules, (n_total, size) on ``device``, in bounded chunks."""
-    ends = np.cumsum(counts)
-    out = []
-    first = 0
-    with torch.no_grad():
-        while first < len(counts):
-            before = int(ends[first] - counts[first])
-            last = max(first + 1, int(np.searchsorted(ends, before + _CHUNK_ATOMS, "right")))
-            lo, hi = before, int(ends[last - 1])
-            coords = torch.as_tensor(positions[lo:hi], dtype=torch.float64, device=device)
-            out.append(rep(coords, index[lo:hi], counts[first:last], n_elements))
-            first = last
-    return torch.cat(out)
+def element_counts(
+    index: np.ndarray, molecule: np.ndarray, n_molecules: int, n_elements: int
+) -> np.ndarray:
+    """Atoms of each element per molecule, (n_molecules, n_elements) float64."""
+    flat = np.bincount(molecule * n_elements + index, minlength=n_molecules * n_elements)
+    return flat.reshape(n_molecules, n_elements).astype(np.float64)
 
 
-@dataclass
-class Projection:
-    """Per element: the training mean and the principal axes kept (columns of ``axes``)."""
+def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
+    """Molecules with an element not in ``elements``, each with a one-line reason.
 
-    means: list[np.ndarray]
-    axes: list[np.ndarray]
+    Returns
+    -------
+    dict of int to str
+        ``{index: "element Na (Z=11) not in the training set"}`` for each such molecule.
+    """
+    z = molecules.atomic_numbers
+    unknown = ~np.isin(z, elements)
+    molecule = molecules.molecule
+    out: dict[int, str] = {}
+    for k in np.unique(molecule[unknown]):
+        zs = np.unique(z[unknown & (molecule == k)])
+        names = ", ".join(f"{element_symbol(int(v))} (Z={int(v)})" for v in zs)
+        word = "element" if len(zs) == 1 else "elements"
+        out[int(k)] = f"{word} {names} not in the training set"
+    return out
 
-    @classmethod
-    def fit(cls, vectors: torch.Tensor, index: np.ndarray, n_elements: int, tolerance: float):
-        """Axes keeping all but ``tolerance`` of each element's variance around its mean."""
-        means, axes = [], []
-        for e in range(n_elements):
-            mine = vectors[torch.as_tensor(index == e, device=vectors.device)]
-            mean = mine.mean(dim=0)
-            centred = mine - mean
-            values, vecs = np.linalg.eigh((centred.T @ centred).cpu().numpy())
-            values, vecs = values[::-1], vecs[:, ::-1]
-            total = values.sum()
-            if tolerance > 0 and total > 0:
-                left = 1.0 - np.cumsum(values) / total
-                keep = int(np.searchsorted(-left, -tolerance, side="left")) + 1
-            else:
-                keep = len(values)
-            means.append(mean.cpu().numpy())
-            axes.append(np.ascontiguousarray(vecs[:, : max(1, keep)]))
-        return cls(means, axes)
 
-    def project(self, vectors: torch.Tensor, e: int) -> torch.Tensor:
-        """Vectors of element ``e`` centred and projected, on their device."""
-        mean = torch.as_tensor(self.means[e], device=vectors.device)
-        return (vectors - mean) @ torch.as_tensor(self.axes[e], device=vectors.device)
+def element_symbol(z: int) -> str:
+    """The element's symbol (RDKit's periodic table), or ``Z<z>`` outside it."""
+    from rdkit import Chem
 
-    def atom_sets(self, vectors: torch.Tensor, index: np.ndarray, molecule: np.ndarray):
-        """One `AtomSet` per element, vectors centred and projected, on their device."""
-        out = []
-        for e in range(len(self.means)):
-            mask = index == e
-            mine = vectors[torch.as_tensor(mask, device=vectors.device)]
-            out.append(AtomSet(self.project(mine, e), molecule[mask]))
-        return out
+    return Chem.GetPeriodicTable().GetElementSymbol(z) if 0 < z < 119 else f"Z{z}"

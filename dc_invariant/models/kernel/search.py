@@ -1,0 +1,378 @@
+"""The width and regularization of `KernelModel`, chosen where the error has its minimum.
+
+Each width costs a pass over the atom pairs and, on the training molecules (a seeded subset
+of ``search_size`` of them when there are more), one eigendecomposition, which scores every
+``lambda`` at once: by exact leave-one-out (`loo`) or on a given validation set. The
+``lambda`` grid spans 1e-10 to 10 times the kernel's mean diagonal, so noise-free energies
+(small ``lambda``) and noisy experimental labels (large) both find an interior optimum. The
+widths grow or shrink by the grid's end ratio while the best one lies on an edge, then are
+refined between the best and its neighbours. On a subset, ``lambda`` is then walked on the
+whole training set with Cholesky leave-one-out (an eigendecomposition of a 10,000-molecule
+kernel costs ten to thirty factorisations). A choice still on an edge is warned about.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices
+from dc_invariant.models.kernel.loo import LeaveOneOut, cholesky_residuals, eigen_residuals
+from dc_invariant.models.kernel.settings import KernelSettings
+from dc_invariant.models.kernel.solve import offsets, solve
+
+__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "Holdout", "choose", "warn_edges"]
+
+#: ``lambda`` candidates as multiples of the kernel's mean diagonal: 1e-10 ... 10, 4 a decade.
+RELATIVE_REGULARIZATIONS = tuple(10.0 ** np.arange(-10.0, 1.01, 0.25))
+# Widths added beyond an edge of the grid before the search gives up and warns.
+_MAX_EXTENSIONS = 4
+# Fewer molecules than this are fitted with the given or middle candidates, unsearched;
+# then lambda is this multiple of the kernel's scale (small: such sets are toy curves).
+_MIN_SEARCH = 10
+_UNSEARCHED = 1e-6
+
+
+@dataclass
+class Holdout:
+    """A validation set: its atoms (projected as the training atoms), counts and labels."""
+
+    sets: list[AtomSet]
+    counts: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class Choice:
+    """What the search chose, and the training kernel of the chosen width.
+
+    ``mae`` and ``rmse`` are the selection errors (leave-one-out or validation, ``y`` units,
+    mean over tasks) of the choice: NaN when nothing was searched. ``alpha`` is the fit's
+    coefficients when the search already solved for them, else None.
+    """
+
+    kernel: np.ndarray
+    sigma: float
+    regularization: float
+    mae: float = np.nan
+    rmse: float = np.nan
+    table: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[str] = field(default_factory=list)
+    alpha: Optional[np.ndarray] = None
+
+
+class _Scorer:
+    """Errors of every ``lambda`` for one kernel, by leave-one-out or on the holdout."""
+
+    def __init__(self, counts: np.ndarray, y: np.ndarray, holdout: Optional[Holdout]) -> None:
+        self.holdout = holdout
+        if holdout is None:
+            self.loo = LeaveOneOut(counts, y)
+            self.spread = _spread(y[self.loo.kept])
+        else:
+            b = offsets(counts, y)
+            self.residual = y - counts @ b
+            self.target = holdout.y - holdout.counts @ b
+            self.spread = _spread(y)
+
+    def eigen(
+        self, kernel: np.ndarray, cross: Optional[np.ndarray], regs: np.ndarray
+    ) -> np.ndarray:
+        """Residuals (n_scored, n_regs, n_tasks) of every ``lambda``, via one eigh."""
+        values, vectors = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(kernel)))
+        if self.holdout is None:
+            return eigen_residuals(values, vectors, self.loo, regs)
+        inverse = 1.0 / (np.clip(values, 0.0, None)[:, None] + regs[None, :])
+        projected = vectors.T @ self.residual
+        n, n_regs, n_tasks = len(values), len(regs), projected.shape[1]
+        weights = (inverse[:, :, None] * projected[:, None, :]).reshape(n, n_regs * n_tasks)
+        predicted = ((cross @ vectors) @ weights).reshape(-1, n_regs, n_tasks)
+        return self.target[:, None, :] - predicted
+
+    def one(
+        self, kernel: np.ndarray, cross: Optional[np.ndarray], reg: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals (n_scored, n_tasks) of one ``lambda`` and the coefficients, by Cholesky."""
+        if self.holdout is None:
+            return cholesky_residuals(kernel, self.loo, reg)
+        alpha = solve(kernel, reg, self.residual)
+        return self.target - cross @ alpha, alpha
+
+    def score(self, residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(score, MAE, RMSE) over the leading axis: the score is the mean over tasks of
+        each task's MAE over its spread, so tasks in different units count alike."""
+        absolute = np.abs(residuals)
+        mae = np.nanmean(absolute, axis=0)
+        rmse = np.sqrt(np.nanmean(absolute**2, axis=0))
+        return (mae / self.spread).mean(axis=-1), mae.mean(axis=-1), rmse.mean(axis=-1)
+
+
+def _spread(y: np.ndarray) -> np.ndarray:
+    spread = y.std(axis=0) if len(y) else np.ones(y.shape[1])
+    spread[spread == 0] = 1.0
+    return spread
+
+
+def choose(
+    sets: list[AtomSet],
+    counts: np.ndarray,
+    y: np.ndarray,
+    settings: KernelSettings,
+    holdout: Optional[Holdout] = None,
+) -> Choice:
+    """The chosen width and regularization, and the training kernel of that width.
+
+    Parameters
+    ----------
+    sets : list of AtomSet
+        Training atoms, one set per element.
+    counts : np.ndarray of shape (n, n_elements)
+        Atoms of each element per molecule.
+    y : np.ndarray of shape (n, n_tasks)
+    settings : KernelSettings
+        Given ``sigma`` / ``regularization`` (or None), the candidates ``sigmas`` /
+        ``regularizations`` (None: `RELATIVE_REGULARIZATIONS`), ``search_size``, ``seed``.
+    holdout : Holdout, optional
+        Select on this validation set instead of by leave-one-out.
+    """
+    s = settings
+    n = len(y)
+    if (s.sigma and s.regularization) or n < _MIN_SEARCH:
+        sigma = s.sigma or float(np.exp(np.log(s.sigmas).mean()))
+        kernel = kernel_matrices(sets, None, n, n, [sigma], s.memory_bytes)[0]
+        if s.regularization:
+            return Choice(kernel, sigma, s.regularization)
+        if s.regularizations is not None:
+            return Choice(kernel, sigma, float(np.median(s.regularizations)))
+        return Choice(kernel, sigma, _scale(kernel) * _UNSEARCHED)
+    sub = None
+    if n > s.search_size:
+        sub = np.sort(np.random.default_rng(s.seed).choice(n, s.search_size, replace=False))
+    search = _Grid(_subset(sets, sub), counts, y, s, holdout, sub)
+    search.run()
+    sigma, reg_index, regs = search.best()
+    table = search.table
+    edges = search.edges(reg_index, regs)
+    if sub is None:
+        kernel = search.kernels.pop(sigma)
+        best = search.results[sigma]
+        return Choice(
+            kernel, sigma, float(regs[reg_index]), float(best[1][reg_index]),
+            float(best[2][reg_index]), table, edges,
+        )  # fmt: skip
+    # lambda on the whole set, walked from the subset's choice (see the module docstring).
+    del search
+    kernel = kernel_matrices(sets, None, n, n, [sigma], s.memory_bytes)[0]
+    cross = None
+    if holdout is not None:
+        cross = kernel_matrices(holdout.sets, sets, len(holdout.y), n, [sigma], s.memory_bytes)[0]
+    scorer = _Scorer(counts, y, holdout)
+    at, mae, rmse, alpha, rows = _walk(kernel, cross, scorer, regs, reg_index, s.regularization)
+    table += [{**row, "sigma": sigma, "n_train": n} for row in rows]
+    edges = [e for e in edges if not e.startswith("regularization")]
+    if s.regularization is None and at in (0, len(regs) - 1):
+        edges += _edges_of_regularization(float(regs[at]), regs)
+    reg = s.regularization or float(regs[at])
+    return Choice(kernel, sigma, reg, mae, rmse, table, edges, alpha)
+
+
+def _walk(
+    kernel: np.ndarray,
+    cross: Optional[np.ndarray],
+    scorer: _Scorer,
+    regs: np.ndarray,
+    start: int,
+    given: Optional[float],
+) -> tuple[int, float, float, np.ndarray, list[dict[str, Any]]]:
+    """Walk the ``lambda`` grid from ``start`` in steps of two (half a decade) while the
+    error falls; each step is one Cholesky factorisation (and its inverse). Returns the
+    best's index, MAE, RMSE, coefficients, and a table row per ``lambda`` tried."""
+    candidates = [given] if given else list(regs)
+    start = 0 if given else start
+    tried: dict[int, tuple[float, float, float, np.ndarray]] = {}
+
+    def at(k: int) -> float:
+        if k not in tried:
+            try:
+                residuals, alpha = scorer.one(kernel, cross, candidates[k])
+                score, mae, rmse = scorer.score(residuals)
+                tried[k] = (float(score), float(mae), float(rmse), alpha)
+            except ValueError:  # not positive definite: never the best
+                tried[k] = (np.inf, np.nan, np.nan, np.empty(0))
+        return tried[k][0]
+
+    best = start
+    at(best)
+    for step in (-2, 2):
+        while 0 <= best + step < len(candidates) and at(best + step) < at(best):
+            best += step
+    for step in (-1, 1):  # the grid's own resolution, around the best
+        if 0 <= best + step < len(candidates) and at(best + step) < at(best):
+            best += step
+            break
+    rows = [
+        {"regularization": candidates[k], "mae": _num(v[1]), "rmse": _num(v[2])}
+        for k, v in sorted(tried.items())
+    ]
+    score, mae, rmse, alpha = tried[best]
+    if not np.isfinite(score):
+        raise ValueError("every regularization tried left the kernel singular; try larger ones")
+    return best, mae, rmse, alpha, rows
+
+
+class _Grid:
+    """Widths on the search molecules: scored for every ``lambda``, extended, refined."""
+
+    def __init__(
+        self,
+        sets: list[AtomSet],
+        counts: np.ndarray,
+        y: np.ndarray,
+        settings: KernelSettings,
+        holdout: Optional[Holdout],
+        sub: Optional[np.ndarray],
+    ) -> None:
+        self.sets, self.settings, self.holdout = sets, settings, holdout
+        self.n = len(y) if sub is None else len(sub)
+        self.scorer = _Scorer(counts if sub is None else counts[sub], y if sub is None else y[sub],
+                              holdout)  # fmt: skip
+        self.kernels: dict[float, np.ndarray] = {}
+        self.cross: dict[float, np.ndarray] = {}
+        self.results: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.table: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        """Score the starting widths, extend past an edge, then refine around the best.
+
+        Each pass over the atom pairs computes several widths from one GEMM, so the
+        midpoints between the starting widths are computed with them and scored (one
+        eigendecomposition each) only beside the best.
+        """
+        s = self.settings
+        if s.sigma:
+            self.compute([s.sigma])
+            self.score(s.sigma)
+            return
+        coarse = sorted(s.sigmas)
+        self.compute(coarse + _midpoints(coarse))
+        for sigma in coarse:
+            self.score(sigma)
+        if len(coarse) == 1:
+            return
+        low, high = coarse[1] / coarse[0], coarse[-1] / coarse[-2]
+        for _ in range(_MAX_EXTENSIONS):
+            best = self.best()[0]
+            if best == coarse[0]:
+                new = coarse[0] / low
+            elif best == coarse[-1]:
+                new = coarse[-1] * high
+            else:
+                break
+            self.compute([new, float(np.sqrt(new * best))])
+            self.score(new)
+            coarse = sorted([*coarse, new])
+        k = coarse.index(self.best()[0])
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(coarse):
+                self.score(float(np.sqrt(coarse[k] * coarse[j])))
+        self.kernels = {self.best()[0]: self.kernels[self.best()[0]]}
+
+    def compute(self, sigmas: Sequence[float]) -> None:
+        """The kernels of ``sigmas`` (and their validation kernels), in one pass."""
+        s = self.settings
+        sigmas = [float(v) for v in sigmas]
+        kernels = kernel_matrices(self.sets, None, self.n, self.n, sigmas, s.memory_bytes)
+        self.kernels.update(zip(sigmas, kernels))
+        if self.holdout is not None:
+            cross = kernel_matrices(
+                self.holdout.sets, self.sets, len(self.holdout.y), self.n, sigmas,
+                s.memory_bytes,
+            )  # fmt: skip
+            self.cross.update(zip(sigmas, cross))
+
+    def score(self, sigma: float) -> None:
+        """Every ``lambda``'s error at a computed width (one eigendecomposition)."""
+        kernel = self.kernels[sigma]
+        regs = self.regularizations(kernel)
+        residuals = self.scorer.eigen(kernel, self.cross.get(sigma), regs)
+        score, mae, rmse = self.scorer.score(residuals)
+        self.results[sigma] = (score, mae, rmse, regs)
+        self.table += [
+            {"sigma": sigma, "regularization": float(r), "mae": _num(m), "rmse": _num(e),
+             "n_train": self.n}
+            for r, m, e in zip(regs, mae, rmse)
+        ]  # fmt: skip
+
+    def regularizations(self, kernel: np.ndarray) -> np.ndarray:
+        s = self.settings
+        if s.regularization:
+            return np.array([s.regularization])
+        if s.regularizations is not None:
+            return np.array(sorted(s.regularizations))
+        return _scale(kernel) * np.array(RELATIVE_REGULARIZATIONS)
+
+    def best(self) -> tuple[float, int, np.ndarray]:
+        """(sigma, index of its best lambda, its lambda grid) of the lowest score."""
+        sigma = min(self.results, key=lambda v: np.nanmin(self.results[v][0]))
+        score, _, _, regs = self.results[sigma]
+        return sigma, int(np.nanargmin(score)), regs
+
+    def edges(self, reg_index: int, regs: np.ndarray) -> list[str]:
+        """A sentence for each chosen value on an edge of its searched range."""
+        out = []
+        s = self.settings
+        sigma = self.best()[0]
+        order = sorted(self.results)
+        if not s.sigma and len(order) > 1 and sigma in (order[0], order[-1]):
+            out.append(
+                f"sigma={sigma:g} lies on the edge of the widths searched ({order[0]:g} to "
+                f"{order[-1]:g}, the grid extended up to {_MAX_EXTENSIONS} times): pass "
+                "sigmas= reaching further, or sigma= to fix it"
+            )
+        if not s.regularization and len(regs) > 1 and reg_index in (0, len(regs) - 1):
+            out += _edges_of_regularization(float(regs[reg_index]), regs)
+        return out
+
+
+def _midpoints(sigmas: list[float]) -> list[float]:
+    """Geometric midpoints of neighbouring widths."""
+    return [float(np.sqrt(a * b)) for a, b in zip(sigmas[:-1], sigmas[1:])]
+
+
+def _edges_of_regularization(reg: float, regs: np.ndarray) -> list[str]:
+    return [
+        f"regularization={reg:g} lies on the edge of the range searched ({regs[0]:g} to "
+        f"{regs[-1]:g}): pass regularizations= reaching further, or regularization= to fix it"
+    ]
+
+
+def warn_edges(edges: list[str]) -> None:
+    """One ``UserWarning`` per chosen value on an edge of its range."""
+    for edge in edges:
+        warnings.warn(f"KernelModel search: {edge}", UserWarning, stacklevel=4)
+
+
+def _scale(kernel: np.ndarray) -> float:
+    """The kernel's scale, its mean diagonal (a molecule's similarity with itself)."""
+    return float(np.mean(np.diag(kernel)))
+
+
+def _num(value: float) -> Optional[float]:
+    return None if not np.isfinite(value) else float(value)
+
+
+def _subset(sets: list[AtomSet], molecules: Optional[np.ndarray]) -> list[AtomSet]:
+    """The atoms of the chosen (sorted) molecules, renumbered 0 .. len(molecules) - 1."""
+    if molecules is None:
+        return sets
+    out = []
+    for atoms in sets:
+        keep = np.isin(atoms.molecule, molecules)
+        mask = torch.as_tensor(keep, device=atoms.vectors.device)
+        out.append(AtomSet(atoms.vectors[mask], np.searchsorted(molecules, atoms.molecule[keep])))
+    return out
