@@ -23,6 +23,7 @@ __all__ = [
     "check_positive",
     "check_real",
     "check_seed",
+    "check_task",
     "check_tolerance",
     "store",
 ]
@@ -147,3 +148,20 @@ def check_n_jobs(value: Any) -> int:
     if value == 0:
         raise ValueError("n_jobs must be a non-zero int (-1 for every core), got 0")
     return int(value)
+
+
+def check_task(task: Any, n_tasks: int) -> int:
+    """The index of one of a model's ``n_tasks`` outputs (forces are of one task).
+
+    Examples
+    --------
+    >>> check_task(2, 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: task must be in [0, 2), got 2
+    """
+    if isinstance(task, (bool, np.bool_)) or not isinstance(task, numbers.Integral):
+        raise TypeError(f"task must be an int in [0, {n_tasks}), got {task!r}")
+    if not 0 <= task < n_tasks:
+        raise ValueError(f"task must be in [0, {n_tasks}), got {task}")
+    return int(task)

@@ -212,7 +212,9 @@ def _portable(target: Any) -> Any:
     DeepChem object (which holds unpicklable closures); anything else (a `KernelModel`, a
     function, a featurizer) is pickled as it is.
     """
-    if hasattr(target, "predict_arrays") and hasattr(getattr(target, "model", None), "state_dict"):
+    if hasattr(target, "predict_molecules") and hasattr(
+        getattr(target, "model", None), "state_dict"
+    ):
         from dc_invariant.models.persistence import PortableModel
 
         return PortableModel(target)

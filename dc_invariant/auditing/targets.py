@@ -20,6 +20,7 @@ from dc_invariant.auditing.featurizing import (
     predict,
 )
 from dc_invariant.auditing.rebuild import Lineage, mols_for, own_lineage
+from dc_invariant.models.contract import MoleculeModel
 from dc_invariant.molecules import Molecules, segment_arange, split_segments
 
 __all__ = [
@@ -66,7 +67,7 @@ def check_target(target: Any, output: str = "invariant", featurizer: Any = None)
             raise TypeError(
                 f"featurizer must have featurize(mols), got {type(featurizer).__name__}"
             )
-        if not hasattr(target, "predict") or hasattr(target, "predict_arrays"):
+        if not hasattr(target, "predict") or isinstance(target, MoleculeModel):
             raise TypeError(
                 "with a featurizer, target must be a model with predict(dataset) that reads "
                 f"the featurizer's output (dc_invariant models read Conformers), got "
@@ -77,7 +78,7 @@ def check_target(target: Any, output: str = "invariant", featurizer: Any = None)
                 "output='vector' audits forces, which a featurizer + model pipeline does not "
                 "give; use output='invariant'"
             )
-    elif not any(hasattr(target, m) for m in ("featurize", "predict", "predict_arrays")) and (
+    elif not any(hasattr(target, m) for m in ("featurize", "predict", "predict_molecules")) and (
         not callable(target)
     ):
         raise TypeError(
@@ -142,12 +143,11 @@ def predictor(
 
         return run_featurizer
     forces = output == "vector"
-    if hasattr(target, "predict_arrays"):
+    if isinstance(target, MoleculeModel):
 
         def run_ours(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
-            values = target.predict_arrays(
-                batch.positions, batch.features, batch.atomic_numbers, batch.counts, forces=forces
-            )
+            # The checked batch goes to the model as it is (the `MoleculeModel` contract).
+            values = target.predict_molecules(batch, forces=forces)
             lengths = batch.counts * 3 if forces else np.full(len(batch), values.shape[1])
             return Outputs(values.reshape(-1).astype(np.float64), lengths, {})
 

@@ -2,6 +2,7 @@
 SchNet (DeepChem ``TorchModel``s), and the `KernelModel` (kernel ridge regression)."""
 
 from dc_invariant.models.base import Batch, InvariantModel
+from dc_invariant.models.contract import MoleculeModel
 from dc_invariant.models.kernel import KernelModel, KernelSettings
 from dc_invariant.models.persistence import load_model
 from dc_invariant.models.schnet import SchNetModel
@@ -20,6 +21,7 @@ __all__ = [
     "KernelModel",
     "KernelSettings",
     "ModelSettings",
+    "MoleculeModel",
     "PermutationInvariantModel",
     "RotationInvariantModel",
     "SchNetModel",

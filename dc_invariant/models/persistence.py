@@ -145,6 +145,11 @@ class PortableModel:
             self._model = model
         return self._model
 
-    def predict_arrays(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        """``InvariantModel.predict_arrays`` of the rebuilt model."""
-        return self.model().predict_arrays(*args, **kwargs)
+    @property
+    def n_tasks(self) -> int:
+        """The rebuilt model's ``n_tasks``."""
+        return int(self.config["hyperparameters"].get("n_tasks", 1))
+
+    def predict_molecules(self, molecules: Any, **options: Any) -> np.ndarray:
+        """``predict_molecules`` of the rebuilt model (the `MoleculeModel` contract)."""
+        return self.model().predict_molecules(molecules, **options)

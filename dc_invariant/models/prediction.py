@@ -1,5 +1,6 @@
-"""Prediction paths of the torch models beyond DeepChem's ``predict``: stacked arrays (the
-audit's many copies) and forces by autograd, both on one inference thread.
+"""Prediction paths of the torch models beyond DeepChem's ``predict``: stacked molecules (the
+audit's many copies; the `MoleculeModel` contract) and forces by autograd, both on one
+inference thread.
 
 `PredictionMixin` is part of `InvariantModel`; it uses the model's ``make_batch``,
 ``_prepare_batch`` and ``_batches``.
@@ -16,7 +17,9 @@ import torch
 
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.batching import Batch, transform_scale
+from dc_invariant.models.contract import StackedArrays
 from dc_invariant.molecules import Molecules
+from dc_invariant.validation import check_task
 
 __all__ = ["INFERENCE_THREADS", "PredictionMixin", "inference_threads"]
 
@@ -46,35 +49,30 @@ def inference_threads() -> Iterator[None]:
             torch.set_num_threads(saved)
 
 
-class PredictionMixin:
-    """`predict_arrays` and `predict_forces` (see `InvariantModel`)."""
+class PredictionMixin(StackedArrays):
+    """`predict_molecules` (the `MoleculeModel` contract), `predict_arrays` and
+    `predict_forces` (see `InvariantModel`)."""
 
-    def predict_arrays(
+    def predict_molecules(
         self,
-        positions: np.ndarray,
-        features: np.ndarray,
-        atomic_numbers: np.ndarray,
-        counts: np.ndarray,
+        molecules: Molecules,
         *,
         forces: bool = False,
         task: int = 0,
         batch_atoms: Optional[int] = None,
     ) -> np.ndarray:
-        """Predictions (or forces) for molecules given as stacked atom arrays.
+        """Predictions (or forces) for a checked stack of molecules (`MoleculeModel`).
 
         The same network as ``predict`` / `predict_forces`, without building a `Conformer`
         per molecule or DeepChem's dataset machinery: the path for many generated copies of
         molecules, such as a symmetry audit's. Batches are bounded by atoms, not molecules,
-        so memory stays bounded whatever the molecules' sizes.
+        so memory stays bounded whatever the molecules' sizes. `predict_arrays` takes the
+        same molecules as plain stacked arrays.
 
         Parameters
         ----------
-        positions : np.ndarray of shape (n_total, 3)
-            Every molecule's coordinates (Å), molecule after molecule.
-        features : np.ndarray of shape (n_total, n_features)
-        atomic_numbers : np.ndarray of shape (n_total,)
-        counts : np.ndarray of int, shape (n_molecules,)
-            Atoms per molecule, in the order they are stacked.
+        molecules : Molecules
+            With ``n_features`` features per atom.
         forces : bool, default=False
             Return forces ``-dE/dR`` of output ``task`` instead of predictions.
         task : int, default=0
@@ -101,9 +99,11 @@ class PredictionMixin:
         ((3, 3), True)
         """
         batch_atoms = self.predict_batch_atoms if batch_atoms is None else batch_atoms
-        molecules = Molecules.from_arrays(
-            positions, features, atomic_numbers, counts, self.n_features
-        )
+        if molecules.n_features != self.n_features:
+            raise ValueError(
+                f"molecules have {molecules.n_features} features per atom, the model expects "
+                f"n_features={self.n_features}"
+            )
         if forces:
             self._check_forces(task)
         limit = self._n_atoms_limit()
@@ -165,8 +165,7 @@ class PredictionMixin:
     def _check_forces(self, task: int) -> None:
         if self.mode != "regression":
             raise ValueError("forces are the gradient of an energy: use a regression model")
-        if not 0 <= task < self.n_tasks:
-            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
+        check_task(task, self.n_tasks)
 
     def _forces(
         self, batch: Batch, inputs: list[torch.Tensor], task: int, scale: float = 1.0

@@ -18,6 +18,7 @@ import torch
 
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.models.batching import transform_scale
+from dc_invariant.models.contract import StackedArrays
 from dc_invariant.models.kernel import search, solve, store
 from dc_invariant.models.kernel.inputs import (
     check_labels,
@@ -34,13 +35,14 @@ from dc_invariant.models.kernel.settings import KernelSettings
 from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import MODEL_CLASSES
 from dc_invariant.molecules import Molecules
+from dc_invariant.validation import check_task
 
 dc = import_deepchem()
 
 __all__ = ["KernelModel"]
 
 
-class KernelModel(dc.models.Model):
+class KernelModel(StackedArrays, dc.models.Model):
     r"""Local Gaussian kernel ridge regression on FCHL19 atomic environments.
 
     A molecule's prediction is a per-element offset ("dressed atoms", least squares on the
@@ -299,22 +301,19 @@ class KernelModel(dc.models.Model):
         return trained.energies(molecules.positions, index, molecules.counts)
 
     @blas_on_one_thread
-    def predict_arrays(
+    def predict_molecules(
         self,
-        positions: np.ndarray,
-        features: np.ndarray,
-        atomic_numbers: np.ndarray,
-        counts: np.ndarray,
+        molecules: Molecules,
         *,
         forces: bool = False,
         task: int = 0,
         batch_atoms: int = 32_768,
     ) -> np.ndarray:
-        """Predictions (or forces) for molecules given as stacked atom arrays.
+        """Predictions (or forces) for a stack of molecules (the `MoleculeModel` contract;
+        `predict_arrays` takes them as plain arrays: the symmetry audit's path).
 
-        The same interface as `InvariantModel.predict_arrays` (the symmetry audit's path);
-        ``features`` are accepted and ignored: the kernel reads elements and geometry only.
-        Molecules with an element not in the training set give NaN, as in `predict`.
+        Features are ignored: the kernel reads elements and geometry only. Molecules with
+        an element not in the training set give NaN, as in `predict`.
 
         Returns
         -------
@@ -322,12 +321,8 @@ class KernelModel(dc.models.Model):
             (n_molecules, n_tasks) predictions, or (n_total, 3) forces ``-dE_task/dR``.
         """
         self._check_fitted()
-        if forces and not 0 <= task < self.n_tasks:
-            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
-        features = np.asarray(features, dtype=np.float64)
-        molecules = Molecules.from_arrays(
-            positions, features, atomic_numbers, counts, features.shape[-1]
-        )
+        if forces:
+            check_task(task, self.n_tasks)
         out, first = [], 0
         for part in molecules.batches(batch_atoms):
             out.append(
@@ -346,8 +341,7 @@ class KernelModel(dc.models.Model):
         """Forces ``F = -dE/dR``, one (n_atoms, 3) array per molecule, in y's units per Å
         (linear ``transformers`` applied to y are undone); NaN as in `predict`."""
         self._check_fitted()
-        if not 0 <= task < self.n_tasks:
-            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task}")
+        check_task(task, self.n_tasks)
         stacked, name = stack_dataset(dataset.X, dataset.ids)
         scale = transform_scale(list(transformers), self.n_tasks)[task]
         return stacked.split(scale * self._predict_molecules(stacked, name, task))
