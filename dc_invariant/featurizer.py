@@ -1,6 +1,6 @@
 """`ConformerFeaturizer`: a DeepChem featurizer from SMILES / RDKit Mols to `Conformer`s.
 
-Over 300 lines because the class docstring is the featurizer's user guide (every setting,
+Over 400 lines because the class docstring is the featurizer's user guide (every setting,
 what happens to salts, clashes and failures); the RDKit work is in `embedding` and the
 settings in `featurizer_settings`.
 """

@@ -30,6 +30,7 @@ from dc_invariant.parallel import check_workers, connected, map_ordered
 __all__ = ["assert_invariant", "audit"]
 
 
+# Over 100 lines: its docstring is the audit's reference; the body is 30 lines.
 def audit(
     target: Any,
     data: Any,
