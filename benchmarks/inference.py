@@ -33,10 +33,9 @@ import torch
 from _measure import best_time, load_average
 from _rows import add_json_option, result_row, write_rows
 
-import dc_invariant.models.prediction as prediction
 import dc_invariant.models.tutorial_networks as networks
 from dc_invariant.datasets import load_qm9
-from dc_invariant.models import RotationInvariantModel
+from dc_invariant.models import RUNTIME, RotationInvariantModel
 from dc_invariant.reference import init_weights, rotation_invariant
 
 TARGETS = {"float32": 2.5, "float64": 3.0}
@@ -122,13 +121,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             deviations[dtype] = float(np.max(relative))
     # Torch's own thread setting, for comparison: once or twice, it can be very slow when
     # the machine is busy.
-    prediction.INFERENCE_THREADS = 0
+    RUNTIME.inference_threads = 0
     try:
         best["float32", "default threads"] = best_time(
             lambda: models["float32"].predict(dataset), 2
         ).seconds
     finally:
-        prediction.INFERENCE_THREADS = 1
+        RUNTIME.inference_threads = 1
 
     floors = {
         dtype: min(best[dtype, "np.tanh"], best[dtype, "torch.tanh"])

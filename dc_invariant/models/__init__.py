@@ -5,6 +5,7 @@ from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.contract import MoleculeModel
 from dc_invariant.models.kernel import KernelModel, KernelSettings
 from dc_invariant.models.persistence import load_model
+from dc_invariant.models.runtime import RUNTIME, Runtime
 from dc_invariant.models.schnet import SchNetModel
 from dc_invariant.models.settings import ModelSettings
 from dc_invariant.models.tutorial import (
@@ -15,6 +16,7 @@ from dc_invariant.models.tutorial import (
 )
 
 __all__ = [
+    "RUNTIME",
     "Batch",
     "DenseModel",
     "InvariantModel",
@@ -24,6 +26,7 @@ __all__ = [
     "MoleculeModel",
     "PermutationInvariantModel",
     "RotationInvariantModel",
+    "Runtime",
     "SchNetModel",
     "TranslationInvariantModel",
     "load_model",

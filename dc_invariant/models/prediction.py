@@ -18,30 +18,22 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.batching import Batch, transform_scale
 from dc_invariant.models.contract import StackedArrays
+from dc_invariant.models.runtime import RUNTIME
 from dc_invariant.molecules import Molecules
 from dc_invariant.validation import check_task
 
-__all__ = ["INFERENCE_THREADS", "PredictionMixin", "inference_threads"]
-
-#: Threads for the networks' forward passes at inference (no gradients): 1, or 0 to keep
-#: torch's own setting (see `inference_threads`).
-INFERENCE_THREADS = 1
+__all__ = ["PredictionMixin", "inference_threads"]
 
 
 @contextlib.contextmanager
 def inference_threads() -> Iterator[None]:
-    """Run torch on `INFERENCE_THREADS` threads inside this context (every prediction does).
-
-    A forward pass is many small operations (pieces of equal-sized molecules, batches of a
-    few thousand atoms); with two threads each ends in a barrier, and on a shared machine a
-    barrier waits a scheduler tick whenever the other core is busy, or spins: measured with
-    other work running, 16x slower predictions (benchmarks/inference.py) and 4x the CPU time
-    for a SchNet audit (benchmarks/schnet.py). One thread needs no barrier.
-    """
+    """Run torch on ``RUNTIME.inference_threads`` threads inside this context (every
+    prediction does; see `Runtime` for why one is the default)."""
+    wanted = RUNTIME.inference_threads
     saved = torch.get_num_threads()
-    change = INFERENCE_THREADS > 0 and saved != INFERENCE_THREADS
+    change = wanted > 0 and saved != wanted
     if change:
-        torch.set_num_threads(INFERENCE_THREADS)
+        torch.set_num_threads(wanted)
     try:
         yield
     finally:

@@ -19,13 +19,13 @@ from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels
 from dc_invariant.models.pooling import sum_over_molecules
+from dc_invariant.models.runtime import RUNTIME
 from dc_invariant.models.settings import SchNetSettings
 from dc_invariant.molecules import Molecules
 from dc_invariant.neighbors import stacked_neighbor_pairs
 
 __all__ = [
     "Interaction",
-    "KEEP_BYTES",
     "SCALE_FLOOR",
     "SchNetModel",
     "SchNetNetwork",
@@ -104,11 +104,6 @@ class Interaction(torch.nn.Module):
         return _two_layers(self.f2out, messages)
 
 
-#: Largest pair tensor kept between predictions. A batch of 1,024 QM9 atoms needs ~9 MB; a
-#: larger tensor (one big molecule or crystal in a batch of its own) is made for its batch
-#: and freed after it, so a model does not hold gigabytes after predicting one large system.
-KEEP_BYTES = 64 << 20
-
 #: Least output scale of the network's part, as a share of the training labels' spread (per
 #: atom for sum pooling). Offsets fitted to a handful of molecules can explain the labels
 #: exactly; the scale then stays at this floor instead of ~0 (a geometry-blind model).
@@ -123,7 +118,7 @@ class _PairScratch(threading.local):
     fragments and a 3,000-molecule audit's peak drifted between 0.9 and 1.2 GiB from run to
     run. Reused tensors keep the pair working set at the largest batch's, and spare the
     page faults of touching new memory. They grow by a quarter over the largest batch seen,
-    so slightly larger batches reuse them too, up to `KEEP_BYTES` each.
+    so slightly larger batches reuse them too, up to ``RUNTIME.schnet_keep_bytes`` each.
     """
 
     def __init__(self) -> None:
@@ -145,7 +140,7 @@ class _PairScratch(threading.local):
         ):
             return kept[:rows]
         grown = rows + rows // 4
-        if grown * columns * like.element_size() > KEEP_BYTES:
+        if grown * columns * like.element_size() > RUNTIME.schnet_keep_bytes:
             return torch.empty(rows, columns, dtype=like.dtype, device=like.device)
         # Made outside inference mode even within it: a tensor made inside could not be
         # written to by a later prediction under plain no_grad.

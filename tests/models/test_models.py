@@ -416,7 +416,7 @@ def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers)
 
 
 def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers, monkeypatch):
-    from dc_invariant.models import schnet
+    from dc_invariant.models import RUNTIME
 
     model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=4)
     arrays = stacked(conformers)
@@ -439,8 +439,8 @@ def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers, m
     with torch.inference_mode():
         np.testing.assert_array_equal(model.predict_arrays(*arrays), inference)
     np.testing.assert_array_equal(model.predict_arrays(*arrays), inference)
-    # Past KEEP_BYTES a batch's tensors are its own and are not kept.
-    monkeypatch.setattr(schnet, "KEEP_BYTES", 1_000)
+    # Past RUNTIME.schnet_keep_bytes a batch's tensors are its own and are not kept.
+    monkeypatch.setattr(RUNTIME, "schnet_keep_bytes", 1_000)
     model.model.network._scratch.tensors.clear()
     np.testing.assert_allclose(model.predict_arrays(*arrays, batch_atoms=40), inference, rtol=1e-12)
     assert all(tensor.nbytes <= 1_000 for tensor in scratch.values())
