@@ -19,6 +19,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from dc_invariant.validation import check_choice, check_names
+
 __all__ = [
     "HARTREE_TO_EV",
     "MOLNET_FILES",
@@ -204,13 +206,12 @@ def load_qm9(
     from dc_invariant.featurizer import ConformerFeaturizer
 
     dc = import_deepchem()
-    tasks = list(QM9_TASKS) if tasks is None else list(tasks)
+    tasks = list(QM9_TASKS) if tasks is None else check_names(tasks, "tasks")
     known = [*QM9_TASKS, *QM9_ATOMIZATION_TASKS]
     unknown = [t for t in tasks if t not in known]
     if unknown or not tasks:
         raise ValueError(f"tasks must be a non-empty list drawn from {known}, got {tasks}")
-    if splitter not in ("random", None):
-        raise ValueError(f"splitter must be 'random' or None, got {splitter!r}")
+    check_choice(splitter, "splitter", ("random", None))
     if featurizer is None:
         featurizer = ConformerFeaturizer()
     if not isinstance(featurizer, ConformerFeaturizer):

@@ -104,7 +104,7 @@ def test_heavy_atoms_only_drops_qm9_hydrogens():
     [
         ({"tasks": ["u0", "energy"]}, ValueError, "tasks must be a non-empty list drawn from"),
         ({"tasks": []}, ValueError, "tasks must be a non-empty list"),
-        ({"splitter": "scaffold"}, ValueError, "splitter must be 'random' or None"),
+        ({"splitter": "scaffold"}, ValueError, r"splitter must be one of \['random', None\]"),
         (
             {"featurizer": "ConformerFeaturizer"},
             TypeError,
