@@ -119,15 +119,22 @@ def predictor(
 
         def run_pipeline(batch: Molecules, lineage: Optional[Lineage] = None) -> Outputs:
             features, failures = featurize(featurizer, mols_for(batch, lineage))
-            try:
-                predicted = predict(target, features)
-            except Exception as err:
+            predicted, errors = _predict_each(target, features)
+            featurized = sum(f is not None for f in features)
+            if errors and len(errors) == featurized:
+                first = errors[min(errors)]
                 shapes = sorted({np.shape(f) for f in features if f is not None}, key=str)
                 raise PipelineMismatch(
                     f"{describe(target, featurizer)}: the model cannot read the featurizer's "
                     f"output (features of shape {', '.join(map(str, shapes))} per molecule): "
-                    f"{type(err).__name__}: {err}"
-                ) from err
+                    f"{type(first).__name__}: {first}"
+                ) from first
+            failures.update(
+                {
+                    k: f"the model failed on its features: {type(e).__name__}: {e}"
+                    for k, e in errors.items()
+                }
+            )
             same = _same_features(features, lineage or own_lineage(batch))
             return _ragged(predicted)._replace(failures=failures, same_input=same)
 
@@ -173,6 +180,34 @@ def predictor(
         )
 
     return run_callable
+
+
+def _predict_each(target: Any, features: list[Any]) -> tuple[list[np.ndarray], dict[int, Any]]:
+    """``predict`` over every molecule's features in one call; when the model raises, the
+    molecules are halved (features are not computed again) until each error is pinned to its
+    molecule. Returns the outputs (NaN where none) and the errors by molecule."""
+    out = [np.array([np.nan]) for _ in features]
+    errors: dict[int, Any] = {}
+
+    def attempt(rows: list[int]) -> None:
+        try:
+            predicted = predict(target, [features[k] for k in rows])
+        except MemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - pinned to a molecule, or raised by the caller
+            if len(rows) == 1:
+                errors[rows[0]] = err
+                return
+            attempt(rows[: len(rows) // 2])
+            attempt(rows[len(rows) // 2 :])
+            return
+        for k, y in zip(rows, predicted):
+            out[k] = y
+
+    rows = [k for k, f in enumerate(features) if f is not None]
+    if rows:
+        attempt(rows)
+    return out, errors
 
 
 def _same_features(features: list[Any], lineage: Lineage) -> np.ndarray:
@@ -227,8 +262,8 @@ def run_isolating(
             part_lineage = Lineage(np.searchsorted(rows, owner[rows]), lineage.order[atoms])
         try:
             pieces.append((rows, run(part, part_lineage)))
-        except MemoryError:
-            raise
+        except (MemoryError, PipelineMismatch):
+            raise  # a mismatch was already pinned down molecule by molecule: every one failed
         except Exception as err:  # noqa: BLE001 - pinned to a molecule, or re-raised below
             if len(molecules) == 1:
                 errors[int(molecules[0])] = err

@@ -91,3 +91,30 @@ def test_kernel_model_on_unseen_elements_is_skipped_with_the_element(dc):
     [[name, reason]] = report.skipped.values.tolist()
     assert name == "CC(=O)[O-].[Na+]" and "Z=11" in reason
     assert report.molecules["id"].nunique() == 2
+
+
+def test_a_pipeline_model_failing_on_some_molecules_skips_only_those(dc):
+    class NoLargeMolecules:
+        """A model with predict(dataset) that refuses Coulomb matrices of over 12 atoms."""
+
+        def predict(self, dataset):
+            X = np.asarray(dataset.X)
+            if (X[:, 12:, :] != 0).any():
+                raise ValueError("over 12 atoms")
+            return X.sum(axis=(1, 2))[:, None]
+
+    calls = []
+    featurizer = dc.feat.CoulombMatrix(30)
+    original = featurizer.featurize
+
+    def counting(mols, **kwargs):
+        calls.append(len(mols))
+        return original(mols, **kwargs)
+
+    featurizer.featurize = counting
+    report = audit(NoLargeMolecules(), ["CCO", "c1ccccc1O", "O"], featurizer=featurizer)
+    assert sorted(report.molecules["id"].unique()) == ["CCO", "O"]
+    [[name, reason]] = report.skipped.values.tolist()
+    assert name == "c1ccccc1O" and "the model failed on its features: ValueError" in reason
+    # Pinning the failure down re-ran the model, never the featurizer: one call, all copies.
+    assert calls == [3 * (1 + 4 * 3 + 1)]
