@@ -18,7 +18,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["dc_invariant", "dc_invariant.*"]),
     install_requires=[
         "deepchem>=2.8",
@@ -42,6 +42,14 @@ setup(
         "bench": ["qmllib>=1.2"],
         # benchmarks/deepchem_zoo.py only: DeepChem's DTNNModel imports torch_geometric.
         "zoo": ["torch_geometric>=2.4"],
+        # The Sphinx site in docs/ (python -m sphinx -W -b html docs docs/_build/html).
+        "docs": [
+            "sphinx>=7.2",
+            "pydata-sphinx-theme>=0.15",
+            "numpydoc>=1.6",
+            "sphinx-gallery>=0.15",
+            "matplotlib>=3.5",
+        ],
     },
     entry_points={"console_scripts": ["dc-invariant=dc_invariant.cli:main"]},
     classifiers=[
