@@ -32,6 +32,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--small", action="store_true", help="3 conformers per molecule")
     parser.add_argument("--conformers", type=int, default=8)
+    parser.add_argument("--plot", action="store_true", help="draw the spread per molecule")
     args = parser.parse_args(argv)
     k = 3 if args.small else args.conformers
     smiles = list(EXAMPLE_MOLECULES.values())
@@ -49,7 +50,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     model = conformer_sensitivity(RotationInvariantModel(seed=0), smiles, n_conformers=k)
     print("\nRotationInvariantModel (untrained) over the same conformers")
     print(model.format())
+    if args.plot:
+        plot(table)
     return 0
+
+
+def plot(table) -> None:
+    """The range of the radius of gyration over the conformers, per molecule."""
+    import matplotlib.pyplot as plt
+
+    table = table.sort_values("range")
+    _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    ax.barh(table["name"], table["range"], color="#3f51b5")
+    ax.set_xlabel("range of the radius of gyration over the conformers (Å)")
+    ax.set_title("How much each molecule's shape depends on the embedding seed")
+    plt.show()
 
 
 if __name__ == "__main__":
