@@ -17,7 +17,7 @@ from dc_invariant.cli.arguments import Parser, UsageError, as_flags, warnings_to
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``dc-invariant`` (also used to render the README's usage)."""
+    """The argument parser of ``dc-invariant`` (the docs' command-line reference renders it)."""
     from dc_invariant import __version__
 
     parser = Parser(
