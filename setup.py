@@ -34,13 +34,15 @@ setup(
         "torch>=2.1",
     ],
     extras_require={
-        # dask: the tests run a real local cluster. playwright: the report page is checked in
-        # the system's Chromium where one is installed (its own browser download is not used).
+        # dask: the tests run a real local cluster; qm9pack: the QM9 example runs as a test;
+        # playwright: the report page is checked in the system's Chromium where one is
+        # installed (its own browser download is not used).
         "test": [
             "pytest>=7",
             "pytest-cov>=4",
             "ruff>=0.5",
             "dask[distributed]>=2023.1",
+            "qm9pack>=1.0.3",
             "playwright>=1.40",
         ],
         "qm9": ["qm9pack>=1.0.3"],

@@ -16,7 +16,8 @@ Imported by ``qm9_accuracy.py``; not a benchmark itself.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from _measure import PeakMemory

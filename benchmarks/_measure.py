@@ -19,8 +19,8 @@ import resource
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional
 
 
 class Best(NamedTuple):

@@ -21,6 +21,7 @@ every epoch (the first is a warm-up) and their mean training losses.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -51,7 +52,7 @@ def samples(data: dict, cutoff: float) -> tuple[list[dict], float]:
     starts = np.concatenate([[0], np.cumsum(data["counts"])])
     start = time.perf_counter()
     out = []
-    for index, (lo, hi) in enumerate(zip(starts[:-1], starts[1:])):
+    for index, (lo, hi) in enumerate(itertools.pairwise(starts)):
         inputs = {
             props.idx: torch.tensor([index]),
             props.Z: torch.as_tensor(data["atomic_numbers"][lo:hi], dtype=torch.long),

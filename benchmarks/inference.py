@@ -25,7 +25,8 @@ import argparse
 import os
 import platform
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 import torch

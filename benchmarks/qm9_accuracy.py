@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 import platform
 import time
@@ -56,7 +57,7 @@ def split(dataset: Any, sizes: tuple[int, int, int], seed: int) -> tuple[Any, An
     """Exactly ``sizes`` molecules per part, chosen by a seeded permutation."""
     order = np.random.default_rng(seed).permutation(len(dataset))
     edges = np.cumsum((0, *sizes))
-    return tuple(dataset.select(np.sort(order[a:b])) for a, b in zip(edges[:-1], edges[1:]))
+    return tuple(dataset.select(np.sort(order[a:b])) for a, b in itertools.pairwise(edges))
 
 
 def mae(model: InvariantModel, dataset: Any, transformers: list) -> float:

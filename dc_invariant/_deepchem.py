@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
+__all__ = ["import_deepchem", "quiet_deepchem_logs"]
+
 
 @contextlib.contextmanager
 def quiet_deepchem_logs() -> Iterator[None]:

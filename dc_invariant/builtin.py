@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["EXAMPLE_MOLECULES", "peptide_box"]
+
 #: Small, well-known molecules (name -> SMILES): quick to embed, spanning the default
 #: element vocabulary, with one pair of enantiomers (which an E(3)-invariant model
 #: cannot tell apart).

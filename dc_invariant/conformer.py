@@ -8,6 +8,8 @@ import numpy as np
 
 from dc_invariant._types import FloatArray, IntArray
 
+__all__ = ["Conformer"]
+
 
 class Conformer:
     """One molecule in 3D: coordinates ``R``, per-atom features ``X`` and atomic numbers.

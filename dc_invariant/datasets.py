@@ -19,6 +19,18 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "HARTREE_TO_EV",
+    "MOLNET_FILES",
+    "QM9_ATOMIZATION_TASKS",
+    "QM9_TASKS",
+    "load_molnet",
+    "load_qm9",
+    "qm9_data_folder",
+    "qm9_mol",
+    "read_qm9_table",
+]
+
 logger = logging.getLogger(__name__)
 
 HARTREE_TO_EV = 27.211386245988  # CODATA 2018

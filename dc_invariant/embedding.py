@@ -24,6 +24,8 @@ from dc_invariant.featurizer_settings import (
 )
 from dc_invariant.geometry import describe_clash, find_clash, place_fragments
 
+__all__ = ["FeaturizationError", "conformer_from_arrays", "describe_input", "featurize_chunk"]
+
 
 class FeaturizationError(Exception):
     """One input could not be turned into a `Conformer`; the message is the reason."""
@@ -43,6 +45,18 @@ def describe_input(item: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _unreadable(smiles: str) -> str:
+    """Why RDKit gives no Mol for ``smiles``: a syntax error, or chemistry it rejects."""
+    raw = Chem.MolFromSmiles(smiles, sanitize=False)
+    if raw is None:
+        return "RDKit could not parse the SMILES"
+    try:
+        Chem.SanitizeMol(raw)
+    except Exception as err:  # noqa: BLE001 - RDKit's own message is the reason given
+        return f"RDKit rejected the SMILES: {err}"
+    return "RDKit could not parse the SMILES"
+
+
 class _Encoder:
     """Turns RDKit Mols into `Conformer`s under one `FeaturizerSettings`."""
 
@@ -56,7 +70,7 @@ class _Encoder:
         if isinstance(item, str):
             mol = Chem.MolFromSmiles(item)
             if mol is None:
-                raise FeaturizationError("RDKit could not parse the SMILES")
+                raise FeaturizationError(_unreadable(item))
             if mol.GetNumAtoms() == 0:
                 raise FeaturizationError("the molecule has no atoms")
             mol = self.select_fragments(mol)
@@ -69,6 +83,8 @@ class _Encoder:
             return self.select_fragments(item)
         if item is None:
             raise FeaturizationError("no molecule (None), e.g. a record RDKit could not read")
+        if isinstance(item, float) and item != item:
+            raise FeaturizationError("no SMILES (an empty cell, read as NaN)")
         raise FeaturizationError(
             f"expected a SMILES string or an RDKit Mol, got {type(item).__name__}"
         )

@@ -14,6 +14,15 @@ from rdkit import Chem
 
 from dc_invariant.validation import check_choice, check_int, check_names, store
 
+__all__ = [
+    "ATOM_PROPERTIES",
+    "DEFAULT_ELEMENTS",
+    "FORCE_FIELDS",
+    "FRAGMENT_MODES",
+    "FeaturizerSettings",
+    "HYBRIDIZATIONS",
+]
+
 DEFAULT_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
 ATOM_PROPERTIES: tuple[str, ...] = ("formal_charge", "aromatic", "hybridization")
 FORCE_FIELDS: tuple[Optional[str], ...] = (None, "MMFF", "UFF")

@@ -16,6 +16,8 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["TableReport", "atomic", "read_json", "write_json", "write_tables"]
+
 
 @contextlib.contextmanager
 def atomic(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:

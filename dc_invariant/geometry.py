@@ -17,6 +17,15 @@ from scipy.spatial import cKDTree
 
 from dc_invariant._types import FloatArray, IntArray
 
+__all__ = [
+    "CLASH_FRACTION",
+    "FRAGMENT_GAP",
+    "clashing_molecules",
+    "describe_clash",
+    "find_clash",
+    "place_fragments",
+]
+
 #: Two atoms clash when closer than this fraction of the sum of their covalent radii. The
 #: shortest real bond relative to its radii (H-H, 0.74 Å of 0.62 Å) is far above it, while the
 #: overlaps of unplaced fragments (e.g. Na 0.68 Å from C: 0.28 of 2.42 Å) are far below.

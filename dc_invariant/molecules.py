@@ -10,14 +10,23 @@ docstrings; splitting it would scatter the one idea again.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from dc_invariant._types import BoolArray, FloatArray, IntArray
 from dc_invariant.conformer import Conformer
+
+__all__ = [
+    "Molecules",
+    "pad_batch",
+    "segment_arange",
+    "segment_ids",
+    "split_segments",
+    "starts_of",
+]
 
 
 def starts_of(counts: IntArray) -> IntArray:
@@ -32,6 +41,30 @@ def segment_arange(starts: IntArray, counts: IntArray) -> IntArray:
     return np.repeat(np.asarray(starts, dtype=np.int64) - starts_of(counts), counts) + np.arange(
         counts.sum()
     )
+
+
+def segment_ids(counts: IntArray) -> IntArray:
+    """The segment of every element, for consecutive segments of ``counts`` elements (the
+    molecule of each atom, the copy of each copy atom).
+
+    Examples
+    --------
+    >>> segment_ids([2, 0, 3]).tolist()
+    [0, 0, 2, 2, 2]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def split_segments(values: np.ndarray, counts: IntArray) -> list[np.ndarray]:
+    """``values`` cut into consecutive pieces of ``counts`` rows (one per molecule).
+
+    Examples
+    --------
+    >>> [p.tolist() for p in split_segments(np.arange(5), [2, 3])]
+    [[0, 1], [2, 3, 4]]
+    """
+    return np.split(values, np.cumsum(np.asarray(counts, dtype=np.int64))[:-1])
 
 
 @dataclass
@@ -207,7 +240,7 @@ class Molecules:
     @property
     def molecule(self) -> IntArray:
         """Molecule of every atom, shape (n_total,)."""
-        return np.repeat(np.arange(len(self.counts)), self.counts)
+        return segment_ids(self.counts)
 
     def slices(self) -> list[slice]:
         """The atom range of every molecule."""
@@ -215,7 +248,7 @@ class Molecules:
 
     def split(self, values: np.ndarray) -> list[np.ndarray]:
         """Per-molecule pieces of an (n_total, ...) array."""
-        return np.split(values, self.ends[:-1])
+        return split_segments(values, self.counts)
 
     def conformers(self) -> list[Conformer]:
         """One `Conformer` per molecule (for targets that take datapoints)."""

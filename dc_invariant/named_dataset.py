@@ -14,6 +14,8 @@ import numpy as np
 
 from dc_invariant._deepchem import import_deepchem
 
+__all__ = ["NamedNumpyDataset"]
+
 dc = import_deepchem()
 
 

@@ -8,7 +8,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from dc_invariant._types import FloatArray, IntArray
-from dc_invariant.molecules import starts_of
+from dc_invariant.molecules import segment_ids, starts_of
+
+__all__ = ["neighbor_pairs", "stacked_neighbor_pairs"]
 
 # Below this size the full distance matrix is cheaper than building a k-d tree.
 _BRUTE_FORCE_ATOMS = 64
@@ -145,7 +147,7 @@ def _small_molecule_pairs(
         base = np.repeat(starts[first:last], pairs)
         i, j = (base + local_i)[keep], (base + local_j)[keep]
         close = ((positions[i] - positions[j]) ** 2).sum(axis=-1) < cutoff**2
-        owner = np.repeat(np.arange(last - first), pairs)[keep][close]
+        owner = segment_ids(pairs)[keep][close]
         out_i.append(i[close])
         out_j.append(j[close])
         per_molecule.append(np.bincount(owner, minlength=last - first))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Optional, TypeVar
 
 from dc_invariant.validation import check_n_jobs
+
+__all__ = ["check_workers", "connected", "dask_client", "map_ordered"]
 
 Result = TypeVar("Result")
 

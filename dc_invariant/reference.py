@@ -37,6 +37,21 @@ import numpy as np
 
 from dc_invariant._types import FloatArray
 
+__all__ = [
+    "NETWORKS",
+    "TUTORIAL_TABLES",
+    "TutorialCase",
+    "Weights",
+    "dense",
+    "init_weights",
+    "n_inputs",
+    "permutation_invariant",
+    "rotation_invariant",
+    "translation_invariant",
+    "tutorial_case",
+    "tutorial_tables",
+]
+
 
 class Weights(NamedTuple):
     """Weights of one network, in the tutorial's argument order ``(w1, w2, b1, b2)``.

@@ -17,12 +17,14 @@ import pandas as pd
 from rdkit import Chem
 from tqdm.auto import tqdm
 
-from dc_invariant.auditing.targets import predictor
+from dc_invariant.auditing.targets import predictor, target_dtype
 from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
 from dc_invariant.files import TableReport, read_json
-from dc_invariant.molecules import Molecules
+from dc_invariant.molecules import Molecules, split_segments
 from dc_invariant.validation import check_int
+
+__all__ = ["SensitivityReport", "conformer_sensitivity"]
 
 _COLUMNS = ["id", "smiles", "n_atoms", "n_conformers", "mean", "std", "range", "rel_range"]
 # Floor of |mean| in rel_range, so that outputs near zero give finite numbers.
@@ -202,9 +204,7 @@ def conformer_sensitivity(
     # on its seed. Per seed, geometry j is the one `ConformerFeaturizer(random_seed=seed + j)`
     # gives, and asking for more conformers only adds geometries.
     base = featurizer.replace(n_conformers=1, random_seed=seed, progress=False)
-    run, dtype = predictor(target)
-    if dtype is None:
-        dtype = "float32" if hasattr(target, "predict") else "float64"
+    run, dtype = predictor(target), target_dtype(target)
     ids = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
     rows: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
@@ -299,7 +299,7 @@ def _outputs(run: Any, conformers: list[Conformer]) -> list[np.ndarray]:
     concatenated with their lengths; this is the only place that knows that form.
     """
     outputs = run(Molecules.from_conformers(conformers))
-    return np.split(np.asarray(outputs.values, dtype=np.float64), np.cumsum(outputs.lengths)[:-1])
+    return split_segments(np.asarray(outputs.values, dtype=np.float64), outputs.lengths)
 
 
 def _without_conformers(item: Any) -> Any:

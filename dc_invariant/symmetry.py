@@ -13,6 +13,17 @@ from dc_invariant._types import FloatArray, IntArray
 from dc_invariant.conformer import Conformer
 from dc_invariant.molecules import segment_arange, starts_of
 
+__all__ = [
+    "haar_rotations",
+    "householder_reflections",
+    "mixes",
+    "mixing_permutation",
+    "random_reflection",
+    "random_rotation",
+    "random_translation",
+    "transform",
+]
+
 
 def haar_rotations(normals: FloatArray) -> FloatArray:
     """Haar-uniform rotations (K, 3, 3), det +1, from standard normals of shape (K, 9).

@@ -15,6 +15,18 @@ from typing import Any, Optional
 
 import numpy as np
 
+__all__ = [
+    "check_choice",
+    "check_int",
+    "check_n_jobs",
+    "check_names",
+    "check_positive",
+    "check_real",
+    "check_seed",
+    "check_tolerance",
+    "store",
+]
+
 
 def check_int(
     value: Any, name: str, *, min_val: Optional[int] = None, max_val: Optional[int] = None

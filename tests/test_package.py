@@ -33,6 +33,20 @@ def test_public_names_are_their_home_modules_objects_whatever_was_imported_first
     assert callable(dc_invariant.audit) and not isinstance(dc_invariant.audit, type(dc_invariant))
 
 
+def test_every_module_says_what_it_exports_and_its_names_resolve():
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(dc_invariant.__path__, "dc_invariant."):
+        if info.name.endswith("__main__"):
+            continue  # a script, not a module to import from
+        module = importlib.import_module(info.name)
+        exported = getattr(module, "__all__", None)
+        assert exported is not None, f"{info.name} has no __all__"
+        for name in exported:
+            assert hasattr(module, name), f"{info.name}.__all__ names missing {name!r}"
+
+
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         dc_invariant.Nope  # noqa: B018

@@ -9,10 +9,11 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from dc_invariant import ConformerFeaturizer
 from dc_invariant.auditing import audit
-from dc_invariant.models import RotationInvariantModel
+from dc_invariant.models import Batch, InvariantModel, RotationInvariantModel
 from dc_invariant.parallel import check_workers, map_ordered
 
 # Dask clusters and example scripts: minutes on a busy machine.
@@ -103,6 +104,61 @@ def test_audit_on_processes_and_dask_matches_serial(client, molecules, target):
         pd.testing.assert_frame_equal(parallel.molecules, serial.molecules)
         pd.testing.assert_frame_equal(parallel.skipped, serial.skipped)
     assert serial.holds("rotation") == (target == "model")
+
+
+class SpreadModel(InvariantModel):
+    """A user's own network: defined here, registered nowhere a worker would import."""
+
+    def build_network(self, settings):
+        return SpreadNetwork(settings.n_outputs)
+
+    def make_batch(self, molecules):
+        return Batch([molecules.centred_positions(), molecules.counts], molecules.counts, False)
+
+
+class SpreadNetwork(torch.nn.Module):
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.out = torch.nn.Linear(1, n_outputs)
+
+    def forward(self, positions, counts):
+        molecule = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        spread = torch.zeros(len(counts), 1, dtype=positions.dtype)
+        spread.index_add_(0, molecule, (positions**2).sum(1, keepdim=True))
+        return self.out(spread)
+
+
+def every_model(molecules, dc):
+    from dc_invariant.models import (
+        DenseModel,
+        KernelModel,
+        PermutationInvariantModel,
+        SchNetModel,
+        TranslationInvariantModel,
+    )
+
+    kernel = KernelModel(sigma=4.0, regularization=1e-6)
+    kernel.fit(dc.data.NumpyDataset(np.array(molecules[:20], dtype=object), np.arange(20.0)))
+    n_atoms = max(m.n_atoms for m in molecules)
+    return {
+        "dense": DenseModel(n_atoms=n_atoms, seed=1),
+        "permutation": PermutationInvariantModel(seed=1),
+        "translation": TranslationInvariantModel(seed=1),
+        "rotation": RotationInvariantModel(seed=1),
+        "schnet": SchNetModel(seed=1),
+        "kernel": kernel,
+        "user subclass": SpreadModel(seed=1),
+    }
+
+
+def test_every_model_class_audits_on_processes_and_dask_as_in_serial(client, molecules, dc):
+    some = molecules[:70]  # two chunks of 64
+    for name, model in every_model(some, dc).items():
+        serial = audit(model, some, seed=4, chunk_size=64, n_samples=1)
+        for workers in ({"n_jobs": 2}, {"scheduler": client}):
+            parallel = audit(model, some, seed=4, chunk_size=64, n_samples=1, **workers)
+            pd.testing.assert_frame_equal(parallel.molecules, serial.molecules, obj=name)
+            pd.testing.assert_frame_equal(parallel.skipped, serial.skipped, obj=name)
 
 
 def test_dead_worker_loses_and_duplicates_nothing(client, molecules, tmp_path):

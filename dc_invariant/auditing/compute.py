@@ -3,55 +3,31 @@
 The audit asks of every molecule: does the target's output stay the same when the molecule
 is renumbered, moved, turned or mirrored? Group elements are drawn in float64 with a seed;
 all transformed copies go through the target in one call, so a model sees one large batch.
-(Over 300 lines: `audit`'s docstring is its reference, a third of the module.)
+`chunk` audits one chunk; this module splits the work, runs it and keeps the results.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Optional
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from dc_invariant.auditing.copies import (
-    BLOCK,
-    DISTORTION,
-    draw_control,
-    draw_copies,
-    merge_copies,
-)
-from dc_invariant.auditing.deviation import compare
+from dc_invariant.auditing.chunk import NOISE_FACTOR, ChunkTask, audit_chunk
+from dc_invariant.auditing.copies import DISTORTION
+from dc_invariant.auditing.digest import inputs_digest, target_digest
 from dc_invariant.auditing.featurizing import describe
-from dc_invariant.auditing.inputs import prepare
-from dc_invariant.auditing.rebuild import Lineage, own_lineage
-from dc_invariant.auditing.report import COLUMNS, CONTROL, AuditReport
-from dc_invariant.auditing.store import open_store, save_chunk
-from dc_invariant.auditing.targets import Outputs, predictor
+from dc_invariant.auditing.inputs import AuditInput, prepare
+from dc_invariant.auditing.report import COLUMNS, AuditReport
+from dc_invariant.auditing.settings import SYMMETRIES, AuditSettings
+from dc_invariant.auditing.store import StoredChunk, check_chunk, open_store, save_chunk
+from dc_invariant.auditing.targets import check_target, target_dtype
 from dc_invariant.auditing.words import environment
-from dc_invariant.conformer import Conformer
-from dc_invariant.molecules import Molecules, segment_arange, starts_of
+from dc_invariant.molecules import Molecules
 from dc_invariant.parallel import check_workers, connected, map_ordered
-from dc_invariant.validation import (
-    check_choice,
-    check_int,
-    check_names,
-    check_seed,
-    check_tolerance,
-)
 
-#: The symmetries an audit checks by default. ``"identity"`` is also accepted, as a control
-#: that must always give zero deviation.
-SYMMETRIES: tuple[str, ...] = ("permutation", "translation", "rotation", "reflection")
-_KNOWN = (*SYMMETRIES, "identity")
-
-#: How outputs should change: ``"invariant"`` not at all; ``"per_atom"`` values permute
-#: with the atoms; ``"vector"`` per-atom polar vectors such as forces permute and turn,
-#: ``F(gx) = R F(x)``; ``"pseudoscalar"`` flips sign under reflections.
-OUTPUTS: tuple[str, ...] = ("invariant", "per_atom", "vector", "pseudoscalar")
-
-#: Default (rtol, atol) by the precision of the target's output.
-TOLERANCES: dict[str, tuple[float, float]] = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
+__all__ = ["assert_invariant", "audit"]
 
 
 def audit(
@@ -76,9 +52,17 @@ def audit(
 
     Every audit also runs a positive control: each molecule is distorted a little (a
     seeded, non-rigid displacement of every atom, `DISTORTION` Å per coordinate). A target
-    that reads the geometry must change its output; if none changes, the report says the
-    target is geometry-blind (`AuditReport.geometry_blind`) and its rigid-motion verdicts
-    hold trivially.
+    that reads the geometry must change its output by more than the numerical noise
+    measured on that molecule (`control_moved`); if no molecule's output moves, the report
+    says the target is geometry-blind (`AuditReport.geometry_blind`) and its rigid-motion
+    verdicts hold trivially.
+
+    A molecule the target cannot take is skipped with the reason, never the whole audit:
+    one a model declares it cannot predict (``target.unsupported(molecules)``, e.g. an
+    element a `KernelModel` never saw), or one on which the target raises (the batch is
+    halved until the error is pinned to its molecule). A target that raises on every
+    molecule is broken: `TargetFailed` (or `PipelineMismatch` for a model that cannot read
+    its featurizer's output).
 
     Parameters
     ----------
@@ -119,7 +103,9 @@ def audit(
         that is interrupted loses at most the chunks in flight.
     resume : bool, default=False
         Continue the audit in ``store``: chunks already there are read, not recomputed. The
-        settings must match the stored ones; the report equals an uninterrupted run's.
+        settings, the target (a digest of its weights, arrays or code) and each stored
+        chunk's molecules (a digest of their arrays and ids) must match, else ``ValueError``;
+        the report equals an uninterrupted run's.
     n_jobs : int, default=1
         Local worker processes for the chunks (and for featurizing SMILES); -1 for all cores.
     scheduler : dask.distributed.Client or str, optional
@@ -139,183 +125,103 @@ def audit(
     >>> audit(spread, [water], n_samples=2).holds("rotation")
     True
     """
-    symmetries = check_names(symmetries, "symmetries")
-    unknown = [s for s in symmetries if s not in _KNOWN]
-    if unknown or not symmetries or len(set(symmetries)) != len(symmetries):
-        raise ValueError(f"symmetries must be distinct names drawn from {_KNOWN}, got {symmetries}")
-    n_samples = check_int(n_samples, "n_samples", min_val=1)
-    seed = check_seed(seed)
-    rtol, atol = check_tolerance(rtol, "rtol"), check_tolerance(atol, "atol")
-    check_choice(output, "output", OUTPUTS)
-    chunk_size = check_int(chunk_size, "chunk_size", min_val=1)
+    settings = AuditSettings(
+        symmetries=symmetries,
+        n_samples=n_samples,
+        seed=seed,
+        rtol=rtol,
+        atol=atol,
+        output=output,
+        chunk_size=chunk_size,
+    )
     check_workers(n_jobs, scheduler)
-    if isinstance(scheduler, str):
-        # Connect to an address once, for featurizing and auditing alike, and close after.
-        with connected(scheduler) as client:
-            return audit(
-                target, data, symmetries=symmetries, n_samples=n_samples, seed=seed,
-                rtol=rtol, atol=atol, output=output, chunk_size=chunk_size, progress=progress,
-                store=store, resume=resume, n_jobs=n_jobs, scheduler=client,
-                featurizer=featurizer,
-            )  # fmt: skip
-    chunk_size = -(-chunk_size // BLOCK) * BLOCK
-    _, dtype = predictor(target, output, featurizer)
-    if dtype is None:
-        dtype = "float32" if hasattr(target, "predict") else "float64"
-    default_rtol, default_atol = TOLERANCES.get(dtype, TOLERANCES["float32"])
-    rtol = default_rtol if rtol is None else rtol
-    atol = default_atol if atol is None else atol
+    check_target(target, output, featurizer)
+    settings = settings.for_dtype(target_dtype(target, featurizer))
+    # One connection for featurizing and auditing alike, closed after if opened here.
+    with connected(scheduler) as client:
+        prepared = prepare(data, n_jobs=n_jobs, scheduler=client)
+        return _audit_prepared(
+            target, featurizer, prepared, settings, progress, store, resume, n_jobs, client
+        )
 
-    prepared = prepare(data, n_jobs=n_jobs, scheduler=scheduler)
+
+def _audit_prepared(
+    target: Any,
+    featurizer: Any,
+    prepared: AuditInput,
+    settings: AuditSettings,
+    progress: bool,
+    store: Optional[str],
+    resume: bool,
+    n_jobs: int,
+    scheduler: Any,
+) -> AuditReport:
     molecules, ids = prepared.molecules, prepared.ids
-    skipped, n_inputs = list(prepared.skipped), prepared.n_inputs
-    settings = {
-        "symmetries": list(symmetries),
-        "n_samples": n_samples,
-        "seed": seed,
-        "rtol": rtol,
-        "atol": atol,
-        "dtype": dtype,
-        "output": output,
+    size = settings.chunk_size
+    starts = range(0, len(molecules), size)
+    report_settings = {
+        **settings.to_dict(),
         "target": describe(target, featurizer),
         "control_distortion": DISTORTION,
+        "control_noise_factor": NOISE_FACTOR,
         "versions": environment(),
     }
-    done = open_store(store, resume, settings, chunk_size, n_inputs) if store else {}
-    starts = range(0, len(molecules), chunk_size)
-    # A model travels to worker processes as settings and weights, not as a pickle of the
-    # DeepChem object (which holds unpicklable closures).
-    remote = target
-    if (n_jobs != 1 or scheduler is not None) and hasattr(target, "predict_arrays"):
-        from dc_invariant.models.persistence import PortableModel
-
-        remote = PortableModel(target)
-    options = (list(symmetries), n_samples, seed, rtol, atol, output, featurizer)
+    done: dict[int, StoredChunk] = {}
+    if store:
+        report_settings["target_digest"] = target_digest(target, featurizer)
+        done = open_store(store, resume, report_settings, size, prepared.n_inputs)
+        for start in sorted(done):
+            if start not in starts:
+                raise ValueError(f"cannot resume {store}: it holds more molecules than given")
+            part = Molecules.from_conformers(molecules[start : start + size])
+            check_chunk(store, start, done[start], inputs_digest(part, ids[start : start + size]))
+    remote = _portable(target) if n_jobs != 1 or scheduler is not None else target
     tasks = (
-        (remote, _stack(molecules, s, chunk_size), ids[s : s + chunk_size], s, *options)
+        (ChunkTask(remote, featurizer, settings, chunk, ids[s : s + size], s),)
         for s in starts
         if s not in done
+        for chunk in (Molecules.from_conformers(molecules[s : s + size]),)
     )
     results = map_ordered(audit_chunk, tasks, n_jobs=n_jobs, scheduler=scheduler)
     columns: dict[str, list] = {name: [] for name in COLUMNS}
+    skipped = list(prepared.skipped)
     bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
     with bar:
         for start in starts:
             if start in done:
-                chunk_columns, chunk_skipped = done[start]
+                chunk_columns, chunk_skipped = done[start].columns, done[start].skipped
             else:
                 chunk_columns, chunk_skipped = next(results)
                 if store:
-                    save_chunk(store, start, chunk_columns, chunk_skipped)
+                    part = Molecules.from_conformers(molecules[start : start + size])
+                    digest = inputs_digest(part, ids[start : start + size])
+                    save_chunk(store, start, chunk_columns, chunk_skipped, digest)
             for name in COLUMNS:
                 columns[name].extend(chunk_columns[name])
             skipped.extend(tuple(s) for s in chunk_skipped)
-            bar.update(min(chunk_size, len(molecules) - start))
+            bar.update(min(size, len(molecules) - start))
     return AuditReport.from_rows(
-        columns, skipped, settings, n_inputs=n_inputs, clashes=prepared.clashes
+        columns, skipped, report_settings, n_inputs=prepared.n_inputs, clashes=prepared.clashes
     )
 
 
-def _stack(molecules: list[Conformer], start: int, size: int) -> Molecules:
-    return Molecules.from_conformers(molecules[start : start + size])
+def _portable(target: Any) -> Any:
+    """The target as it travels to worker processes.
 
-
-def audit_chunk(
-    target: Any,
-    molecules: Molecules,
-    ids: list[str],
-    first: int,
-    symmetries: list[str],
-    n_samples: int,
-    seed: int,
-    rtol: float,
-    atol: float,
-    output: str,
-    featurizer: Any = None,
-) -> tuple[dict[str, list], list[tuple[str, str]]]:
-    """Audit the molecules of one chunk (``first`` is the index of its first molecule).
-
-    Returns per-(molecule, symmetry) columns, the positive control's rows among them
-    (symmetry `CONTROL`), and ``(id, reason)`` skips. Runs anywhere: it depends only on its
-    arguments, which is what lets chunks go to other processes.
+    A dc_invariant torch model goes as settings and weights, not as a pickle of the
+    DeepChem object (which holds unpicklable closures); anything else (a `KernelModel`, a
+    function, a featurizer) is pickled as it is.
     """
-    run, _ = predictor(target, output, featurizer)
-    starts = range(0, len(molecules), BLOCK)
-    parts = [molecules.select(np.arange(b, min(b + BLOCK, len(molecules)))) for b in starts]
-    block = [(first + b) // BLOCK for b in starts]
-    copies = merge_copies(
-        [draw_copies(p, k, symmetries, n_samples, seed) for p, k in zip(parts, block)], starts
-    )
-    control = merge_copies([draw_control(p, k, seed) for p, k in zip(parts, block)], starts)
-    n, n_copies = len(molecules), len(copies.owner)
-    batch = Molecules.concatenate([molecules, copies.molecules, control.molecules])
-    lineage = Lineage(
-        np.concatenate([np.arange(n), copies.owner, control.owner]),
-        np.concatenate([own_lineage(molecules).order, copies.order, control.order]),
-    )
-    # One call: the molecules and all their copies are one large batch for the target.
-    outputs = run(batch, lineage)
-    base = np.arange(n)
-    mine = _subset(outputs, np.concatenate([base, n + np.arange(n_copies)]))
-    absolute, relative, passed, finite = compare(
-        output, *mine, n, copies, molecules.counts, rtol, atol
-    )
-    theirs = _subset(outputs, np.concatenate([base, n + n_copies + base]))
-    control_deviation = compare(output, *theirs, n, control, molecules.counts, rtol, atol)
+    if hasattr(target, "predict_arrays") and hasattr(getattr(target, "model", None), "state_dict"):
+        from dc_invariant.models.persistence import PortableModel
 
-    n_sym = len(symmetries)
-    shape = (n, n_sym, n_samples)
-    bad = ~finite[:n] | ~finite[n:].reshape(n, -1).all(axis=1)
-    absolute = absolute.reshape(shape).max(axis=2)
-    relative = relative.reshape(shape).max(axis=2)
-    passed = passed.reshape(shape).all(axis=2)
-    # A single atom cannot be renumbered: permutation is n/a there, not passed. Atoms all of
-    # one element are still checked: renumbering them reorders their positions, which an
-    # order-reading target notices (tests/test_pipelines.py, N#N).
-    checked = np.ones(shape[:2], dtype=bool)
-    if "permutation" in symmetries:
-        checked[molecules.counts < 2, symmetries.index("permutation")] = False
-    # Moving a single atom is rigid, so the control needs two; a copy the target failed on
-    # leaves the control unmeasured rather than the molecule unaudited.
-    control_ok = (molecules.counts >= 2) & control_deviation[3][n:]
-    absolute = np.column_stack([absolute, control_deviation[0]])
-    relative = np.column_stack([relative, control_deviation[1]])
-    passed = np.column_stack([passed, control_deviation[2]])
-    checked = np.column_stack([checked, control_ok])
-    absolute[~checked] = relative[~checked] = np.nan
-    passed &= checked
-    keep = np.flatnonzero(~bad)
-    mol = np.repeat(keep, n_sym + 1)
-    columns = {
-        "id": [ids[m] for m in mol],
-        "smiles": [molecules.smiles[m] for m in mol],
-        "n_atoms": molecules.counts[mol].tolist(),
-        "symmetry": [*symmetries, CONTROL] * len(keep),
-        "abs_deviation": absolute[keep].reshape(-1).tolist(),
-        "rel_deviation": relative[keep].reshape(-1).tolist(),
-        "passed": passed[keep].reshape(-1).tolist(),
-        "checked": checked[keep].reshape(-1).tolist(),
-    }
-    reasons: dict[int, str] = {}
-    for k, why in sorted(outputs.failures.items(), reverse=True):
-        if k >= n + n_copies:
-            continue  # a failed control copy only leaves the control unmeasured
-        # The molecule's own failure wins over one of its copies'.
-        reasons[k if k < n else int(copies.owner[k - n])] = (
-            why if k < n else f"{why} (on a transformed copy)"
-        )
-    skipped = [
-        (ids[m], reasons.get(int(m), "the target returned NaN or infinity"))
-        for m in np.flatnonzero(bad)
-    ]
-    return columns, skipped
-
-
-def _subset(outputs: Outputs, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The flat values and lengths of the molecules ``index`` of ``outputs``."""
-    offsets = starts_of(outputs.lengths)
-    lengths = outputs.lengths[index]
-    return outputs.values[segment_arange(offsets[index], lengths)], lengths
+        return PortableModel(target)
+    if getattr(target, "model_dir_is_temp", False):
+        # A DeepChem Model deletes its temporary model_dir when collected; a copy unpickled in
+        # a worker must not delete the caller's.
+        target = copy.copy(target)
+        target.model_dir_is_temp = False
+    return target
 
 
 def assert_invariant(target: Any, data: Any, **kwargs: Any) -> AuditReport:

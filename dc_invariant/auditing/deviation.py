@@ -12,6 +12,8 @@ import numpy as np
 from dc_invariant.auditing.copies import Copies
 from dc_invariant.molecules import segment_arange, starts_of
 
+__all__ = ["compare", "segment_reduce"]
+
 
 def segment_reduce(
     ufunc: np.ufunc, values: np.ndarray, lengths: np.ndarray, empty: float | bool

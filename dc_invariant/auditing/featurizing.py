@@ -18,6 +18,12 @@ import numpy as np
 
 from dc_invariant._deepchem import import_deepchem
 
+__all__ = ["as_numbers", "describe", "featurize", "model_dtype", "predict"]
+
+
+# DeepChem's failure log names the molecule but not always the reason.
+_NO_TEXT = "DeepChem could not featurize it"
+
 
 def featurize(featurizer: Any, mols: Sequence[Any]) -> tuple[list[Any], dict[int, str]]:
     """Each Mol's features (None where DeepChem failed) and DeepChem's reason per failure."""
@@ -35,9 +41,21 @@ def featurize(featurizer: Any, mols: Sequence[Any]) -> tuple[list[Any], dict[int
         del blocker
     out = [None if isinstance(f, np.ndarray) and f.size == 0 else f for f in features]
     for i, f in enumerate(out):
-        if f is None and i not in failures:
-            failures[i] = "DeepChem could not featurize it"
+        if f is None and failures.get(i, _NO_TEXT) == _NO_TEXT:
+            failures[i] = _too_large(featurizer, mols[i]) or _NO_TEXT
     return out, failures
+
+
+def _too_large(featurizer: Any, mol: Any) -> Optional[str]:
+    """The reason DeepChem does not give when a molecule exceeds a featurizer's max_atoms."""
+    limit = getattr(featurizer, "max_atoms", None)
+    n_atoms = mol.GetNumAtoms() if hasattr(mol, "GetNumAtoms") else None
+    if isinstance(limit, int) and n_atoms is not None and n_atoms > limit:
+        return (
+            f"{_NO_TEXT}: the molecule has {n_atoms} atoms (hydrogens included), more than "
+            f"{type(featurizer).__name__}'s max_atoms={limit}"
+        )
+    return None
 
 
 def as_numbers(features: Any) -> np.ndarray:
@@ -128,11 +146,11 @@ class _FailureLog(logging.Handler):
         message = record.getMessage()
         if message.startswith("Failed to featurize datapoint") and record.args:
             self._index = int(record.args[0])
-            self.failures[self._index] = "DeepChem could not featurize it"
+            self.failures[self._index] = _NO_TEXT
         elif message.startswith("Exception message: ") and self._index is not None:
             text = message[len("Exception message: ") :].strip()
             if text:  # some DeepChem exceptions carry no text
-                self.failures[self._index] = f"DeepChem could not featurize it: {text}"
+                self.failures[self._index] = f"{_NO_TEXT}: {text}"
             # Only the message right after a failure is its reason; a later one (stacking
             # outputs of differing sizes) belongs to no molecule.
             self._index = None

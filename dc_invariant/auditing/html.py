@@ -18,6 +18,8 @@ import numpy as np
 
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
 
+__all__ = ["render"]
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; padding: 0 1em;
        max-width: 70em; color: #222; line-height: 1.4; }

@@ -11,6 +11,8 @@ import numpy as np
 from dc_invariant.conformer import Conformer
 from dc_invariant.geometry import clashing_molecules
 
+__all__ = ["AuditInput", "prepare"]
+
 
 @dataclass
 class AuditInput:
@@ -76,26 +78,52 @@ def prepare(
             raise ValueError(f"ids has {len(ids)} labels for {len(items)} inputs")
         labels = [str(i) for i in ids]
     reasons: dict[int, str] = {}
+    # Clashes of the inputs featurized here are the featurizer's finding; only conformers
+    # given as such still need the check.
+    known_clashes: Optional[dict[int, str]] = None
     if any(not isinstance(item, (Conformer, np.ndarray)) for item in items):
         from dc_invariant.featurizer import ConformerFeaturizer
 
         embedder = ConformerFeaturizer(n_jobs=n_jobs, scheduler=scheduler)
         items = list(embedder.featurize(items, log_failures=False))
         reasons = {i: why for i, _, why in embedder.failures}
+        known_clashes = {i: text for i, _, text in embedder.clashes}
     prepared = AuditInput([], [], [])
+    width = next((c.n_features for c in items if isinstance(c, Conformer)), None)
     for i, (item, name) in enumerate(zip(items, labels)):
         if isinstance(item, Conformer):
-            prepared.molecules.append(item)
-            prepared.ids.append(name)
+            why = _unusable(item, width)
+            if why is None:
+                prepared.molecules.append(item)
+                prepared.ids.append(name)
+                if known_clashes is not None and i in known_clashes:
+                    prepared.clashes.append((name, known_clashes[i]))
+                continue
         else:
-            prepared.skipped.append((name, reasons.get(i, "not featurized (empty datapoint)")))
+            why = reasons.get(i, "not featurized (empty datapoint)")
+        prepared.skipped.append((name, why))
+    if known_clashes is None:
+        found = clashing_molecules(
+            [c.atomic_numbers for c in prepared.molecules],
+            [c.positions for c in prepared.molecules],
+        )
+        prepared.clashes = [(prepared.ids[i], text) for i, text in found.items()]
     if featurizer is not None:
         prepared = _featurizable(prepared, featurizer)
-    found = clashing_molecules(
-        [c.atomic_numbers for c in prepared.molecules], [c.positions for c in prepared.molecules]
-    )
-    prepared.clashes = [(prepared.ids[i], text) for i, text in found.items()]
     return prepared
+
+
+def _unusable(conformer: Conformer, width: Optional[int]) -> Optional[str]:
+    """Why a datapoint cannot be audited (None when it can): one bad molecule is skipped with
+    its reason, never the whole audit."""
+    if conformer.n_atoms == 0:
+        return "the conformer has no atoms"
+    if conformer.n_features != width:
+        return f"{conformer.n_features} features per atom where the first molecule has {width}"
+    for what, values in (("coordinates", conformer.positions), ("features", conformer.features)):
+        if not np.isfinite(values).all():
+            return f"NaN or infinite {what}"
+    return None
 
 
 def _featurizable(prepared: AuditInput, featurizer: Any) -> AuditInput:
@@ -114,6 +142,8 @@ def _featurizable(prepared: AuditInput, featurizer: Any) -> AuditInput:
         else:
             kept.molecules.append(conformer)
             kept.ids.append(name)
+    audited = set(kept.ids)
+    kept.clashes = [(name, text) for name, text in prepared.clashes if name in audited]
     return kept
 
 

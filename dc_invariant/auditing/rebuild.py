@@ -16,6 +16,8 @@ import numpy as np
 
 from dc_invariant.molecules import Molecules, segment_arange
 
+__all__ = ["Lineage", "mols_for", "own_lineage", "template"]
+
 # A bond is plausible up to this multiple of the two covalent radii (RDKit's own
 # connectivity perception uses a similar margin).
 _BOND_SLACK = 1.3

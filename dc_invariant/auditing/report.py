@@ -14,6 +14,8 @@ from dc_invariant.auditing.html import render
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
 from dc_invariant.files import TableReport, atomic, read_json
 
+__all__ = ["AuditReport", "COLUMNS", "CONTROL"]
+
 COLUMNS = [
     "id",
     "smiles",
@@ -43,7 +45,8 @@ class AuditReport(TableReport):
         the symmetry could be checked at all (``checked``: False for permutation of a
         single atom, whose deviations are NaN). Rows with symmetry `CONTROL` hold the
         positive control: the deviation under a small non-rigid distortion, ``passed``
-        when the output did not move (NaN and not ``checked`` for a single atom).
+        when the output did not move beyond the noise measured on that molecule
+        (`auditing.chunk.control_moved`; NaN and not ``checked`` for a single atom).
     skipped : pandas.DataFrame
         Molecules not audited (``id``, ``reason``): not featurizable, or NaN/inf output.
     settings : dict
@@ -177,6 +180,7 @@ class AuditReport(TableReport):
             )
         if (
             self.geometry_blind is False
+            and self.settings.get("output", "invariant") == "invariant"
             and "reflection" in self.settings["symmetries"]
             and (self.holds("reflection"))
         ):
@@ -196,8 +200,8 @@ class AuditReport(TableReport):
         size = self.settings.get("control_distortion", float("nan"))
         return (
             f"control: moving every atom at random ({size:g} Å per coordinate) moved the "
-            f"output of {moved} of {len(control)} molecules (max rel dev "
-            f"{control['rel_deviation'].max():.2e}): {verdict}"
+            f"output beyond its measured noise for {moved} of {len(control)} molecules (max "
+            f"rel dev {control['rel_deviation'].max():.2e}): {verdict}"
         )
 
     def format(self) -> str:
@@ -223,7 +227,10 @@ class AuditReport(TableReport):
         for _, row in self.skipped.head(5).iterrows():
             lines.append(f"skipped {row['id']}: {row['reason']}")
         if len(self.skipped) > 5:
-            lines.append(f"... and {len(self.skipped) - 5} more skipped (see .skipped)")
+            lines.append(
+                f"... and {len(self.skipped) - 5} more skipped (all: AuditReport.skipped, "
+                "skipped.csv of to_csv / --out)"
+            )
         for _, row in self.clashes.head(5).iterrows():
             lines.append(f"overlapping atoms in the given geometry of {row['id']}: {row['clash']}")
         if len(self.clashes) > 5:

@@ -1,19 +1,31 @@
 """The on-disk store of a long audit: one JSON file per finished chunk, and its settings.
 
-Resuming reads the finished chunks back instead of recomputing them; the settings file makes
-sure they were computed with the same settings.
+Resuming reads the finished chunks back instead of recomputing them. The settings file (with
+a digest of the target's weights or code) makes sure they were computed with the same settings
+and target, and each chunk keeps a digest of its molecules, compared before it is reused.
 """
 
 from __future__ import annotations
 
 import os
+from typing import NamedTuple, Optional
 
 from dc_invariant.files import read_json, write_json
+
+__all__ = ["StoredChunk", "check_chunk", "open_store", "save_chunk"]
+
+
+class StoredChunk(NamedTuple):
+    """A finished chunk read back: its rows, its skips and the digest of its molecules."""
+
+    columns: dict[str, list]
+    skipped: list
+    inputs: Optional[str]
 
 
 def open_store(
     store: str, resume: bool, settings: dict, chunk_size: int, n_inputs: int
-) -> dict[int, tuple[dict[str, list], list]]:
+) -> dict[int, StoredChunk]:
     """Prepare ``store``; return the chunks it already holds when resuming."""
     os.makedirs(store, exist_ok=True)
     path = os.path.join(store, "settings.json")
@@ -32,17 +44,34 @@ def open_store(
         stored = read_json(path)
         if stored != key:
             changed = sorted(k for k in key if stored.get(k) != key[k])
-            raise ValueError(f"cannot resume {store}: settings differ in {changed}")
+            what = (
+                "the target (its weights, data or code) changed"
+                if changed == ["target_digest"]
+                else f"settings differ in {changed}"
+            )
+            raise ValueError(f"cannot resume {store}: {what}; audit into an empty folder")
     else:
         write_json(path, key)
     done = {}
     for name in chunks:
         saved = read_json(os.path.join(store, name))
-        done[int(name[6:-5])] = (saved["columns"], saved["skipped"])
+        done[int(name[6:-5])] = StoredChunk(saved["columns"], saved["skipped"], saved.get("inputs"))
     return done
 
 
-def save_chunk(store: str, start: int, columns: dict[str, list], skipped: list) -> None:
+def check_chunk(store: str, start: int, chunk: StoredChunk, inputs: str) -> None:
+    """A ``ValueError`` unless the stored chunk at ``start`` was made of the same molecules."""
+    if chunk.inputs != inputs:
+        raise ValueError(
+            f"cannot resume {store}: the molecules from input {start} on are not the ones "
+            "audited there (other inputs, or another order); audit into an empty folder"
+        )
+
+
+def save_chunk(
+    store: str, start: int, columns: dict[str, list], skipped: list, inputs: str
+) -> None:
+    """Write one finished chunk with the digest of its molecules (`inputs_digest`)."""
     # Complete or absent: an interruption never leaves a half-written chunk behind.
     path = os.path.join(store, f"chunk_{start:09d}.json")
-    write_json(path, {"columns": columns, "skipped": skipped}, indent=None)
+    write_json(path, {"columns": columns, "skipped": skipped, "inputs": inputs}, indent=None)

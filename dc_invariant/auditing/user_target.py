@@ -14,6 +14,10 @@ import os
 import sys
 from typing import Any, Optional
 
+from dc_invariant._deepchem import import_deepchem
+
+__all__ = ["TargetError", "deepchem_featurizer", "load_target"]
+
 
 class TargetError(ValueError):
     """A ``--target`` or ``--featurizer`` that cannot be used, with the reason."""
@@ -32,6 +36,9 @@ def load_target(spec: str) -> tuple[Optional[Any], Any]:
             f"--target must be MODULE:FACTORY (a .py file or module, a colon, a function "
             f"name), got {spec!r}"
         )
+    # Most target files import DeepChem; imported here first, its import-time log lines
+    # are held back instead of burying our one-line errors.
+    import_deepchem()
     module = _import(where)
     factory = getattr(module, name, None)
     if factory is None:

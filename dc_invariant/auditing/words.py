@@ -7,6 +7,8 @@ import platform
 
 import numpy as np
 
+__all__ = ["OUTPUT_WORDS", "deviation", "environment"]
+
 #: What each ``output`` kind means, as the table and the page say it.
 OUTPUT_WORDS = {
     "invariant": "outputs must not change",

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Optional
 
 from dc_invariant.cli import audit, featurize
-from dc_invariant.cli.arguments import Parser, UsageError, as_flags, warnings_to_stderr
+from dc_invariant.cli.arguments import (
+    EXIT_CRASH,
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    as_flags,
+    warnings_to_stderr,
+)
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dc-invariant",
         description="Invariant 3D featurization and models for DeepChem. "
         "Without a command, runs 'audit' on the built-in example molecules.",
+        epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("--version", action="version", version=f"dc-invariant {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
@@ -33,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``dc-invariant``; returns the exit status (2 for bad arguments or files)."""
+    """Run ``dc-invariant``; returns the exit status (`EXIT_STATUS_HELP`)."""
     parser = build_parser()
     args: Optional[argparse.Namespace] = None
     try:
@@ -44,7 +56,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return {"audit": audit.run, "featurize": featurize.run}[args.command](args)
     except UsageError as err:
         print(f"dc-invariant: error: {as_flags(str(err))}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except Exception as err:  # noqa: BLE001 - the last resort: reported, with its own status
+        traceback.print_exc()
+        print(f"dc-invariant: unexpected failure ({type(err).__name__}): {err}", file=sys.stderr)
+        return EXIT_CRASH
     finally:
         # A client left open would try to reconnect at exit, after its cluster may be gone.
         if getattr(args, "client", None) is not None:

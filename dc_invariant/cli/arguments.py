@@ -15,6 +15,38 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Optional
 
+__all__ = [
+    "EXIT_STATUS_HELP",
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "Parser",
+    "UsageError",
+    "add_input_options",
+    "as_flags",
+    "connect",
+    "integer",
+    "n_jobs",
+    "positive_real",
+    "read_inputs",
+    "readable_file",
+    "scheduler_address",
+    "split",
+    "symmetry_list",
+    "warnings_to_stderr",
+    "writable_target",
+]
+
+#: Exit statuses, for scripts and CI gates (shown by ``--help``).
+EXIT_USAGE, EXIT_CRASH = 2, 3
+
+EXIT_STATUS_HELP = (
+    "exit status: 0 every --require'd symmetry holds (featurize: every molecule featurized); "
+    "1 a required symmetry is broken or was checked on no molecule (stderr says which model "
+    "and symmetry; featurize: some molecules failed); 2 bad arguments or input files, or a "
+    "refused --resume (one line on stderr); 3 an unexpected failure: a target that raises "
+    "on every molecule, or a bug (a traceback on stderr)"
+)
+
 
 class UsageError(Exception):
     """A problem with the user's arguments or files: one line on stderr, exit status 2."""
@@ -83,7 +115,7 @@ def scheduler_address(text: str) -> str:
 
 def symmetry_list(text: str) -> list[str]:
     """An argparse ``type``: comma-separated symmetry names."""
-    from dc_invariant.auditing.compute import SYMMETRIES
+    from dc_invariant.auditing.settings import SYMMETRIES
 
     names = [part.strip() for part in text.split(",") if part.strip()]
     bad = [n for n in names if n not in SYMMETRIES]
@@ -203,7 +235,11 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
                     f"{args.csv} has no column {column!r}; columns are {list(table.columns)}"
                 )
         inputs = table[args.smiles_column].tolist()
-        labels = [str(s) for s in table[args.id_column or args.smiles_column]]
+        # pandas reads an empty cell as NaN: such a molecule is named by its line instead.
+        labels = [
+            str(s) if isinstance(s, str) or args.id_column else f"line {i + 2} (empty cell)"
+            for i, s in enumerate(table[args.id_column or args.smiles_column])
+        ]
     elif args.sdf:
         from rdkit import Chem, rdBase
 

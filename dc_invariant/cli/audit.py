@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from dc_invariant.cli.arguments import (
+    EXIT_STATUS_HELP,
     NON_NEGATIVE,
     POSITIVE,
     UsageError,
@@ -18,6 +20,8 @@ from dc_invariant.cli.arguments import (
     read_inputs,
     symmetry_list,
 )
+
+__all__ = ["BUILTIN_MODELS", "add_parser", "build_model", "run"]
 
 BUILTIN_MODELS = ("dense", "permutation", "translation", "rotation", "schnet")
 
@@ -30,6 +34,7 @@ def add_parser(commands: Any) -> None:
         description="Audit models over a set of molecules and print one summary table per "
         "model. Defaults: the tutorial's four networks (seeded, untrained: invariance does not "
         "depend on training) over the built-in example molecules.",
+        epilog=EXIT_STATUS_HELP,
     )
     add_input_options(audit)
     audit.add_argument(
@@ -95,9 +100,8 @@ def add_parser(commands: Any) -> None:
     audit.add_argument(
         "--require",
         type=symmetry_list,
-        default=[],
         metavar="SYM,SYM",
-        help="exit with status 1 if any model breaks one of these symmetries",
+        help="exit with status 1 if any model breaks one of these symmetries (default: none)",
     )
 
 
@@ -130,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the audit command; 1 when a ``--require``d symmetry is broken."""
     from dc_invariant.auditing import audit, prepare
 
-    symmetries, required = args.symmetries, args.require
+    symmetries, required = args.symmetries, args.require or []
+    if args.dataset and (args.smiles or args.csv or args.sdf):
+        raise UsageError("--dataset is a source of molecules: give it or --smiles/--csv/--sdf")
     custom = _custom_target(args)
     default = [] if custom else ["dense", "permutation", "translation", "rotation"]
     names = args.model or default
@@ -190,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 **workers,
             )
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError) as err:  # our checks, a refused resume, a mismatch
             raise UsageError(str(err)) from err
         print(f"\n== {name} ({report.settings['target']}) ==")
         print(as_flags(report.format()))
@@ -198,21 +204,30 @@ def run(args: argparse.Namespace) -> int:
             report.to_csv(folder)
             report.to_json(os.path.join(folder, "audit.json"))
             report.to_html(os.path.join(folder, "report.html"))
-        status = max(status, _status(report, [s for s in required if s in symmetries]))
+        label = f"{name} ({report.settings['target']})"
+        status = max(status, _status(report, [s for s in required if s in symmetries], label))
     return status
 
 
-def _status(report: Any, required: list[str]) -> int:
-    """1, with the reason printed, when nothing could be checked or a requirement fails."""
+def _status(report: Any, required: list[str], label: str) -> int:
+    """1, with the reason on stderr, when nothing could be checked or a requirement fails."""
     if len(report.skipped) == report.n_inputs:
-        print(f"no molecule could be checked: all {report.n_inputs} were skipped")
+        print(
+            f"dc-invariant: {label}: no molecule could be checked: all {report.n_inputs} were "
+            "skipped",
+            file=sys.stderr,
+        )
         return 1
     unchecked = [s for s in required if not report.checked(s)]
     broken = [s for s in required if report.checked(s) and not report.holds(s)]
     if unchecked:
-        print(f"required symmetry not checked on any molecule: {', '.join(unchecked)}")
+        print(
+            f"dc-invariant: {label}: required symmetry checked on no molecule: "
+            f"{', '.join(unchecked)}",
+            file=sys.stderr,
+        )
     if broken:
-        print(f"required symmetry broken: {', '.join(broken)}")
+        print(f"dc-invariant: {label} breaks required {', '.join(broken)}", file=sys.stderr)
     return 1 if unchecked or broken else 0
 
 

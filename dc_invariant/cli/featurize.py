@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from dc_invariant.cli.arguments import (
     writable_target,
 )
 from dc_invariant.files import atomic
+
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(commands: Any) -> None:
@@ -72,6 +75,9 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Featurize, print one row per molecule, save ``--out``; 1 when nothing featurized."""
     out = writable_target(args.out, ".npz") if args.out else None
+    if out is not None and os.path.exists(out):
+        # As audit --out: results already there are never overwritten silently.
+        raise UsageError(f"{out} already exists: remove it or choose another --out")
     inputs, labels = read_inputs(args)
 
     import numpy as np

@@ -33,6 +33,8 @@ from dc_invariant.models.prediction import PredictionMixin, inference_threads
 from dc_invariant.models.settings import ModelSettings
 from dc_invariant.molecules import Molecules
 
+__all__ = ["DTYPES", "InvariantModel"]
+
 dc = import_deepchem()
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

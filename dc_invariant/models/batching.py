@@ -14,7 +14,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from dc_invariant.molecules import Molecules
+from dc_invariant.molecules import Molecules, split_segments
+
+__all__ = ["Batch", "check_labels", "dataset_batches", "describe_molecule", "transform_scale"]
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Batch:
         """Per-molecule arrays (n_atoms, ...) from a padded (B, n_max, ...) or flat array."""
         if self.padded:
             return [values[b, :n] for b, n in enumerate(self.n_atoms)]
-        return np.split(values, np.cumsum(self.n_atoms)[:-1])
+        return split_segments(values, self.n_atoms)
 
 
 #: Molecules read and checked at a time when batches are bounded by atoms.
@@ -89,29 +91,74 @@ def _rows(values: Any, chosen: np.ndarray, n: int, n_tasks: int) -> np.ndarray:
     return np.asarray(values)[chosen].reshape(len(chosen), -1)
 
 
-def check_labels(dataset: Any, n_tasks: int) -> None:
-    """A ``ValueError`` unless ``dataset`` carries ``n_tasks`` labels per molecule.
+def check_labels(dataset: Any, n_tasks: int, *, every_label: bool = False) -> np.ndarray:
+    """The labels of ``dataset`` as a float64 ``(n, n_tasks)`` array, checked for training.
 
-    DeepChem fills ``y`` with zeros when a dataset is made without labels, and training on
-    those reports a loss that looks fine, so all-zero labels are refused too.
+    One rule for every model: a ``ValueError`` naming the first offending molecule (index,
+    id, SMILES) for an empty dataset, no labels, the wrong number of tasks, any NaN or
+    infinite label (a loss, or a solve, turns it into a model that predicts NaN), or labels
+    that are all 0 (DeepChem fills ``y`` with zeros when a dataset is made without labels,
+    and training on those reports a loss that looks fine).
+
+    Parameters
+    ----------
+    dataset : DeepChem Dataset
+    n_tasks : int
+    every_label : bool, default=False
+        Also refuse labels marked missing by weight 0 (DeepChem's convention), for models
+        that solve all tasks at once and cannot leave one out (`KernelModel`).
+
+    Examples
+    --------
+    >>> from deepchem.data import NumpyDataset
+    >>> check_labels(NumpyDataset(np.zeros((2, 1)), [1.0, np.nan], ids=["a", "b"]), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: molecule 1 (id 'b') has a NaN or infinite label; 1 molecule(s) in all do: ...
     """
-    y = getattr(dataset, "y", None)
     n = len(dataset)
     if n == 0:
         raise ValueError("cannot fit on an empty dataset")
+    y = getattr(dataset, "y", None)
     if y is None or np.size(y) == 0:
         raise ValueError(
             "the dataset has no labels (y is empty): pass tasks= to the loader, or y= to "
             "NumpyDataset"
         )
-    y = np.asarray(y)
-    if y.reshape(n, -1).shape[1] != n_tasks:
+    y = np.asarray(y, dtype=np.float64).reshape(n, -1)
+    if y.shape[1] != n_tasks:
         raise ValueError(f"the model has n_tasks={n_tasks} but the dataset's y has shape {y.shape}")
+    problems = [(~np.isfinite(y).all(axis=1), "a NaN or infinite label")]
+    w = getattr(dataset, "w", None)
+    if every_label and w is not None and np.size(w) == np.size(y):
+        missing = (np.asarray(w).reshape(n, -1) == 0).any(axis=1)
+        problems.append(
+            (missing, "a label marked missing (weight 0), which this model cannot skip")
+        )
+    for bad, what in problems:
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{describe_molecule(dataset, k)} has {what}; {int(bad.sum())} molecule(s) in "
+                "all do: drop or impute them before fitting"
+            )
     if not np.any(y):
         raise ValueError(
             f"every label of the {n}-molecule dataset is 0: DeepChem fills y with zeros when a "
             "dataset is made without labels; pass y= (or tasks= to the loader)"
         )
+    return y
+
+
+def describe_molecule(dataset: Any, k: int) -> str:
+    """``"molecule k (id '...', 'SMILES')"`` for messages about molecule ``k`` of a dataset."""
+    ids = getattr(dataset, "ids", None)
+    X = getattr(dataset, "X", None)
+    smiles = getattr(X[k], "smiles", None) if X is not None and len(X) > k else None
+    who = f"molecule {k}"
+    if ids is not None and len(ids) > k:
+        who += f" (id {ids[k]!r}" + (f", {smiles!r})" if smiles else ")")
+    return who
 
 
 def transform_scale(transformers: Sequence[Any], n_tasks: int) -> np.ndarray:

@@ -8,6 +8,7 @@ restores any of them. `PortableModel` carries a torch model to other processes t
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Any, Optional
 
@@ -15,6 +16,17 @@ import numpy as np
 import torch
 
 from dc_invariant.files import read_json
+
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_CLASSES",
+    "PortableModel",
+    "from_config",
+    "jsonable",
+    "load_model",
+    "plain",
+    "read_config",
+]
 
 CONFIG_FILE = "dc_invariant_model.json"
 
@@ -48,12 +60,14 @@ def read_config(model_dir: str) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{model_dir} holds no {CONFIG_FILE}: not a saved dc_invariant model"
         )
-    config = read_json(path)
-    name = config.get("class")
+    try:
+        config = read_json(path)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): the saved model is damaged") from err
+    name = config.get("class") if isinstance(config, dict) else None
     if name not in MODEL_CLASSES:
-        raise ValueError(
-            f"{path} names unknown model class {name!r}; known: {sorted(MODEL_CLASSES)}"
-        )
+        public = sorted(n for n in MODEL_CLASSES if not n.startswith("_"))
+        raise ValueError(f"{path} names unknown model class {name!r}; known: {public}")
     return config
 
 
@@ -104,10 +118,18 @@ class PortableModel:
         self.config = model.get_config()
         self.weights = buffer.getvalue()
         self.dtype = model.dtype
+        # The class itself (pickled by reference) rather than its registered name: a
+        # worker process may not have imported the module that registered a user's class.
+        self.model_class = type(model)
         self._model: Optional[Any] = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self.config, "weights": self.weights, "dtype": self.dtype}
+        return {
+            "config": self.config,
+            "weights": self.weights,
+            "dtype": self.dtype,
+            "model_class": self.model_class,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _model=None)
@@ -115,7 +137,8 @@ class PortableModel:
     def model(self) -> Any:
         """The rebuilt model (built on first call in this process)."""
         if self._model is None:
-            model = from_config(self.config)
+            settings = self.config["torch_model"]
+            model = self.model_class(**self.config["hyperparameters"], **settings)
             model._ensure_built()
             state = torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True)
             model.model.load_state_dict(state)

@@ -18,6 +18,8 @@ from dc_invariant.conformer import Conformer
 from dc_invariant.models.batching import Batch, transform_scale
 from dc_invariant.molecules import Molecules
 
+__all__ = ["INFERENCE_THREADS", "PredictionMixin", "inference_threads"]
+
 #: Threads for the networks' forward passes at inference (no gradients): 1, or 0 to keep
 #: torch's own setting (see `inference_threads`).
 INFERENCE_THREADS = 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -16,9 +17,20 @@ import torch
 
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
+from dc_invariant.models.batching import check_labels
+from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.settings import SchNetSettings
 from dc_invariant.molecules import Molecules
 from dc_invariant.neighbors import stacked_neighbor_pairs
+
+__all__ = [
+    "Interaction",
+    "KEEP_BYTES",
+    "SCALE_FLOOR",
+    "SchNetModel",
+    "SchNetNetwork",
+    "shifted_softplus",
+]
 
 
 def shifted_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -96,6 +108,11 @@ class Interaction(torch.nn.Module):
 #: larger tensor (one big molecule or crystal in a batch of its own) is made for its batch
 #: and freed after it, so a model does not hold gigabytes after predicting one large system.
 KEEP_BYTES = 64 << 20
+
+#: Least output scale of the network's part, as a share of the training labels' spread (per
+#: atom for sum pooling). Offsets fitted to a handful of molecules can explain the labels
+#: exactly; the scale then stays at this floor instead of ~0 (a geometry-blind model).
+SCALE_FLOOR = 0.01
 
 
 class _PairScratch(threading.local):
@@ -209,11 +226,7 @@ class SchNetNetwork(torch.nn.Module):
         for block in self.interactions:
             h = h + block(h, rbf, envelope, i, j, work)
         per_atom = _two_layers(self.readout, h) * self.scale + self.atom_offset[atomic_numbers]
-        molecule = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-        pooled = torch.zeros(
-            len(counts), per_atom.shape[1], dtype=per_atom.dtype, device=per_atom.device
-        )
-        pooled = pooled.index_add_(0, molecule, per_atom)
+        pooled = sum_over_molecules(per_atom, counts)
         if self.pooling == "mean":
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
         return pooled
@@ -307,11 +320,10 @@ class SchNetModel(InvariantModel):
         self._ensure_built()
         network = self.model.network
         if self.settings.standardize and self.mode == "regression" and not network.standardized:
-            self._fit_statistics(dataset)
+            self._fit_statistics(dataset.X, check_labels(dataset, self.n_tasks))
         return super().fit(dataset, *args, **kwargs)
 
-    def _fit_statistics(self, dataset: Any) -> None:
-        X, y = dataset.X, np.asarray(dataset.y, dtype=np.float64).reshape(len(dataset), -1)
+    def _fit_statistics(self, X: Any, y: np.ndarray) -> None:
         check = [c for c in X if isinstance(c, Conformer)]
         if len(check) != len(X) or len(X) == 0:
             return  # the batch checks will name the bad molecule
@@ -327,7 +339,23 @@ class SchNetModel(InvariantModel):
         residual = y - a @ offsets
         per_atom = residual if self.settings.pooling == "mean" else residual / n_atoms
         scale = per_atom.std(axis=0)
-        scale[scale == 0] = 1.0
+        # The scale is a buffer training never changes: offsets that explain the labels
+        # (a few molecules, one per element mix) would leave it ~0 and the network's part,
+        # geometry included, silenced for good. It is held to a share of the labels' spread.
+        labels = y if self.settings.pooling == "mean" else y / n_atoms
+        spread = labels.std(axis=0)
+        floor = SCALE_FLOOR * np.where(spread > 0, spread, np.abs(labels).mean(axis=0))
+        floor[floor == 0] = 1.0
+        if (scale < floor).any():
+            warnings.warn(
+                "SchNetModel: the per-element offsets alone explain the training labels "
+                f"(residual spread {scale.max():.3g}); the network's output scale is held at "
+                f"{SCALE_FLOOR:g} of the labels' spread so that it still learns from the "
+                "geometry. With so few molecules per element mix, expect little to learn.",
+                UserWarning,
+                stacklevel=3,
+            )
+        scale = np.maximum(scale, floor)
         network = self.model.network
         device, dtype = network.atom_offset.device, network.atom_offset.dtype
         with torch.no_grad():

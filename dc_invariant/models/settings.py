@@ -19,6 +19,17 @@ from dc_invariant.validation import (
     store,
 )
 
+__all__ = [
+    "ACTIVATIONS",
+    "DTYPES",
+    "DenseSettings",
+    "MODES",
+    "ModelSettings",
+    "PairSettings",
+    "SchNetSettings",
+    "TutorialSettings",
+]
+
 MODES = ("regression", "classification")
 DTYPES = ("float32", "float64")
 ACTIVATIONS = ("tanh", "relu", "silu", "softplus")

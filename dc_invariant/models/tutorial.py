@@ -22,6 +22,14 @@ from dc_invariant.molecules import Molecules, segment_arange
 from dc_invariant.neighbors import stacked_neighbor_pairs
 from dc_invariant.reference import Weights
 
+__all__ = [
+    "DENSE_PAIR_ATOMS",
+    "DenseModel",
+    "PermutationInvariantModel",
+    "RotationInvariantModel",
+    "TranslationInvariantModel",
+]
+
 #: With a cutoff, molecules above this many atoms use neighbour lists; smaller ones use the
 #: dense pair tensor (masked by the envelope), which is faster at this size (see
 #: benchmarks/scaling.py for the crossover).

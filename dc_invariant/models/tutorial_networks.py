@@ -10,12 +10,23 @@ inference that runs at a small multiple of the arithmetic floor (benchmarks/infe
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional
+from collections.abc import Callable
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
 
+from dc_invariant.models.pooling import molecule_of_atoms, sum_over_molecules
 from dc_invariant.molecules import segment_arange, starts_of
+
+__all__ = [
+    "DenseNetwork",
+    "PermutationNetwork",
+    "RotationNetwork",
+    "TranslationNetwork",
+    "activation",
+    "pair_envelope",
+]
 
 
 def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -53,16 +64,6 @@ class DenseNetwork(_TwoLayer):
         return self.layer2(self.act(self.layer1(inputs)))
 
 
-def _pool(values: torch.Tensor, molecule: torch.Tensor, n_molecules: int) -> torch.Tensor:
-    """Sum rows of ``values`` into their molecules: (n_rows, H) -> (n_molecules, H)."""
-    pooled = torch.zeros(n_molecules, values.shape[1], dtype=values.dtype, device=values.device)
-    return pooled.index_add_(0, molecule, values)
-
-
-def _molecule_of_atoms(counts: torch.Tensor) -> torch.Tensor:
-    return torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
-
-
 class PermutationNetwork(_TwoLayer):
     """Per-atom hidden layer on ``[r_i, x_i]``, summed over each molecule's atoms."""
 
@@ -71,7 +72,7 @@ class PermutationNetwork(_TwoLayer):
 
     def forward(self, positions: torch.Tensor, features: torch.Tensor, counts: torch.Tensor):
         hidden = self.act(self.layer1(torch.cat([positions, features], dim=-1)))
-        return self.layer2(_pool(hidden, _molecule_of_atoms(counts), len(counts)))
+        return self.layer2(sum_over_molecules(hidden, counts))
 
 
 # Bytes of (pairs, hidden) pre-activations per dense piece: large enough to amortise the
@@ -298,7 +299,7 @@ class _PairNetwork(_TwoLayer):
         if pairs is not None and pairs.shape[1]:
             i, j = pairs[0], pairs[1]
             terms = self._pair_terms(positions[j] - positions[i], per_atom[j])
-            out = out.index_add(0, _molecule_of_atoms(counts)[i], terms)
+            out = out.index_add(0, molecule_of_atoms(counts)[i], terms)
         return out + self.layer2.bias
 
 

@@ -66,7 +66,9 @@ def test_target_pipeline_is_audited_and_gated(factories, capsys, tmp_path):
     # The Coulomb matrix follows the atom order: a permutation gate fails.
     argv = ["audit", "--target", f"{factories}:coulomb_pipeline", *smiles]
     assert main([*argv, "--require", "permutation"]) == 1
-    assert "required symmetry broken: permutation" in capsys.readouterr().out
+    assert "(CoulombMatrix -> MultitaskRegressor) breaks required permutation" in (
+        capsys.readouterr().err
+    )
 
 
 def test_target_model_behind_a_named_featurizer_and_a_function(factories, capsys):
@@ -113,6 +115,6 @@ def test_nothing_checkable_exits_1_with_that_message(capsys):
     assert "no molecule could be checked: all 1 were skipped" in capsys.readouterr().out
     argv = ["audit", "--model", "rotation", "--smiles", "[Fe+2]", "--require", "permutation"]
     assert main(argv) == 1
-    printed = capsys.readouterr().out
-    assert "required symmetry not checked on any molecule: permutation" in printed
-    assert "broken" not in printed
+    printed, err = capsys.readouterr()
+    assert "rotation (RotationInvariantModel): required symmetry checked on no molecule" in err
+    assert "permutation" in err and "broken" not in printed + err

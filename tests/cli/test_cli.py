@@ -39,7 +39,8 @@ def test_audit_require_gates_the_exit_status(tmp_path, capsys):
     assert main([*argv, "--require", "rotation", "--out", str(tmp_path / "report")]) == 1
     assert main([*argv, "--out", str(tmp_path / "report"), "--resume"]) == 0
     assert main([*argv, "--out", str(tmp_path / "report")]) == 2  # would mix two runs
-    assert "required symmetry broken: rotation" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "translation (TranslationInvariantModel) breaks required rotation" in err
     assert (tmp_path / "report" / "translation" / "audit.json").is_file()
     assert (tmp_path / "report" / "translation" / "summary.csv").is_file()
     assert (tmp_path / "report" / "translation" / "report.html").is_file()
@@ -128,6 +129,7 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["audit", "--n-samples", "0"], "argument --n-samples: value == 0, must be >= 1"),
         (["audit", "--resume"], "--resume continues the audit stored under --out"),
         (["featurize", "--smiles", "C", "--csv", "x.csv"], "not allowed with argument"),
+        (["audit", "--smiles", "CCO", "--dataset", "delaney"], "--dataset is a source"),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv, message, capsys):
@@ -194,7 +196,7 @@ def test_audit_folder_and_model_mistakes_are_usage_errors(tmp_path, capsys):
     base = ["audit", "--smiles", "CCO", "--n-samples", "1"]
     cases = [
         ([*base, "--model", str(empty)], "holds no dc_invariant_model.json"),
-        ([*base, "--model", str(broken)], f"--model {broken}:"),
+        ([*base, "--model", str(broken)], "dc_invariant_model.json is not valid JSON"),
         ([*base, "--out", str(a_file)], "is a file"),
     ]
     for argv, message in cases:
@@ -224,6 +226,11 @@ def test_help_shows_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: all)" in text and "(default: 60)" in text and "(default: H,C,N" in text
     assert "(default: None)" not in text
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: [])" not in text and "(default: none)" in text
+    assert "exit status: 0" in text and "3 an unexpected failure" in text
 
 
 def test_featurize_out_keeps_every_conformer_and_the_ids(tmp_path, capsys):
@@ -245,3 +252,53 @@ def test_featurize_out_keeps_every_conformer_and_the_ids(tmp_path, capsys):
     np.testing.assert_array_equal(first, again[0].ensemble)
     assert not np.allclose(first[0], first[1])  # three different geometries, not one
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_target_that_crashes_exits_3_with_its_traceback(tmp_path, capsys):
+    target = tmp_path / "crash.py"
+    target.write_text(
+        "import deepchem\n"
+        "def make():\n"
+        "    def f(r, x):\n"
+        "        raise ZeroDivisionError('a bug in the target')\n"
+        "    return f\n"
+    )
+    assert main(["audit", "--smiles", "CCO", "CCN", "--target", f"{target}:make"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError: a bug in the target" in err
+    assert err.strip().splitlines()[-1].startswith("dc-invariant: unexpected failure")
+    assert "deepchem" not in err.lower().split("traceback")[0]  # DeepChem's import noise held
+
+
+def test_a_pipeline_mismatch_is_one_line_naming_both_and_the_shapes(tmp_path, capsys):
+    target = tmp_path / "pipeline.py"
+    target.write_text(
+        "import deepchem as dc\n"
+        "def make():\n"
+        "    model = dc.models.MultitaskRegressor(1, 435)\n"
+        "    return dc.feat.CoulombMatrix(30, upper_tri=True), model\n"
+    )
+    assert main(["audit", "--smiles", "CCO", "CCN", "--target", f"{target}:make"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "CoulombMatrix -> MultitaskRegressor" in line and "(465,)" in line
+
+
+def test_one_line_reasons_a_user_can_act_on(tmp_path, capsys):
+    csv = tmp_path / "m.csv"
+    csv.write_text("name,smiles\nethanol,CCO\nblank,\nbad,C(C)(C)(C)(C)C\n")
+    assert main(["featurize", "--csv", str(csv)]) == 0
+    out, err = capsys.readouterr()
+    assert "line 3 (empty cell)" in out and "no SMILES (an empty cell, read as NaN)" in err
+    assert "Explicit valence for atom # 0 C, 5" in err
+    npz = tmp_path / "x.npz"
+    npz.write_bytes(b"")
+    assert main(["featurize", "--smiles", "CCO", "--out", str(npz)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_forces_are_not_told_about_enantiomers(capsys):
+    assert main(["audit", "--smiles", "CCO", "--model", "rotation", "--output", "vector"]) == 0
+    out = capsys.readouterr().out
+    assert "enantiomers" not in out and "reads the geometry" in out
+    assert main(["audit", "--smiles", "CCO", "--model", "rotation"]) == 0
+    assert "enantiomers" in capsys.readouterr().out

@@ -1,0 +1,97 @@
+"""Resume reuses stored chunks only for the same molecules and the same target."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DRUG_LIKE
+
+from dc_invariant.auditing import audit
+from dc_invariant.auditing.digest import inputs_digest, target_digest
+from dc_invariant.cli import main
+from dc_invariant.molecules import Molecules
+
+
+def spread(r, x):
+    return ((r - r.mean(0)) ** 2).sum()
+
+
+def test_inputs_digest_sees_coordinates_ids_and_order(dc):
+    from dc_invariant import ConformerFeaturizer
+
+    conformers = list(ConformerFeaturizer().featurize(DRUG_LIKE[:3]))
+    batch = Molecules.from_conformers(conformers)
+    same = inputs_digest(Molecules.from_conformers(conformers), ["a", "b", "c"])
+    assert inputs_digest(batch, ["a", "b", "c"]) == same
+    assert inputs_digest(batch, ["a", "b", "d"]) != same
+    assert inputs_digest(Molecules.from_conformers(conformers[::-1]), ["a", "b", "c"]) != same
+    nudged = Molecules.from_conformers(conformers)
+    nudged.positions[0, 0] += 1e-12
+    assert inputs_digest(nudged, ["a", "b", "c"]) != same
+
+
+def test_target_digest_follows_weights_not_where_a_model_lives(tmp_path):
+    from dc_invariant.models import RotationInvariantModel, load_model
+
+    RotationInvariantModel(model_dir=str(tmp_path / "m"), seed=1).save_checkpoint()
+    first, again = load_model(str(tmp_path / "m")), load_model(str(tmp_path / "m"))
+    assert target_digest(first) == target_digest(again)
+    assert target_digest(first) != target_digest(RotationInvariantModel(seed=2))
+    with __import__("torch").no_grad():
+        next(again.model.parameters()).add_(1e-6)
+    assert target_digest(first) != target_digest(again)
+
+
+def test_target_digest_of_functions_reads_code_and_closure():
+    def make(power):
+        return lambda r, x: (r**power).sum()
+
+    assert target_digest(make(2)) == target_digest(make(2))
+    assert target_digest(make(2)) != target_digest(make(3))
+    assert target_digest(spread) != target_digest(lambda r, x: spread(r, x) + 1)
+
+
+def test_resume_refuses_other_molecules_with_the_same_count(tmp_path):
+    store = str(tmp_path / "store")
+    audit(spread, DRUG_LIKE[:4], n_samples=1, store=store)
+    with pytest.raises(ValueError, match="are not the ones audited there"):
+        audit(spread, DRUG_LIKE[4:8], n_samples=1, store=store, resume=True)
+    resumed = audit(spread, DRUG_LIKE[:4], n_samples=1, store=store, resume=True)
+    assert resumed.molecules["id"].unique().tolist() == DRUG_LIKE[:4]
+
+
+def test_resume_refuses_a_changed_target(tmp_path):
+    store = str(tmp_path / "store")
+    audit(spread, DRUG_LIKE[:3], n_samples=1, store=store)
+    with pytest.raises(ValueError, match=r"the target \(its weights, data or code\) changed"):
+        audit(lambda r, x: spread(r, x) * 2, DRUG_LIKE[:3], n_samples=1, store=store, resume=True)
+
+
+def test_cli_resume_after_other_inputs_or_a_retrained_model_exits_2(tmp_path, capsys, dc):
+    from dc_invariant import ConformerFeaturizer
+    from dc_invariant.models import RotationInvariantModel
+
+    first, other = tmp_path / "first.csv", tmp_path / "other.csv"
+    first.write_text("smiles\n" + "\n".join(DRUG_LIKE[:4]) + "\n")
+    other.write_text("smiles\n" + "\n".join(DRUG_LIKE[4:8]) + "\n")
+    out = str(tmp_path / "R")
+    base = ["audit", "--model", "rotation", "--n-samples", "1", "--out", out]
+    assert main([*base, "--csv", str(first)]) == 0
+    assert main([*base, "--csv", str(first), "--resume"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--csv", str(other), "--resume"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "are not the ones audited there" in line
+
+    X = ConformerFeaturizer().featurize(DRUG_LIKE[:4])
+    data = dc.data.NumpyDataset(X, np.arange(1.0, 5.0))
+    folder = str(tmp_path / "M")
+    RotationInvariantModel(model_dir=folder, seed=0).fit(data, nb_epoch=1)
+    saved = ["audit", "--model", folder, "--n-samples", "1", "--csv", str(first)]
+    saved += ["--out", str(tmp_path / "S")]
+    assert main(saved) == 0
+    assert main([*saved, "--resume"]) == 0  # loaded again from the same folder: same digest
+    RotationInvariantModel(model_dir=folder, seed=0).fit(data, nb_epoch=2)
+    capsys.readouterr()
+    assert main([*saved, "--resume"]) == 2
+    assert "the target (its weights, data or code) changed" in capsys.readouterr().err
