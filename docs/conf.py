@@ -241,11 +241,37 @@ def _plural_roles(app, what, name, obj, options, lines) -> None:
     lines[:] = [re.sub(r"(`+[\w.]+`+)s\b", r"\1\\ s", line) for line in lines]
 
 
+def _data_comments(app, what, name, obj, options, lines) -> None:
+    """A constant's ``#:`` comment from the module that defines it.
+
+    autodoc reads ``#:`` comments only in the module it documents from, and a constant
+    re-exported by a package would otherwise show its type's docstring ("Built-in immutable
+    sequence").
+    """
+    if what != "data":
+        return
+    from sphinx.errors import PycodeError
+    from sphinx.pycode import ModuleAnalyzer
+
+    short = name.rpartition(".")[2]
+    for modname, module in sorted(sys.modules.items()):
+        if not modname.startswith("dc_invariant") or getattr(module, short, None) is not obj:
+            continue
+        try:
+            comment = ModuleAnalyzer.for_module(modname).find_attr_docs().get(("", short))
+        except PycodeError:
+            continue
+        if comment:
+            lines[:] = list(comment)
+            return
+
+
 def setup(app):
     _cli_reference()
     _main_job_output()
     _performance_tables()
     app.connect("builder-inited", _check_api)
+    app.connect("autodoc-process-docstring", _data_comments)
     app.connect("autodoc-process-docstring", _plural_roles)
     app.add_css_file("dc_invariant.css")
     return {"parallel_read_safe": True}
