@@ -34,13 +34,16 @@ setup(
         "torch>=2.1",
     ],
     extras_require={
-        # dask: the tests run a real local cluster; qm9pack: the QM9 example runs as a test.
+        # dask: the tests run a real local cluster; qm9pack: the QM9 example runs as a test;
+        # playwright: the report page is checked in the system's Chromium where one is
+        # installed (its own browser download is not used).
         "test": [
             "pytest>=7",
             "pytest-cov>=4",
             "ruff>=0.5",
             "dask[distributed]>=2023.1",
             "qm9pack>=1.0.3",
+            "playwright>=1.40",
         ],
         "qm9": ["qm9pack>=1.0.3"],
         "dask": ["dask[distributed]>=2023.1"],
@@ -48,6 +51,14 @@ setup(
         "bench": ["qmllib>=1.2"],
         # benchmarks/deepchem_zoo.py only: DeepChem's DTNNModel imports torch_geometric.
         "zoo": ["torch_geometric>=2.4"],
+        # The Sphinx site in docs/ (python -m sphinx -W -b html docs docs/_build/html).
+        "docs": [
+            "sphinx>=7.2",
+            "pydata-sphinx-theme>=0.15",
+            "numpydoc>=1.6",
+            "sphinx-gallery>=0.15",
+            "matplotlib>=3.5",
+        ],
     },
     entry_points={"console_scripts": ["dc-invariant=dc_invariant.cli:main"]},
     classifiers=[

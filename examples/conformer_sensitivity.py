@@ -1,4 +1,7 @@
-"""Which molecules' predictions depend on the embedded conformer, and by how much.
+"""Conformer sensitivity
+=====================
+
+Which molecules' predictions depend on the embedded conformer, and by how much.
 
 Run ``python examples/conformer_sensitivity.py`` (``--small`` for a quick run). Each
 molecule is embedded with several seeds; the spread of a target's output over those
@@ -26,9 +29,10 @@ def radius_of_gyration(positions: np.ndarray, features: np.ndarray) -> float:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Measure both targets' spread and print the reports."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--small", action="store_true", help="3 conformers per molecule")
     parser.add_argument("--conformers", type=int, default=8)
+    parser.add_argument("--plot", action="store_true", help="draw the spread per molecule")
     args = parser.parse_args(argv)
     k = 3 if args.small else args.conformers
     smiles = list(EXAMPLE_MOLECULES.values())
@@ -46,8 +50,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     model = conformer_sensitivity(RotationInvariantModel(seed=0), smiles, n_conformers=k)
     print("\nRotationInvariantModel (untrained) over the same conformers")
     print(model.format())
+    if args.plot:
+        plot(table)
     return 0
 
 
+def plot(table) -> None:
+    """The range of the radius of gyration over the conformers, per molecule."""
+    import matplotlib.pyplot as plt
+
+    table = table.sort_values("range")
+    _, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
+    ax.barh(table["name"], table["range"], color="#3f51b5")
+    ax.set_xlabel("range of the radius of gyration over the conformers (Å)")
+    ax.set_title("How much each molecule's shape depends on the embedding seed")
+    plt.show()
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Exit only on failure, so that a documentation build can run the file too.
+    if status := main():
+        raise SystemExit(status)

@@ -1,4 +1,7 @@
-"""SMILES -> featurize -> split -> train SchNetModel -> evaluate against the mean -> forces.
+"""Training SchNet from SMILES
+===========================
+
+SMILES -> featurize -> split -> train SchNetModel -> evaluate against the mean -> forces.
 
 The label is a made-up but learnable "energy" (a per-element sum plus a term in the
 molecule's spread), so the run shows training that works and forces that behave like forces.
@@ -120,11 +123,13 @@ def report(result: dict[str, Any]) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Train, evaluate and predict forces; return 1 if a sanity check fails."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--small", action="store_true", help="60 molecules, few epochs")
     args = parser.parse_args(argv)
     return report(run(args.small))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Exit only on failure, so that a documentation build can run the file too.
+    if status := main():
+        raise SystemExit(status)

@@ -188,6 +188,10 @@ def test_html_page_marks_unchecked_blind_and_long_smiles(tmp_path):
     report.to_html(str(path))
     page = path.read_text()
     assert "ignores the coordinates you give it" in page
+    # Exact zeros are not listed as largest deviations; a geometry-reading target lists it.
+    assert "no largest deviations to list" in page
+    audit(lambda r, x: r[:1, 0], [long_chain], n_samples=1).to_html(str(path))
+    page = path.read_text()
     assert f"<td class='text wrap'>{long_chain}</td>" in page  # wraps, not squeezing drawings
     # Single atoms only: permutation checked nothing, which is not shown as a success.
     atoms = audit(composition, ["[Fe+2]", "[Na+]"], symmetries=("permutation",), n_samples=1)

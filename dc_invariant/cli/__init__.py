@@ -28,7 +28,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``dc-invariant`` (also used to render the README's usage)."""
+    """The argument parser of ``dc-invariant`` (the docs' command-line reference renders it)."""
     from dc_invariant import __version__
 
     parser = Parser(
