@@ -310,7 +310,7 @@ class KernelModel(StackedArrays, dc.models.Model):
         batch_atoms: int = 32_768,
     ) -> np.ndarray:
         """Predictions (or forces) for a stack of molecules (the `MoleculeModel` contract;
-        `predict_arrays` takes them as plain arrays: the symmetry audit's path).
+        `predict_arrays` takes them as plain arrays).
 
         Features are ignored: the kernel reads elements and geometry only. Molecules with
         an element not in the training set give NaN, as in `predict`.
