@@ -289,36 +289,6 @@ def test_parallel_matches_serial_in_order(nci_smiles):
     )
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"elements": ("C", "Xx")}, ValueError, r"unknown element symbol\(s\) \['Xx'\]"),
-        ({"elements": "CH"}, TypeError, "elements must be a list of str, got the str 'CH'"),
-        ({"elements": ("C", "C")}, ValueError, "lists a symbol twice"),
-        ({"elements": (), "other_element": False}, ValueError, "no atom could be encoded"),
-        ({"other_element": "yes"}, TypeError, "other_element must be True or False, got 'yes'"),
-        ({"atom_properties": ("charge",)}, ValueError, "atom_properties must be distinct names"),
-        ({"atom_properties": "aromatic"}, TypeError, "atom_properties must be a list of str"),
-        ({"n_conformers": 0}, ValueError, "n_conformers == 0, must be >= 1"),
-        ({"n_conformers": 2.0}, TypeError, "n_conformers must be an instance of int"),
-        ({"random_seed": -1}, ValueError, "random_seed == -1, must be >= 0"),
-        ({"max_attempts": True}, TypeError, "max_attempts must be an int, not True"),
-        (
-            {"force_field": "mmff94"},
-            ValueError,
-            r"force_field must be one of \[None, 'MMFF', 'UFF'\]",
-        ),
-        ({"n_jobs": 0}, ValueError, "n_jobs must be a non-zero int"),
-        ({"n_jobs": "2"}, TypeError, "n_jobs must be a non-zero int"),
-        ({"progress": 1}, TypeError, "progress must be True, False or None"),
-        ({"use_original_atoms_order": None}, TypeError, "use_original_atoms_order must be True"),
-    ],
-)
-def test_bad_configuration_fails_at_construction(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        ConformerFeaturizer(**kwargs)
-
-
 def test_unknown_keyword_is_a_type_error():
     with pytest.raises(TypeError, match="random_sed"):
         ConformerFeaturizer(random_sed=1)
