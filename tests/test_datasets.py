@@ -20,6 +20,8 @@ from dc_invariant.datasets import (
 
 dc = import_deepchem()
 
+# The MoleculeNet tests run offline: each raw file is written into data_dir beforehand, so
+# DeepChem finds it and never tries to download.
 DELANEY_TASK = "measured log solubility in mols per litre"
 
 # Fourteen real QM9 records in qm9pack's layout; part 1 is stored out of id order on purpose.
