@@ -2,8 +2,12 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import DRUGS, assert_attached, assert_same_conformer
 
-from dc_invariant import Conformer, pad_batch
+from dc_invariant import Conformer, ConformerFeaturizer
+from dc_invariant._deepchem import import_deepchem
+
+dc = import_deepchem()
 
 
 def make(n: int, width: int = 2, smiles: str = "x") -> Conformer:
@@ -51,36 +55,6 @@ def test_inconsistent_shapes_are_rejected(kwargs, match):
         Conformer(**args)
 
 
-def test_pad_batch_pads_with_zeros_and_masks():
-    small, large = make(2), make(5)
-    positions, features, mask = pad_batch([small, large], dtype=np.float32)
-    assert positions.shape == (2, 5, 3) and features.shape == (2, 5, 2) and mask.shape == (2, 5)
-    assert positions.dtype == np.float32 and mask.dtype == bool
-    assert mask.tolist() == [[True, True, False, False, False], [True] * 5]
-    np.testing.assert_array_equal(positions[0, :2], small.positions.astype(np.float32))
-    np.testing.assert_array_equal(features[1], large.features.astype(np.float32))
-    assert not positions[0, 2:].any() and not features[0, 2:].any()
-
-
-def test_pad_batch_to_a_fixed_size():
-    positions, _, mask = pad_batch([make(2)], n_max=4)
-    assert positions.shape == (1, 4, 3) and mask.sum() == 2
-
-
-@pytest.mark.parametrize(
-    ("batch", "kwargs", "match"),
-    [
-        ([], {}, "empty batch"),
-        ([make(2), np.array([])], {}, "molecule 1 is ndarray, not a Conformer"),
-        ([make(2), make(3, width=4, smiles="wide")], {}, r"molecule 1 \('wide'\) has 4"),
-        ([make(2), make(6, smiles="big")], {"n_max": 5}, r"molecule 1 \('big'\) has 6 atoms"),
-    ],
-)
-def test_pad_batch_errors_name_the_molecule(batch, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        pad_batch(batch, **kwargs)
-
-
 def test_split_ensemble_gives_one_datapoint_per_geometry():
     ensemble = np.arange(18, dtype=float).reshape(3, 2, 3)
     c = Conformer(ensemble[0], np.eye(2), [6, 1], "C", ensemble=ensemble)
@@ -91,3 +65,69 @@ def test_split_ensemble_gives_one_datapoint_per_geometry():
         assert part.ensemble is None and part.smiles == "C"
     single = make(2)
     assert single.split_ensemble() == [single]
+
+
+def test_disk_dataset_round_trip(tmp_path, drug_dataset):
+    # Default datapoints plus some with an ensemble and extra property columns.
+    rich = ConformerFeaturizer(
+        n_conformers=3, atom_properties=("formal_charge", "aromatic", "hybridization")
+    ).featurize(DRUGS[:4])
+    X = np.empty(len(drug_dataset) + len(rich), dtype=object)
+    X[:] = [*drug_dataset.X, *rich]
+    ids = np.array([*drug_dataset.ids, *(f"rich:{c.smiles}" for c in rich)], dtype=object)
+    y = np.arange(len(X), dtype=np.float64)[:, None] * 0.5
+
+    folder = tmp_path / "loaders_disk"
+    saved = dc.data.DiskDataset.from_numpy(X, y, ids=ids, data_dir=str(folder))
+    saved.reshard(shard_size=6)  # several shards on disk
+    assert saved.get_number_shards() == 4
+    reloaded = dc.data.DiskDataset(str(folder))
+
+    assert len(reloaded) == len(X)
+    assert list(reloaded.ids) == list(ids)
+    np.testing.assert_array_equal(reloaded.y, y)
+    assert reloaded.X.dtype == object
+    for got, want in zip(reloaded.X, X):
+        assert got is not want  # really read back from disk
+        assert_same_conformer(got, want)
+    assert reloaded.X[-1].n_conformers == 3
+    assert reloaded.X[-1].n_features == rich[0].n_features
+
+
+@pytest.mark.parametrize("splitter_name", ["random", "scaffold"])
+@pytest.mark.parametrize("storage", ["numpy", "disk"])
+def test_splitters_partition_ids_and_keep_datapoints(
+    splitter_name, storage, tmp_path, drug_dataset, drug_reference
+):
+    if storage == "numpy":
+        dataset = drug_dataset
+    else:
+        dataset = dc.data.DiskDataset.from_numpy(
+            drug_dataset.X, drug_dataset.y, ids=drug_dataset.ids, data_dir=str(tmp_path / "all")
+        )
+    splitter = {"random": dc.splits.RandomSplitter, "scaffold": dc.splits.ScaffoldSplitter}[
+        splitter_name
+    ]()
+    dirs = {}
+    if storage == "disk":
+        dirs = {f"{k}_dir": str(tmp_path / k) for k in ("train", "valid", "test")}
+    train, valid, test = splitter.train_valid_test_split(dataset, seed=7, **dirs)
+
+    splits = (train, valid, test)
+    all_ids = [s for split in splits for s in split.ids]
+    assert len(all_ids) == len(set(all_ids)) == len(DRUGS)  # no overlap
+    assert set(all_ids) == set(DRUGS)  # nothing lost
+    assert len(train) > len(valid) and len(train) > len(test)
+
+    label_of = dict(zip(drug_dataset.ids, drug_dataset.y[:, 0]))
+    for split in splits:
+        assert_attached(split)
+        for conformer, smiles, label in zip(split.X, split.ids, split.y[:, 0]):
+            assert_same_conformer(conformer, drug_reference[smiles])
+            assert label == label_of[smiles]
+
+    # Conformer datapoints do not change the split: same as for plain numeric features.
+    plain = dc.data.NumpyDataset(np.zeros((len(DRUGS), 1)), ids=drug_dataset.ids)
+    indices = splitter.split(plain, seed=7)
+    for split, index in zip(splits, indices):
+        assert list(split.ids) == [DRUGS[i] for i in index]

@@ -1,10 +1,15 @@
+import gzip
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from conftest import DRUGS, assert_attached, assert_same_conformer, row_label, rows_with_invalid
 
 from dc_invariant import Conformer, ConformerFeaturizer
+from dc_invariant._deepchem import import_deepchem
 from dc_invariant.datasets import (
     HARTREE_TO_EV,
     QM9_ATOMIZATION_TASKS,
@@ -12,6 +17,12 @@ from dc_invariant.datasets import (
     load_qm9,
     read_qm9_table,
 )
+
+dc = import_deepchem()
+
+# The MoleculeNet tests run offline: each raw file is written into data_dir beforehand, so
+# DeepChem finds it and never tries to download.
+DELANEY_TASK = "measured log solubility in mols per litre"
 
 # Fourteen real QM9 records in qm9pack's layout; part 1 is stored out of id order on purpose.
 MINI = str(Path(__file__).parent / "data" / "qm9_mini")
@@ -152,3 +163,148 @@ def test_real_qm9_sample():
         assert conformer.n_atoms <= 29
         assert set(conformer.atomic_numbers.tolist()) <= {1, 6, 7, 8, 9}
     assert (train.y[:, 0] < 0).all() and (train.y[:, 1] > 0).all()
+
+
+def _write_delaney(data_dir, rows):
+    pd.DataFrame(
+        {
+            "Compound ID": [f"cmpd{i}" for i in range(len(rows))],
+            "ESOL predicted log solubility in mols per litre": [0.0] * len(rows),
+            DELANEY_TASK: [row_label(i) for i in range(len(rows))],
+            "smiles": rows,
+        }
+    ).to_csv(os.path.join(data_dir, "delaney-processed.csv"), index=False)
+
+
+def _write_freesolv(data_dir, rows):
+    frame = pd.DataFrame({"smiles": rows, "y": [row_label(i) for i in range(len(rows))]})
+    with gzip.open(os.path.join(data_dir, "freesolv.csv.gz"), "wt", newline="") as handle:
+        frame.to_csv(handle, index=False)
+
+
+def _write_lipo(data_dir, rows):
+    pd.DataFrame(
+        {
+            "CMPD_CHEMBLID": [f"CHEMBL{i}" for i in range(len(rows))],
+            "exp": [row_label(i) for i in range(len(rows))],
+            "smiles": rows,
+        }
+    ).to_csv(os.path.join(data_dir, "Lipophilicity.csv"), index=False)
+
+
+MOLNET = {
+    "delaney": (lambda **kw: dc.molnet.load_delaney(**kw), _write_delaney, DELANEY_TASK),
+    "freesolv": (lambda **kw: dc.molnet.load_freesolv(**kw), _write_freesolv, "y"),
+    "lipo": (lambda **kw: dc.molnet.load_lipo(**kw), _write_lipo, "exp"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOLNET))
+def test_molnet_loader_offline(name, tmp_path, drug_reference):
+    load, write, task = MOLNET[name]
+    data_dir = tmp_path / "raw"
+    data_dir.mkdir()
+    rows = rows_with_invalid()
+    write(str(data_dir), rows)
+    raw_label = {s: row_label(i) for i, s in enumerate(rows)}
+
+    tasks, splits, transformers = load(
+        featurizer=ConformerFeaturizer(), data_dir=str(data_dir), save_dir=str(tmp_path / "save")
+    )
+
+    assert tasks == [task]
+    assert len(splits) == 3
+    assert sum(len(s) for s in splits) == len(DRUGS)
+    all_ids = [smiles for split in splits for smiles in split.ids]
+    assert len(all_ids) == len(set(all_ids)) == len(DRUGS)
+    assert set(all_ids) == set(DRUGS)
+    assert len(splits[0]) > 0 and len(splits[2]) > 0
+
+    # The default normalization transformer was fitted on train and applied to every split;
+    # untransforming gives back each molecule's raw label, matched by id.
+    assert len(transformers) == 1
+    normalizer = transformers[0]
+    assert isinstance(normalizer, dc.trans.NormalizationTransformer)
+    assert abs(float(splits[0].y.mean())) < 1e-8
+    for split in splits:
+        assert_attached(split)
+        assert list(split.get_task_names()) == [task]
+        for conformer, smiles in zip(split.X, split.ids):
+            assert_same_conformer(conformer, drug_reference[smiles])
+        if len(split) == 0:
+            continue
+        raw = np.array([[raw_label[s]] for s in split.ids])
+        assert not np.allclose(split.y, raw)  # really transformed ...
+        np.testing.assert_allclose(normalizer.untransform(split.y), raw, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(MOLNET))
+def test_load_molnet_whole_set_carries_task_names(name, tmp_path):
+    from dc_invariant.datasets import load_molnet
+
+    _, write, task = MOLNET[name]
+    write(str(tmp_path), rows_with_invalid())
+    dataset = load_molnet(name, str(tmp_path))
+    assert list(dataset.get_task_names()) == [task]
+    assert len(dataset) == len(DRUGS)
+
+
+CACHE_VARIANTS = {
+    "seed": {"random_seed": 1},
+    "elements": {"elements": ("C", "H", "N", "O")},
+    "heavy": {"heavy_atoms_only": True},
+    "properties": {"atom_properties": ("aromatic",)},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(CACHE_VARIANTS))
+def test_molnet_cache_is_per_featurizer_settings(variant, tmp_path):
+    data_dir = tmp_path / "raw"
+    data_dir.mkdir()
+    molecules = DRUGS[:10]
+    _write_delaney(str(data_dir), molecules)
+    save_dir = tmp_path / "save"
+
+    def load(featurizer):
+        _, splits, _ = dc.molnet.load_delaney(
+            featurizer=featurizer, data_dir=str(data_dir), save_dir=str(save_dir), reload=True
+        )
+        return splits
+
+    first = ConformerFeaturizer()
+    second = ConformerFeaturizer(**CACHE_VARIANTS[variant])
+
+    def check(splits, featurizer):
+        for split in splits:
+            assert_attached(split)
+            expected = featurizer.featurize(list(split.ids))
+            for got, want in zip(split.X, expected):
+                assert_same_conformer(got, want)
+                assert got.n_features == featurizer.n_features
+
+    splits_first = load(first)
+    check(splits_first, first)
+    splits_second = load(second)
+    check(splits_second, second)  # its own settings, not the first call's cache
+
+    cache_root = save_dir / "delaney-featurized"
+    assert str(first) != str(second)
+    assert sorted(os.listdir(cache_root)) == sorted([str(first), str(second)])
+
+    # The two results really differ, so the check above could tell them apart.
+    by_id_first = {s: c for split in splits_first for s, c in zip(split.ids, split.X)}
+    differs = [
+        c.features.shape != by_id_first[s].features.shape
+        or c.positions.shape != by_id_first[s].positions.shape
+        or not np.array_equal(c.positions, by_id_first[s].positions)
+        or not np.array_equal(c.features, by_id_first[s].features)
+        for split in splits_second
+        for s, c in zip(split.ids, split.X)
+    ]
+    assert any(differs)
+
+    # A third call with the first settings is served from the first call's cache folder.
+    again = load(ConformerFeaturizer())
+    first_folder = os.path.realpath(cache_root / str(first))
+    assert os.path.realpath(again[0].data_dir).startswith(first_folder + os.sep)
+    check(again, first)

@@ -1,16 +1,28 @@
 import logging
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DRUG_LIKE
+from conftest import (
+    DRUG_LIKE,
+    DRUGS,
+    INVALID,
+    assert_attached,
+    assert_same_conformer,
+    row_label,
+    rows_with_invalid,
+)
 from rdkit import Chem
-from rdkit.Chem import AllChem
+from rdkit.Chem import AllChem, rdDistGeom
 
 from dc_invariant import Conformer, ConformerFeaturizer
+from dc_invariant._deepchem import import_deepchem
 from dc_invariant.featurizer_settings import DEFAULT_ELEMENTS
+
+dc = import_deepchem()
 
 
 def embedded(smiles: str, seed: int = 42) -> Chem.Mol:
@@ -277,36 +289,6 @@ def test_parallel_matches_serial_in_order(nci_smiles):
     )
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"elements": ("C", "Xx")}, ValueError, r"unknown element symbol\(s\) \['Xx'\]"),
-        ({"elements": "CH"}, TypeError, "elements must be a list of str, got the str 'CH'"),
-        ({"elements": ("C", "C")}, ValueError, "lists a symbol twice"),
-        ({"elements": (), "other_element": False}, ValueError, "no atom could be encoded"),
-        ({"other_element": "yes"}, TypeError, "other_element must be True or False, got 'yes'"),
-        ({"atom_properties": ("charge",)}, ValueError, "atom_properties must be distinct names"),
-        ({"atom_properties": "aromatic"}, TypeError, "atom_properties must be a list of str"),
-        ({"n_conformers": 0}, ValueError, "n_conformers == 0, must be >= 1"),
-        ({"n_conformers": 2.0}, TypeError, "n_conformers must be an instance of int"),
-        ({"random_seed": -1}, ValueError, "random_seed == -1, must be >= 0"),
-        ({"max_attempts": True}, TypeError, "max_attempts must be an int, not True"),
-        (
-            {"force_field": "mmff94"},
-            ValueError,
-            r"force_field must be one of \[None, 'MMFF', 'UFF'\]",
-        ),
-        ({"n_jobs": 0}, ValueError, "n_jobs must be a non-zero int"),
-        ({"n_jobs": "2"}, TypeError, "n_jobs must be a non-zero int"),
-        ({"progress": 1}, TypeError, "progress must be True, False or None"),
-        ({"use_original_atoms_order": None}, TypeError, "use_original_atoms_order must be True"),
-    ],
-)
-def test_bad_configuration_fails_at_construction(kwargs, error, match):
-    with pytest.raises(error, match=match):
-        ConformerFeaturizer(**kwargs)
-
-
 def test_unknown_keyword_is_a_type_error():
     with pytest.raises(TypeError, match="random_sed"):
         ConformerFeaturizer(random_sed=1)
@@ -371,3 +353,131 @@ def test_featurize_arrays_failures_and_errors(caplog):
         ConformerFeaturizer(atom_properties=("aromatic",)).featurize_arrays([good[0]], [good[1]])
     with pytest.raises(ValueError, match="lengths must match"):
         featurizer.featurize_arrays([good[0]], [good[1], good[1]])
+
+
+def test_csv_loader_drops_invalid_rows_and_keeps_alignment(tmp_path, drug_reference, caplog):
+    rows = rows_with_invalid()
+    frame = pd.DataFrame(
+        {
+            "name": [f"row{i}" for i in range(len(rows))],
+            "smiles": rows,
+            "task_a": [row_label(i) for i in range(len(rows))],
+            "task_b": [-float(i) for i in range(len(rows))],
+        }
+    )
+    path = tmp_path / "loaders_drugs.csv"
+    frame.to_csv(path, index=False)
+
+    loader = dc.data.CSVLoader(
+        tasks=["task_a", "task_b"], feature_field="smiles", featurizer=ConformerFeaturizer()
+    )
+    with caplog.at_level(logging.WARNING, logger="dc_invariant"):
+        # shard_size=4: the invalid rows fall in different shards, so alignment must hold
+        # across DeepChem's shard boundaries too.
+        dataset = loader.create_dataset(str(path), data_dir=str(tmp_path / "ds"), shard_size=4)
+
+    assert isinstance(dataset, dc.data.DiskDataset)
+    assert dataset.get_number_shards() == 5
+    assert len(dataset) == len(DRUGS)
+    assert list(dataset.ids) == DRUGS  # invalid rows dropped, order kept
+    assert not set(INVALID) & set(dataset.ids)
+    assert_attached(dataset)
+
+    row_of = {s: i for i, s in enumerate(rows)}
+    expected_y = np.array([[row_label(row_of[s]), -float(row_of[s])] for s in dataset.ids])
+    np.testing.assert_array_equal(dataset.y, expected_y)
+    np.testing.assert_array_equal(dataset.w, np.ones_like(expected_y))
+
+    # Featurizing through the loader gives exactly what featurizing directly gives.
+    for conformer, smiles in zip(dataset.X, dataset.ids):
+        assert_same_conformer(conformer, drug_reference[smiles])
+
+    # Each dropped row was reported once, by its SMILES.
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("dc_invariant")]
+    for bad in INVALID:
+        assert sum(f"({bad})" in m for m in messages) == 1, messages
+
+
+SDF_OFFSET = np.array([100.0, -50.0, 25.0])
+
+
+def _write_sdf(path, smiles_list):
+    """Embed each molecule (own seed), shift it far from the origin, write it with a property.
+
+    Returns the in-memory Mols as written and their property values.
+    """
+    writer = Chem.SDWriter(str(path))
+    mols, values = [], []
+    for i, smiles in enumerate(smiles_list):
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        assert rdDistGeom.EmbedMolecule(mol, randomSeed=0xF00D + i) == 0
+        conf = mol.GetConformer()
+        for atom_index, xyz in enumerate(conf.GetPositions() + SDF_OFFSET):
+            conf.SetAtomPosition(atom_index, xyz.tolist())
+        value = round(-3.0 + 0.7 * i, 3)
+        mol.SetProp("_Name", f"drug{i}")
+        mol.SetProp("pIC50", f"{value:.3f}")
+        writer.write(mol)
+        mols.append(mol)
+        values.append(value)
+    writer.close()
+    return mols, values
+
+
+def test_sdf_loader_keeps_file_coordinates(tmp_path):
+    smiles_list = DRUGS[:8]
+    path = tmp_path / "loaders_drugs.sdf"
+    written, values = _write_sdf(path, smiles_list)
+    assert not os.path.exists(str(path) + ".csv")  # tasks come from the SDF properties
+
+    featurizer = ConformerFeaturizer()
+    loader = dc.data.SDFLoader(tasks=["pIC50"], featurizer=featurizer, sanitize=True)
+    dataset = loader.create_dataset(str(path), data_dir=str(tmp_path / "ds"))
+
+    from_file = list(Chem.SDMolSupplier(str(path), removeHs=False, sanitize=True))
+    assert len(dataset) == len(from_file) == len(smiles_list)
+    assert list(dataset.ids) == [Chem.MolToSmiles(m) for m in from_file]
+    assert_attached(dataset)
+    np.testing.assert_allclose(dataset.y[:, 0], values, rtol=0, atol=1e-12)
+
+    for conformer, mol_file, mol_written in zip(dataset.X, from_file, written):
+        # All atoms, hydrogens included, in the file's order.
+        n_atoms = mol_written.GetNumAtoms()
+        assert mol_file.GetNumAtoms() == n_atoms
+        assert conformer.n_atoms == n_atoms
+        assert conformer.positions.shape == (n_atoms, 3)
+        z_file = [a.GetAtomicNum() for a in mol_file.GetAtoms()]
+        np.testing.assert_array_equal(conformer.atomic_numbers, z_file)
+        assert (conformer.atomic_numbers == 1).sum() > 0
+        h_column = featurizer.feature_names.index("element=H")
+        np.testing.assert_array_equal(
+            conformer.features[:, h_column], (conformer.atomic_numbers == 1).astype(float)
+        )
+
+        # Coordinates are the file's (printed with 4 decimals), not a new embedding.
+        file_xyz = mol_file.GetConformer().GetPositions()
+        np.testing.assert_allclose(conformer.positions, file_xyz, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(
+            conformer.positions, mol_written.GetConformer().GetPositions(), rtol=0, atol=1e-4
+        )
+        assert np.linalg.norm(conformer.positions.mean(axis=0) - SDF_OFFSET) < 5.0
+        fresh = featurizer.featurize([Chem.MolToSmiles(mol_file)])[0]
+        assert np.linalg.norm(fresh.positions.mean(axis=0)) < 5.0
+        assert np.abs(conformer.positions - fresh.positions).max() > 10.0
+
+
+def test_sdf_loader_default_sanitize_false_gives_same_atom_properties(tmp_path):
+    path = tmp_path / "loaders_aromatic.sdf"
+    _write_sdf(path, DRUGS[:4])
+    featurizer = ConformerFeaturizer(atom_properties=("aromatic", "hybridization"))
+    by_sanitize = {}
+    for sanitize in (True, False):
+        loader = dc.data.SDFLoader(tasks=["pIC50"], featurizer=featurizer, sanitize=sanitize)
+        by_sanitize[sanitize] = loader.create_dataset(
+            str(path), data_dir=str(tmp_path / str(sanitize))
+        )
+    aromatic = featurizer.feature_names.index("aromatic")
+    assert by_sanitize[True].X[0].features[:, aromatic].sum() == 6  # aspirin's benzene ring
+    for sane, raw in zip(by_sanitize[True].X, by_sanitize[False].X):
+        np.testing.assert_array_equal(raw.positions, sane.positions)
+        np.testing.assert_array_equal(raw.features, sane.features)

@@ -10,7 +10,6 @@ import pytest
 
 from dc_invariant.builtin import peptide_box
 from dc_invariant.models import RotationInvariantModel, TranslationInvariantModel, tutorial
-from dc_invariant.neighbors import neighbor_pairs
 
 
 @pytest.fixture(scope="module")
@@ -18,21 +17,6 @@ def box():
     from dc_invariant import ConformerFeaturizer
 
     return ConformerFeaturizer().featurize([peptide_box(400, residues=4, seed=2)])[0]
-
-
-def test_peptide_box_is_a_sane_large_system():
-    mol = peptide_box(5000)
-    positions = mol.GetConformer().GetPositions()
-    assert 5000 <= mol.GetNumAtoms() < 5200
-    assert len(neighbor_pairs(positions, 0.9)[0]) == 0  # no two atoms on top of each other
-    # Copies are separate fragments, and the box is three-dimensional.
-    from rdkit import Chem
-
-    assert len(Chem.GetMolFrags(mol)) == mol.GetNumAtoms() // 103
-    assert (np.ptp(positions, axis=0) > 50).all()
-    np.testing.assert_array_equal(positions, peptide_box(5000).GetConformer().GetPositions())
-    with pytest.raises(ValueError, match="n_atoms must be a positive int"):
-        peptide_box(0)
 
 
 @pytest.mark.parametrize("cls", [RotationInvariantModel, TranslationInvariantModel])

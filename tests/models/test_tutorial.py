@@ -1,73 +1,59 @@
-"""The pair networks' inference path (in place, one buffer) against their autograd path."""
+"""The tutorial's four networks as DeepChem models: the NumPy reference, sizes, centring."""
 
 import numpy as np
 import pytest
-import torch
+from model_zoo import MODELS, as_dataset, drug_conformers, relative_deviation, transformed
 
-import dc_invariant.models.tutorial_networks as networks
-from dc_invariant.models import RotationInvariantModel, TranslationInvariantModel
-from dc_invariant.molecules import Molecules
-
-
-def molecules(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stacked molecules of mixed sizes, several of each size, away from the origin."""
-    rng = np.random.default_rng(seed)
-    counts = rng.permutation(np.repeat([1, 2, 7, 18, 19, 40], [3, 4, 9, 30, 11, 2]))
-    n = int(counts.sum())
-    positions = rng.normal(scale=2.0, size=(n, 3)) + 50.0
-    return positions, rng.normal(size=(n, 11)), rng.integers(1, 10, n), counts
+from dc_invariant import Conformer
+from dc_invariant.models import DenseModel, PermutationInvariantModel
+from dc_invariant.reference import NETWORKS, tutorial_case
+from dc_invariant.symmetry import random_translation, transform
 
 
-def with_gradients(model, data) -> np.ndarray:
-    """The network's outputs with autograd on: the path training and forces take."""
-    batch = model.make_batch(Molecules(*data))
-    inputs, _, _ = model._prepare_batch((batch.inputs, None, None))
-    with torch.enable_grad():
-        out = model.model(inputs)
-    assert out.requires_grad
-    return out.detach().numpy()
+@pytest.fixture(scope="module")
+def conformers() -> list[Conformer]:
+    return drug_conformers()
 
 
-@pytest.mark.parametrize("cls", [RotationInvariantModel, TranslationInvariantModel])
-@pytest.mark.parametrize("activation", ["tanh", "relu", "silu", "softplus"])
-@pytest.mark.parametrize("cutoff", [None, 4.0])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_inference_path_equals_the_autograd_path(monkeypatch, cls, activation, cutoff, dtype):
-    # A small piece size splits the groups of equal-sized molecules into several pieces.
-    monkeypatch.setattr(networks, "_PIECE_BYTES", 4096)
-    # ... and a small plane budget splits them into several calls.
-    monkeypatch.setattr(networks, "_PLANE_BYTES", 20_000)
-    model = cls(activation=activation, cutoff=cutoff, dtype=dtype, n_tasks=2, seed=1)
-    data = molecules()
-    threads = torch.get_num_threads()
-    fast = model.predict_arrays(*data)
-    assert torch.get_num_threads() == threads  # the one-thread section restores the setting
-    slow = with_gradients(model, data)
-    # float32 sums in another order: rounding relative to the largest output, not to each.
-    tolerance = (1e-12 if dtype == "float64" else 1e-5) * np.abs(slow).max()
-    np.testing.assert_allclose(fast, slow, rtol=0, atol=tolerance)
+@pytest.mark.parametrize("name", ["dense", "permutation", "translation", "rotation"])
+def test_float64_models_reproduce_the_numpy_reference(dc, name):
+    case = tutorial_case()
+    make = {"dense": lambda **kw: DenseModel(n_atoms=12, **kw)}.get(name, MODELS[name])
+    model = make(n_features=2, dtype="float64")
+    model.load_reference_weights(case.weights[name])
+    molecule = Conformer(case.r, case.x, np.array([6] * 4 + [1] * 8))
+    for r in (case.r, case.permuted, case.translated, case.rotated):
+        expected = NETWORKS[name](r, case.x, *case.weights[name])
+        got = model.predict(as_dataset(dc, [Conformer(r, case.x, molecule.atomic_numbers)]))
+        assert got.dtype == np.float64
+        assert abs(got[0, 0] - expected) <= 1e-10 * abs(expected)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("make", [RotationInvariantModel, TranslationInvariantModel])
-def test_batch_mates_never_change_a_prediction_by_a_single_bit(make, dtype):
-    from conftest import DRUG_LIKE
+def test_negative_control_a_network_reading_raw_coordinates_fails(dc, conformers):
+    # PermutationInvariantModel's first layer reads raw x, y, z: moving or turning the
+    # molecule must change its output, or the invariance checks above could not fail.
+    model = PermutationInvariantModel(dtype="float64")
+    base = model.predict(as_dataset(dc, conformers)).reshape(-1)
+    for symmetry in ("translation", "rotation"):
+        moved = model.predict(as_dataset(dc, transformed(conformers, symmetry, seed=1))).reshape(-1)
+        assert (relative_deviation(base, moved) > 1e-3).mean() > 0.5
 
-    from dc_invariant import ConformerFeaturizer
 
-    molecules = list(ConformerFeaturizer().featurize(DRUG_LIKE))
-    model = make(dtype=dtype, seed=3)
+@pytest.mark.parametrize("name", ["translation", "rotation", "schnet"])
+def test_float32_pair_models_survive_large_translations(dc, conformers, name):
+    # Each centres molecules in float64 before the cast; without it float32 keeps ~1e-4 Å
+    # of a coordinate 1,000 Å out, and predictions move by ~1e-5 (relative) and more.
+    model = MODELS[name](seed=2)
+    base = model.predict(as_dataset(dc, conformers)).reshape(-1)
+    rng = np.random.default_rng(0)
+    far = [transform(c, translation=random_translation(rng, 1e3)) for c in conformers]
+    moved = model.predict(as_dataset(dc, far)).reshape(-1)
+    assert relative_deviation(base, moved).max() < 1e-6
 
-    def predict(batch):
-        return model.predict_arrays(
-            np.concatenate([c.positions for c in batch]),
-            np.concatenate([c.features for c in batch]),
-            np.concatenate([c.atomic_numbers for c in batch]),
-            np.array([c.n_atoms for c in batch]),
-        )[:, 0]
 
-    together = predict(molecules)
-    alone = np.array([predict([c])[0] for c in molecules])
-    crowded = predict(molecules * 30).reshape(30, -1)
-    np.testing.assert_array_equal(alone, together)
-    np.testing.assert_array_equal(crowded, np.broadcast_to(together, crowded.shape))
+def test_dense_model_rejects_molecules_above_its_size(dc, conformers):
+    model = DenseModel(n_atoms=10)
+    with pytest.raises(
+        ValueError, match=r"molecule 0 \(id .*\) .* has \d+ atoms, more than .*n_atoms=10"
+    ):
+        model.predict(as_dataset(dc, [max(conformers, key=lambda c: c.n_atoms)]))

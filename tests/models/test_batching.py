@@ -1,31 +1,18 @@
-"""What the models accept and refuse: labels, plain lists of conformers, NumPy settings."""
+"""From datasets of Conformers to checked batches: labels refused with the molecule named, batches
+bounded by atoms whatever DeepChem's batch size, a failed molecule named by its dataset index."""
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import pytest
-from conftest import DRUG_LIKE
+from model_zoo import ATOM_ARRAYS, first_four, objects
 
-from dc_invariant import ConformerFeaturizer
-from dc_invariant.models import RotationInvariantModel, SchNetModel, load_model
-from dc_invariant.models.base import CONFIG_FILE
+from dc_invariant.models import RotationInvariantModel, SchNetModel
 
 
 @pytest.fixture(scope="module")
 def conformers():
-    return list(ConformerFeaturizer(random_seed=1).featurize(DRUG_LIKE[:4]))
-
-
-ATOM_ARRAYS = ("positions", "features", "atomic_numbers")
-
-
-def objects(items):
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+    return first_four()
 
 
 def test_fit_without_labels_is_an_error_not_a_zero_loss(dc, conformers, tmp_path):
@@ -56,54 +43,6 @@ def test_a_nan_label_is_refused_naming_the_molecule(dc, conformers, model_class)
     y[2] = np.inf
     with pytest.raises(ValueError, match="NaN or infinite label; 1 molecule"):
         model_class().fit(dc.data.NumpyDataset(objects(conformers), y), nb_epoch=1)
-
-
-def test_schnet_offsets_that_explain_the_labels_leave_the_network_a_scale(dc, conformers):
-    # Three molecules, labels 1, 2, 3: per-element offsets fit them exactly.
-    data = dc.data.NumpyDataset(objects(conformers[:3]), np.arange(1.0, 4.0))
-    model = SchNetModel(n_tasks=1)
-    with pytest.warns(UserWarning, match="offsets alone explain the training labels"):
-        model.fit(data, nb_epoch=2)
-    counts = np.array([c.n_atoms for c in conformers[:3]])
-    spread = (np.arange(1.0, 4.0) / counts).std()
-    scale = float(model.model.network.scale[0])
-    assert scale >= 0.99 * 0.01 * spread  # was ~1e-8: the network silenced for good
-    # More data later: the network's part is there to learn from.
-    forces = model.predict_forces(conformers[:3])
-    assert max(np.abs(f).max() for f in forces) > 1e-6
-
-
-def test_predict_forces_takes_a_list_or_one_conformer(dc, conformers):
-    model = RotationInvariantModel(dtype="float64", seed=2)
-    from_dataset = model.predict_forces(dc.data.NumpyDataset(objects(conformers)))
-    from_list = model.predict_forces(conformers)
-    assert len(from_list) == 4
-    for a, b in zip(from_dataset, from_list):
-        np.testing.assert_array_equal(a, b)
-    (single,) = model.predict_forces(conformers[2])
-    np.testing.assert_array_equal(single, from_dataset[2])
-    with pytest.raises(TypeError, match="item 1 is a str"):
-        model.predict_forces([conformers[0], "CCO"])
-
-
-def test_numpy_integer_settings_are_saved_as_plain_json(dc, conformers, tmp_path):
-    model = SchNetModel(
-        n_interactions=np.int64(2),
-        n_atom_basis=np.int32(8),
-        n_filters=8,
-        n_rbf=8,
-        batch_size=np.int64(2),
-        model_dir=str(tmp_path),
-    )
-    model.save_checkpoint()
-    with open(os.path.join(tmp_path, CONFIG_FILE)) as handle:
-        config = json.load(handle)
-    assert config["hyperparameters"]["n_interactions"] == 2
-    assert config["torch_model"]["batch_size"] == 2
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
-    restored = load_model(str(tmp_path))
-    dataset = dc.data.NumpyDataset(objects(conformers))
-    np.testing.assert_array_equal(restored.predict(dataset), model.predict(dataset))
 
 
 @pytest.mark.parametrize("batch_atoms", [1, 40, 100_000])

@@ -1,0 +1,44 @@
+"""DeepChem featurizers as audit targets: their verdicts, and their failures as skips with
+DeepChem's reason."""
+
+import numpy as np
+from audit_helpers import ALL
+from conftest import DRUG_LIKE
+
+from dc_invariant.auditing import audit
+
+
+def test_deepchem_coulomb_featurizers_get_the_verdicts_their_definitions_imply(dc, capfd):
+    smiles = DRUG_LIKE[:5]
+    # Coulomb matrix: Z_i Z_j / |r_i - r_j| in atom order. Distances ignore rigid motions
+    # and mirrors, but renumbering atoms permutes its rows and columns.
+    matrix = audit(dc.feat.CoulombMatrix(max_atoms=60), smiles, n_samples=2)
+    assert not matrix.holds("permutation")
+    assert all(matrix.holds(s) for s in ("translation", "rotation", "reflection"))
+    # Its sorted eigenvalues forget the numbering too.
+    eigen = audit(dc.feat.CoulombMatrixEig(max_atoms=60), smiles, n_samples=2)
+    assert all(eigen.holds(s) for s in ALL)
+    # Raw coordinates change under every one of them.
+    coordinates = audit(dc.feat.AtomicCoordinates(), smiles, n_samples=2)
+    assert not any(coordinates.holds(s) for s in ALL)
+    assert "Exception message" not in capfd.readouterr().err
+
+
+def test_deepchem_featurizer_failures_keep_deepchem_s_reason(dc):
+    class Picky(dc.feat.MolecularFeaturizer):
+        """Fails on molecules over 5 atoms, and on any whose first atom is a hydrogen."""
+
+        def _featurize(self, datapoint, **kwargs):
+            if datapoint.GetNumAtoms() > 5:
+                raise ValueError(f"{datapoint.GetNumAtoms()} atoms is too many")
+            if datapoint.GetAtomWithIdx(0).GetAtomicNum() == 1:
+                raise ValueError("hydrogen first")
+            return np.array([datapoint.GetNumAtoms()], dtype=float)
+
+    report = audit(Picky(), ["C", "CCO"], symmetries=("permutation",), n_samples=3)
+    reasons = dict(zip(report.skipped["id"], report.skipped["reason"]))
+    assert reasons == {
+        "CCO": "DeepChem could not featurize it: 9 atoms is too many",
+        "C": "DeepChem could not featurize it: hydrogen first (on a transformed copy)",
+    }
+    assert report.n_inputs == 2 and report.molecules.empty

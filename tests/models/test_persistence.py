@@ -1,0 +1,71 @@
+"""Saved models: checkpoints, JSON settings beside the weights, load_model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from model_zoo import MODELS, drug_conformers, first_four, labelled, objects
+
+from dc_invariant import Conformer
+from dc_invariant.models import SchNetModel, load_model
+from dc_invariant.models.base import CONFIG_FILE
+
+
+@pytest.fixture(scope="module")
+def dataset(dc):
+    return labelled(dc, drug_conformers())
+
+
+@pytest.fixture(scope="module", name="first_four")
+def first_four_fixture() -> list[Conformer]:
+    return first_four()
+
+
+@pytest.mark.parametrize("name", ["dense", "rotation", "schnet"])
+def test_checkpoints_and_model_dir_restore_bit_identical_predictions(dataset, name, tmp_path):
+    folder = str(tmp_path / name)
+    model = MODELS[name](seed=5, batch_size=4, model_dir=folder, learning_rate=0.01)
+    model.fit(dataset, nb_epoch=3)
+    model.save_checkpoint()
+    expected = model.predict(dataset)
+
+    again = MODELS[name](seed=99, batch_size=4, model_dir=folder, learning_rate=0.01)
+    again.restore()
+    np.testing.assert_array_equal(again.predict(dataset), expected)
+
+    reloaded = load_model(folder)
+    assert type(reloaded) is type(model)
+    np.testing.assert_array_equal(reloaded.predict(dataset), expected)
+    with open(os.path.join(folder, CONFIG_FILE)) as handle:
+        config = json.load(handle)
+    assert config["class"] == type(model).__name__
+    assert config["hyperparameters"]["seed"] == 5 and config["torch_model"]["batch_size"] == 4
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a saved dc_invariant model"):
+        load_model(str(tmp_path))
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"class": "os.system", "hyperparameters": {}}))
+    with pytest.raises(ValueError, match=r"unknown model class 'os\.system'"):
+        load_model(str(tmp_path))
+
+
+def test_numpy_integer_settings_are_saved_as_plain_json(dc, first_four, tmp_path):
+    model = SchNetModel(
+        n_interactions=np.int64(2),
+        n_atom_basis=np.int32(8),
+        n_filters=8,
+        n_rbf=8,
+        batch_size=np.int64(2),
+        model_dir=str(tmp_path),
+    )
+    model.save_checkpoint()
+    with open(os.path.join(tmp_path, CONFIG_FILE)) as handle:
+        config = json.load(handle)
+    assert config["hyperparameters"]["n_interactions"] == 2
+    assert config["torch_model"]["batch_size"] == 2
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    restored = load_model(str(tmp_path))
+    dataset = dc.data.NumpyDataset(objects(first_four))
+    np.testing.assert_array_equal(restored.predict(dataset), model.predict(dataset))

@@ -1,0 +1,127 @@
+"""SchNet: locality, per-element offsets, batching, reused inference tensors, threads."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from model_zoo import SMALL_SCHNET, as_dataset, drug_conformers, first_four, objects, stacked
+
+from dc_invariant import Conformer
+from dc_invariant.models import SchNetModel, load_model
+from dc_invariant.molecules import Molecules
+
+
+@pytest.fixture(scope="module")
+def conformers() -> list[Conformer]:
+    return drug_conformers()
+
+
+@pytest.fixture(scope="module", name="first_four")
+def first_four_fixture() -> list[Conformer]:
+    return first_four()
+
+
+def test_schnet_is_local_and_fits_per_element_offsets(dc, conformers, tmp_path):
+    model = SchNetModel(**SMALL_SCHNET, cutoff=4.0, dtype="float64", model_dir=str(tmp_path))
+    a, b = conformers[0], conformers[1]
+    apart = Conformer(
+        np.concatenate([a.positions, b.positions + np.array([30.0, 0.0, 0.0])]),
+        np.concatenate([a.features, b.features]),
+        np.concatenate([a.atomic_numbers, b.atomic_numbers]),
+    )
+    energies = model.predict(as_dataset(dc, [a, b, apart]))[:, 0]
+    assert energies[2] == pytest.approx(energies[0] + energies[1], rel=1e-10)
+
+    y = np.array(
+        [
+            [-1.5 * (c.atomic_numbers == 1).sum() - 4.0 * (c.atomic_numbers > 1).sum()]
+            for c in conformers
+        ]
+    )
+    model.fit(dc.data.NumpyDataset(np.array(conformers), y), nb_epoch=1)
+    network = model.model.network
+    assert bool(network.standardized)
+    assert network.atom_offset[1, 0].item() == pytest.approx(-1.5, abs=1e-4)
+    assert network.atom_offset[6, 0].item() == pytest.approx(-4.0, abs=1e-4)
+    model.save_checkpoint()
+    reloaded = load_model(str(tmp_path))
+    assert bool(reloaded.model.network.standardized)
+    assert reloaded.model.network.atom_offset[6, 0].item() == network.atom_offset[6, 0].item()
+
+
+def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers):
+    from dc_invariant.models.schnet import _two_layers
+
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=2)
+    arrays = stacked(conformers)
+    one_batch = model.predict_arrays(*arrays, batch_atoms=100_000)
+    np.testing.assert_allclose(model.predict_arrays(*arrays, batch_atoms=30), one_batch, rtol=1e-12)
+    # The shifted softplus's -log 2, folded into the next bias, is the same function.
+    block = model.model.network.interactions[0].filter
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(40, 12)))
+    np.testing.assert_allclose(_two_layers(block, x).detach(), block(x).detach(), atol=1e-12)
+
+
+def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers, monkeypatch):
+    from dc_invariant.models import RUNTIME
+
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=4)
+    arrays = stacked(conformers)
+    inference = model.predict_arrays(*arrays)
+    scratch = model.model.network._scratch.tensors
+    kept = {name: tensor.data_ptr() for name, tensor in scratch.items()}
+    assert set(kept) == {"rbf", "hidden", "weights"}
+    # Smaller batches fit in the tensors of the first call: nothing is allocated again.
+    smaller = model.predict_arrays(*arrays, batch_atoms=40)
+    np.testing.assert_allclose(smaller, inference, rtol=1e-12)
+    assert {name: tensor.data_ptr() for name, tensor in scratch.items()} == kept
+    # The training path (autograd, fresh tensors) gives the same numbers to the last bit.
+    batch = model.make_batch(Molecules.from_arrays(*arrays, model.n_features))
+    inputs, _, _ = model._prepare_batch((batch.inputs, None, None))
+    with torch.enable_grad():
+        trained_path = model.model(inputs).detach().numpy()
+    np.testing.assert_array_equal(trained_path, inference)
+    # Tensors first made under torch.inference_mode serve later predictions too.
+    model.model.network._scratch.tensors.clear()
+    with torch.inference_mode():
+        np.testing.assert_array_equal(model.predict_arrays(*arrays), inference)
+    np.testing.assert_array_equal(model.predict_arrays(*arrays), inference)
+    # Past RUNTIME.schnet_keep_bytes a batch's tensors are its own and are not kept.
+    monkeypatch.setattr(RUNTIME, "schnet_keep_bytes", 1_000)
+    model.model.network._scratch.tensors.clear()
+    np.testing.assert_allclose(model.predict_arrays(*arrays, batch_atoms=40), inference, rtol=1e-12)
+    assert all(tensor.nbytes <= 1_000 for tensor in scratch.values())
+    monkeypatch.undo()
+    model.predict_arrays(*arrays)
+    # A copy of the network (Dask pickles models for its workers) starts without them.
+    copied = pickle.loads(pickle.dumps(model.model.network))
+    assert copied._scratch.tensors == {} and len(scratch) == 3
+
+
+def test_schnet_predictions_from_threads_sharing_one_model(dc, conformers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=5)
+    # Different molecules per thread, so tensors shared between threads would mix them up.
+    datasets = [as_dataset(dc, conformers[k::2] * 20) for k in (0, 1)]
+    alone = [model.predict(d) for d in datasets]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(model.predict, datasets * 3))
+    for k, result in enumerate(together):
+        np.testing.assert_array_equal(result, alone[k % 2])
+
+
+def test_schnet_offsets_that_explain_the_labels_leave_the_network_a_scale(dc, first_four):
+    # Three molecules, labels 1, 2, 3: per-element offsets fit them exactly.
+    data = dc.data.NumpyDataset(objects(first_four[:3]), np.arange(1.0, 4.0))
+    model = SchNetModel(n_tasks=1)
+    with pytest.warns(UserWarning, match="offsets alone explain the training labels"):
+        model.fit(data, nb_epoch=2)
+    counts = np.array([c.n_atoms for c in first_four[:3]])
+    spread = (np.arange(1.0, 4.0) / counts).std()
+    scale = float(model.model.network.scale[0])
+    assert scale >= 0.99 * 0.01 * spread  # was ~1e-8: the network silenced for good
+    # More data later: the network's part is there to learn from.
+    forces = model.predict_forces(first_four[:3])
+    assert max(np.abs(f).max() for f in forces) > 1e-6

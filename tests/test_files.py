@@ -1,0 +1,40 @@
+"""Files the package writes are complete or absent."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from dc_invariant.files import atomic, read_json, write_json, write_tables
+
+
+def test_atomic_renames_into_place_only_when_the_block_succeeds(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic(path) as handle:
+            handle.write("half")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
+    with atomic(path) as handle:
+        handle.write("new")
+    assert path.read_text() == "new" and list(tmp_path.iterdir()) == [path]
+
+
+def test_json_that_cannot_be_written_leaves_nothing_behind(tmp_path):
+    path = tmp_path / "report.json"
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json(path, {"bad": object()})
+    assert not list(tmp_path.iterdir())
+    write_json(path, {"seed": 3, "values": [1.5, None]})
+    assert read_json(str(path)) == {"seed": 3, "values": [1.5, None]}
+    assert json.loads(path.read_text()) == read_json(str(path))
+
+
+def test_tables_are_written_one_csv_each_into_a_new_folder(tmp_path):
+    folder = tmp_path / "out" / "tables"
+    tables = {"molecules": pd.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0]})}
+    tables["skipped"] = pd.DataFrame(columns=["id", "reason"])
+    write_tables(str(folder), tables)
+    assert sorted(p.name for p in folder.iterdir()) == ["molecules.csv", "skipped.csv"]
+    pd.testing.assert_frame_equal(pd.read_csv(folder / "molecules.csv"), tables["molecules"])
