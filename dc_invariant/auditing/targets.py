@@ -104,8 +104,9 @@ def predictor(
     """A function mapping stacked molecules to their `Outputs`.
 
     ``target`` is a `MoleculeModel` (every dc_invariant model, and any model with
-    ``predict_molecules``: the stacked molecules go to it as they are), another DeepChem model (anything with
-    ``predict(dataset)`` over `Conformer` datapoints), a DeepChem featurizer (anything with
+    ``predict_molecules``: the stacked molecules go to it as they are), another DeepChem
+    model (anything with ``predict(dataset)`` over `Conformer` datapoints), a DeepChem
+    featurizer (anything with
     ``featurize(mols)``: each molecule is rebuilt as an RDKit Mol with its geometry and atom
     order, then featurized), or a callable ``f(positions, features) -> array``. With a
     ``featurizer``, ``target`` is a model reading that featurizer's output: each rebuilt

@@ -50,7 +50,9 @@ class Projection:
             else:
                 keep = len(values)
             means.append(mean.cpu().numpy())
-            axes.append(np.ascontiguousarray(vecs[:, : max(1, keep)]))
+            # A copy, not ascontiguousarray: a single kept axis of the reversed view counts
+            # as contiguous to NumPy but keeps its negative stride, which torch refuses.
+            axes.append(vecs[:, : max(1, keep)].copy())
         return cls(means, axes)
 
     def project(self, vectors: torch.Tensor, e: int) -> torch.Tensor:
