@@ -21,6 +21,7 @@ from dc_invariant.conformer import Conformer
 
 __all__ = [
     "Molecules",
+    "budget_ranges",
     "pad_batch",
     "segment_arange",
     "segment_ids",
@@ -54,6 +55,30 @@ def segment_ids(counts: IntArray) -> IntArray:
     """
     counts = np.asarray(counts, dtype=np.int64)
     return np.repeat(np.arange(len(counts)), counts)
+
+
+def budget_ranges(costs: IntArray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive ``(first, last)`` ranges of items whose costs add up to at most ``budget``.
+
+    An item over the budget gets a range of its own. The one rule for bounding memory by
+    chunks of molecules: atoms per prediction batch, atoms per representation chunk, atom
+    pairs per neighbour search.
+
+    Examples
+    --------
+    >>> budget_ranges([3, 5, 1], 6), budget_ranges([3, 5, 1], 4)
+    ([(0, 1), (1, 3)], [(0, 1), (1, 2), (2, 3)])
+    """
+    costs = np.asarray(costs, dtype=np.int64)
+    ends = np.cumsum(costs)
+    ranges = []
+    first = 0
+    while first < len(costs):
+        before = int(ends[first] - costs[first])
+        last = max(first + 1, int(np.searchsorted(ends, before + budget, side="right")))
+        ranges.append((first, last))
+        first = last
+    return ranges
 
 
 def split_segments(values: np.ndarray, counts: IntArray) -> list[np.ndarray]:
@@ -308,15 +333,7 @@ class Molecules:
         ([(0, 1), (1, 3)], [(0, 1), (1, 2), (2, 3)], [(0, 2), (2, 3)])
         """
         sizes = self.counts if padded_to is None else np.full(len(self), padded_to)
-        ends = np.cumsum(sizes)
-        ranges = []
-        first = 0
-        while first < len(ends):
-            lo = int(ends[first] - sizes[first])
-            last = max(first + 1, int(np.searchsorted(ends, lo + max_atoms, side="right")))
-            ranges.append((first, last))
-            first = last
-        return ranges
+        return budget_ranges(sizes, max_atoms)
 
     def batches(self, max_atoms: int, padded_to: Optional[int] = None) -> Iterator[Molecules]:
         """The molecules of each of `batch_ranges`, as views."""

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from dc_invariant._types import FloatArray, IntArray
-from dc_invariant.molecules import segment_ids, starts_of
+from dc_invariant.molecules import budget_ranges, segment_ids, starts_of
 
 __all__ = ["neighbor_pairs", "stacked_neighbor_pairs"]
 
@@ -131,13 +131,7 @@ def _small_molecule_pairs(
     """
     positions = np.asarray(positions, dtype=np.float64)
     out_i, out_j, per_molecule = [], [], []
-    area = np.cumsum(counts**2)
-    first = 0
-    while first < len(counts):
-        last = max(
-            first + 1,
-            int(np.searchsorted(area, area[first] - counts[first] ** 2 + (1 << 20), side="right")),
-        )
+    for first, last in budget_ranges(np.asarray(counts) ** 2, 1 << 20):
         sizes = counts[first:last]
         pairs = sizes**2
         size = np.repeat(sizes, pairs)
@@ -151,7 +145,6 @@ def _small_molecule_pairs(
         out_i.append(i[close])
         out_j.append(j[close])
         per_molecule.append(np.bincount(owner, minlength=last - first))
-        first = last
     if not out_i:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, empty

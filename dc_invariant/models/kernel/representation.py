@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from dc_invariant.molecules import budget_ranges, starts_of
 from dc_invariant.neighbors import stacked_neighbor_pairs
 
 __all__ = ["FCHL19", "atom_vectors"]
@@ -225,15 +226,11 @@ def atom_vectors(
     device: torch.device,
 ) -> torch.Tensor:
     """FCHL19 vectors of stacked molecules, (n_total, size) on ``device``, in bounded chunks."""
-    ends = np.cumsum(counts)
+    starts = starts_of(counts)
     out = []
-    first = 0
     with torch.no_grad():
-        while first < len(counts):
-            before = int(ends[first] - counts[first])
-            last = max(first + 1, int(np.searchsorted(ends, before + _CHUNK_ATOMS, "right")))
-            lo, hi = before, int(ends[last - 1])
+        for first, last in budget_ranges(counts, _CHUNK_ATOMS):
+            lo, hi = int(starts[first]), int(starts[last - 1] + counts[last - 1])
             coords = torch.as_tensor(positions[lo:hi], dtype=torch.float64, device=device)
             out.append(rep(coords, index[lo:hi], counts[first:last], n_elements))
-            first = last
     return torch.cat(out)
