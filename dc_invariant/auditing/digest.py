@@ -75,11 +75,7 @@ def target_digest(target: Any, featurizer: Any = None) -> str:
 
 def _feed_array(h: Any, array: np.ndarray) -> None:
     h.update(f"a{array.dtype.str}{array.shape}".encode())
-    if array.dtype == object:
-        for item in array.reshape(-1):
-            h.update(repr(item).encode())
-    else:
-        h.update(np.ascontiguousarray(array).tobytes())
+    h.update(np.ascontiguousarray(array).tobytes())
 
 
 def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
@@ -89,7 +85,7 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
     if isinstance(value, np.generic):
         h.update(f"{value.dtype.str}:{value!r};".encode())
         return
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) and value.dtype != object:
         _feed_array(h, value)
         return
     if id(value) in seen or depth > _MAX_DEPTH:
@@ -117,6 +113,9 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
             _feed(h, value[key], depth + 1, seen)
         h.update(b"}")
         return
+    if isinstance(value, np.ndarray):  # of objects (datapoints): each by its state
+        h.update(f"objects{value.shape}".encode())
+        value = value.reshape(-1).tolist()
     if isinstance(value, (list, tuple)):
         h.update(f"{type(value).__name__}[".encode())
         for item in value:

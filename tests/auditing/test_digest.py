@@ -95,3 +95,34 @@ def test_cli_resume_after_other_inputs_or_a_retrained_model_exits_2(tmp_path, ca
     capsys.readouterr()
     assert main([*saved, "--resume"]) == 2
     assert "the target (its weights, data or code) changed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_digests_are_the_same_in_another_process(tmp_path):
+    import subprocess
+    import sys
+
+    from dc_invariant.models import RotationInvariantModel
+
+    RotationInvariantModel(model_dir=str(tmp_path / "m"), seed=3).save_checkpoint()
+    target = tmp_path / "target.py"
+    target.write_text(
+        "import numpy as np\n"
+        "SCALE = np.arange(3.0)\n"
+        "def make():\n"
+        "    return lambda r, x: float((r @ SCALE).sum())\n"
+    )
+    code = (
+        "import sys\n"
+        "from dc_invariant.auditing.digest import target_digest\n"
+        "from dc_invariant.auditing.user_target import load_target\n"
+        "from dc_invariant.models import load_model\n"
+        f"print(target_digest(load_model({str(tmp_path / 'm')!r})))\n"
+        f"print(target_digest(*reversed(load_target({str(target) + ':make'!r}))))\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2")
+    ]  # fmt: skip
+    assert runs[0] == runs[1] and len(runs[0].split()) == 2
