@@ -33,6 +33,7 @@ import torch
 from _measure import best_time, load_average
 from _rows import add_json_option, result_row, write_rows
 
+import dc_invariant.models.elementwise as elementwise
 import dc_invariant.models.tutorial_networks as networks
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RUNTIME, RotationInvariantModel
@@ -64,6 +65,33 @@ def floor_parts(n_values: int, dtype: str, rng: np.random.Generator) -> dict[str
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name (figures are only comparable on one kind of CPU)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def print_kernels() -> None:
+    """Per-million-value time of every candidate in-place kernel on this CPU, on the
+    inference paths' one thread, and the one `dc_invariant.models.elementwise` picks."""
+    print("| kernel | dtype | torch (ms / 1M) | NumPy ufunc (ms / 1M) | used |")
+    print("|---|---|---:|---:|---|")
+    for name in elementwise.KERNELS:
+        for dtype in (torch.float32, torch.float64):
+            seconds = elementwise.timings(name, dtype)
+            print(
+                f"| {name} | {str(dtype)[6:]} | {seconds['torch'] * 1e3:.3f} | "
+                f"{seconds['numpy'] * 1e3:.3f} | {elementwise.choice(name, dtype)} |"
+            )
+    print()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Time the floor, the model and the reference loop; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,10 +112,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"{n_values:,} hidden units (Σ n² x {HIDDEN})"
     )
     print(
-        f"# {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads by default), load average "
+        f"# {platform.platform()}, {cpu_model()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads by default), load average "
         f"{load_average()} at start\n"
     )
+    print_kernels()
 
     start = time.perf_counter()
     reference = np.array([rotation_invariant(c.positions, c.features, *weights) for c in molecules])

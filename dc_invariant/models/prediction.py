@@ -8,8 +8,7 @@ inference thread.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -18,27 +17,11 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.batching import Batch, transform_scale
 from dc_invariant.models.contract import StackedArrays
-from dc_invariant.models.runtime import RUNTIME
+from dc_invariant.models.runtime import inference_threads
 from dc_invariant.molecules import Molecules
 from dc_invariant.validation import check_task
 
-__all__ = ["PredictionMixin", "inference_threads"]
-
-
-@contextlib.contextmanager
-def inference_threads() -> Iterator[None]:
-    """Run torch on ``RUNTIME.inference_threads`` threads inside this context (every
-    prediction does; see `Runtime` for why one is the default)."""
-    wanted = RUNTIME.inference_threads
-    saved = torch.get_num_threads()
-    change = wanted > 0 and saved != wanted
-    if change:
-        torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        if change:
-            torch.set_num_threads(saved)
+__all__ = ["PredictionMixin"]
 
 
 class PredictionMixin(StackedArrays):

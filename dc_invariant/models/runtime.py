@@ -9,12 +9,16 @@ They are not saved with models and may be changed at any time, from the public n
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dc_invariant.validation import check_int
+import torch
 
-__all__ = ["RUNTIME", "Runtime"]
+from dc_invariant.validation import check_choice, check_int
+
+__all__ = ["RUNTIME", "Runtime", "inference_threads"]
 
 
 @dataclass
@@ -33,15 +37,39 @@ class Runtime:
         Largest pair tensor a `SchNetModel` keeps between prediction batches (a 1,024-atom
         QM9 batch needs about 11 MB); a larger one, for one big system, is freed after its
         batch.
+    elementwise : {"auto", "torch", "numpy"}, default="auto"
+        Kernels of the in-place activations and exponentials at inference: chosen by
+        timing on this CPU (`dc_invariant.models.elementwise`), or forced.
     """
 
     inference_threads: int = 1
     schnet_keep_bytes: int = 64 << 20
+    elementwise: str = "auto"
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Checked on every change: a bad value would otherwise surface deep in a prediction.
-        super().__setattr__(name, check_int(value, name, min_val=0))
+        if name == "elementwise":
+            value = check_choice(value, name, ("auto", "torch", "numpy"))
+        else:
+            value = check_int(value, name, min_val=0)
+        super().__setattr__(name, value)
 
 
 #: The settings in force (one per process).
 RUNTIME = Runtime()
+
+
+@contextlib.contextmanager
+def inference_threads() -> Iterator[None]:
+    """Run torch on ``RUNTIME.inference_threads`` threads inside this context (every
+    prediction does; see `Runtime` for why one is the default)."""
+    wanted = RUNTIME.inference_threads
+    saved = torch.get_num_threads()
+    change = wanted > 0 and saved != wanted
+    if change:
+        torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(saved)

@@ -18,6 +18,7 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels
+from dc_invariant.models.elementwise import exp_
 from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.runtime import RUNTIME
 from dc_invariant.models.settings import SchNetSettings
@@ -213,7 +214,7 @@ class SchNetNetwork(torch.nn.Module):
             n_pairs, n_filters = len(i), self.interactions[0].in2f.out_features
             rbf = self._scratch.take("rbf", n_pairs, len(self.centers), distances)
             torch.sub(distances.unsqueeze(-1), self.centers, out=rbf)
-            torch.exp(rbf.square_().mul_(-self.gamma), out=rbf)
+            exp_(rbf.square_().mul_(-self.gamma))
             work = (
                 self._scratch.take("hidden", n_pairs, n_filters, distances),
                 self._scratch.take("weights", n_pairs, n_filters, distances),

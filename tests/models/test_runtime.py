@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dc_invariant.models import RUNTIME, RotationInvariantModel
-from dc_invariant.models.prediction import inference_threads
+from dc_invariant.models.runtime import inference_threads
 
 
 def test_inference_threads_are_read_when_a_prediction_runs(monkeypatch):

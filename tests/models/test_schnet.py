@@ -66,6 +66,9 @@ def test_schnet_batches_and_folded_shift_leave_predictions_unchanged(conformers)
 def test_schnet_inference_reuses_pair_tensors_and_matches_autograd(conformers, monkeypatch):
     from dc_invariant.models import RUNTIME
 
+    # Bit for bit against autograd needs the same exp kernel as autograd: torch's.
+    monkeypatch.setattr(RUNTIME, "elementwise", "torch")
+
     model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=4)
     arrays = stacked(conformers)
     inference = model.predict_arrays(*arrays)
