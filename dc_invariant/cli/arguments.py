@@ -36,9 +36,9 @@ __all__ = [
 EXIT_USAGE, EXIT_CRASH = 2, 3
 
 EXIT_STATUS_HELP = (
-    "exit status: 0 every --require'd symmetry holds (featurize: every molecule featurized); "
+    "exit status: 0 every --require'd symmetry holds (featurize: some molecules featurized); "
     "1 a required symmetry is broken or was checked on no molecule (stderr says which model "
-    "and symmetry; featurize: some molecules failed); 2 bad arguments or input files, or a "
+    "and symmetry; featurize: none featurized); 2 bad arguments or input files, or a "
     "refused --resume (one line on stderr); 3 an unexpected failure: a target that raises "
     "on every molecule, or a bug (a traceback on stderr)"
 )
