@@ -78,8 +78,8 @@ class KernelModel(dc.models.Model):
         :math:`\lambda`, added to the kernel diagonal; searched when not given.
     sigmas : sequence of float, default=(2, 4, 8)
         Starting widths of the search; a width beyond an edge (by the grid's end ratio) is
-        tried while the best lies on it, up to four times, then the best is refined halfway
-        (geometrically) to its neighbours.
+        tried while the best lies on it, up to four times, then one halfway (geometrically)
+        toward the best's better neighbour.
     regularizations : sequence of float, optional
         Candidate :math:`\lambda` values; by default 1e-10 to 10 times the kernel's mean
         diagonal, four a decade.

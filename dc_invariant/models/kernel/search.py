@@ -5,10 +5,11 @@ of ``search_size`` of them when there are more), one eigendecomposition, which s
 ``lambda`` at once: by exact leave-one-out (`loo`) or on a given validation set. The
 ``lambda`` grid spans 1e-10 to 10 times the kernel's mean diagonal, so noise-free energies
 (small ``lambda``) and noisy experimental labels (large) both find an interior optimum. The
-widths grow or shrink by the grid's end ratio while the best one lies on an edge, then are
-refined between the best and its neighbours. On a subset, ``lambda`` is then walked on the
-whole training set with Cholesky leave-one-out (an eigendecomposition of a 10,000-molecule
-kernel costs ten to thirty factorisations). A choice still on an edge is warned about.
+widths grow or shrink by the grid's end ratio while the best one lies on an edge, then one
+more is tried halfway (geometrically) toward the best's better neighbour. On a subset,
+``lambda`` is then walked on the whole training set with Cholesky leave-one-out (an
+eigendecomposition of a large kernel costs many factorisations: 2,000 molecules, 3.6 s
+against 0.08 s here). A choice still on an edge is warned about.
 """
 
 from __future__ import annotations
@@ -250,8 +251,8 @@ class _Grid:
         """Score the starting widths, extend past an edge, then refine around the best.
 
         Each pass over the atom pairs computes several widths from one GEMM, so the
-        midpoints between the starting widths are computed with them and scored (one
-        eigendecomposition each) only beside the best.
+        midpoints between the starting widths are computed with them; one is scored (an
+        eigendecomposition), between the best and its better neighbour.
         """
         s = self.settings
         if s.sigma:
@@ -276,10 +277,11 @@ class _Grid:
             self.compute([new, float(np.sqrt(new * best))])
             self.score(new)
             coarse = sorted([*coarse, new])
+        # Refine toward the better neighbour only: one eigendecomposition, not two.
         k = coarse.index(self.best()[0])
-        for j in (k - 1, k + 1):
-            if 0 <= j < len(coarse):
-                self.score(float(np.sqrt(coarse[k] * coarse[j])))
+        beside = [j for j in (k - 1, k + 1) if 0 <= j < len(coarse)]
+        j = min(beside, key=lambda i: np.nanmin(self.results[coarse[i]][0]))
+        self.score(float(np.sqrt(coarse[k] * coarse[j])))
         self.kernels = {self.best()[0]: self.kernels[self.best()[0]]}
 
     def compute(self, sigmas: Sequence[float]) -> None:
