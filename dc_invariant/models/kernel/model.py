@@ -30,6 +30,7 @@ from dc_invariant.models.kernel.inputs import (
 from dc_invariant.models.kernel.kernels import blas_on_one_thread
 from dc_invariant.models.kernel.projection import Projection
 from dc_invariant.models.kernel.representation import atom_vectors
+from dc_invariant.models.kernel.scoring import Holdout
 from dc_invariant.models.kernel.settings import KernelSettings
 from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import MODEL_CLASSES
@@ -223,7 +224,7 @@ class KernelModel(dc.models.Model):
         }
         return choice.mae
 
-    def _holdout(self, valid: Any, elements: np.ndarray, projection: Projection) -> search.Holdout:
+    def _holdout(self, valid: Any, elements: np.ndarray, projection: Projection) -> Holdout:
         """The validation set's checked labels, counts and projected atoms."""
         y = check_labels(valid.X, valid.y, valid.w, valid.ids, self.n_tasks)
         stacked, name = stack_dataset(valid.X, valid.ids)
@@ -239,7 +240,7 @@ class KernelModel(dc.models.Model):
         )  # fmt: skip
         sets = projection.atom_sets(vectors, index, stacked.molecule)
         counts = element_counts(index, stacked.molecule, len(y), len(elements))
-        return search.Holdout(sets, counts, y)
+        return Holdout(sets, counts, y)
 
     def _check_fitted(self) -> TrainedKernel:
         if self._trained is None:
