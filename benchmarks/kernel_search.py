@@ -72,9 +72,12 @@ def run(source: str, n: int, seed: int) -> dict[str, Any]:
         f"import sys, json; sys.path.insert(0, {HERE!r}); import kernel_search; "
         f"print('RESULT', json.dumps(kernel_search.worker({n}, {seed})))"
     )
+    # In the source tree, so that `python -c` (which puts the working folder first on
+    # sys.path) imports that tree's dc_invariant.
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
+        [sys.executable, "-c", code], env=env, cwd=source, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if out.returncode or not lines:
         raise RuntimeError(f"the fit from {source} failed:\n{out.stderr[-3000:]}")

@@ -132,15 +132,14 @@ def check_labels(dataset: Any, n_tasks: int, *, every_label: bool = False) -> np
     w = getattr(dataset, "w", None)
     if every_label and w is not None and np.size(w) == np.size(y):
         missing = (np.asarray(w).reshape(n, -1) == 0).any(axis=1)
-        problems.append(
-            (missing, "a label marked missing (weight 0), which this model cannot skip")
-        )
+        problems.append((missing, "a missing label (weight 0), which this model cannot skip"))
     for bad, what in problems:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
+            who = describe_molecule(getattr(dataset, "X", None), getattr(dataset, "ids", None), k)
             raise ValueError(
-                f"{describe_molecule(dataset, k)} has {what}; {int(bad.sum())} molecule(s) in "
-                "all do: drop or impute them before fitting"
+                f"{who} has {what}; {int(bad.sum())} molecule(s) in all do: drop or impute them "
+                "before fitting"
             )
     if not np.any(y):
         raise ValueError(
@@ -150,10 +149,9 @@ def check_labels(dataset: Any, n_tasks: int, *, every_label: bool = False) -> np
     return y
 
 
-def describe_molecule(dataset: Any, k: int) -> str:
-    """``"molecule k (id '...', 'SMILES')"`` for messages about molecule ``k`` of a dataset."""
-    ids = getattr(dataset, "ids", None)
-    X = getattr(dataset, "X", None)
+def describe_molecule(X: Any, ids: Any, k: int) -> str:
+    """``"molecule k (id '...', 'SMILES')"`` for messages about molecule ``k`` of a dataset's
+    ``X`` (datapoints) and ``ids``."""
     smiles = getattr(X[k], "smiles", None) if X is not None and len(X) > k else None
     who = f"molecule {k}"
     if ids is not None and len(ids) > k:

@@ -2,7 +2,8 @@
 
 The modules, in the order the data flows: `representation` (FCHL19 in torch) ->
 `projection` (per-element centring and principal axes) -> `kernels` (blocked local
-Gaussian kernels) -> `search` (width and regularization) + `solve` (offsets, ridge) ->
+Gaussian kernels) -> `search` (width and regularization, each scored by `scoring`: `loo`,
+the closed-form leave-one-out, or on a validation set) + `solve` (offsets, ridge) ->
 `trained` (predictions and forces of a fitted model) -> `store` (save and load) ->
 `model` (`KernelModel`, the DeepChem Model). `inputs` checks and stacks the datasets;
 `settings` holds `KernelSettings`.

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from dc_invariant.conformer import Conformer
+from dc_invariant.models.batching import describe_molecule
 from dc_invariant.molecules import Molecules
 
 __all__ = [
-    "check_labels",
     "element_counts",
     "element_index",
     "element_symbol",
@@ -22,39 +22,6 @@ __all__ = [
     "stack_dataset",
     "unsupported",
 ]
-
-
-def _describe(X: Any, ids: Any, k: int) -> str:
-    smiles = getattr(X[k], "smiles", None) if X is not None else None
-    who = f"molecule {k}"
-    if ids is not None and len(ids) > k:
-        who += f" (id {ids[k]!r}"
-        who += f", {smiles!r})" if smiles else ")"
-    return who
-
-
-def check_labels(X: Any, y: Any, w: Any, ids: Any, n_tasks: int) -> np.ndarray:
-    """Labels as a float64 (n, n_tasks) array, or a ``ValueError`` naming the molecule."""
-    n = len(X)
-    if n == 0:
-        raise ValueError("the dataset is empty: KernelModel.fit needs at least one molecule")
-    if y is None or np.size(y) == 0:
-        raise ValueError("the dataset has no labels (y): KernelModel.fit needs one per task")
-    y = np.asarray(y, dtype=np.float64).reshape(n, -1)
-    if y.shape[1] != n_tasks:
-        raise ValueError(f"labels have {y.shape[1]} tasks, the model has n_tasks={n_tasks}")
-    bad = ~np.isfinite(y).all(axis=1)
-    if w is not None and np.size(w) == np.size(y):
-        # DeepChem marks a missing label with weight 0 (NumpyDataset(X) has all weights 0).
-        bad |= (np.asarray(w).reshape(n, -1) == 0).any(axis=1)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{_describe(X, ids, k)} has a missing label (NaN, infinite or weight 0) and "
-            f"{int(bad.sum())} molecule(s) in all do: drop them or impute before fitting "
-            "(kernel ridge solves all tasks at once, so every molecule needs every label)"
-        )
-    return y
 
 
 def stack_dataset(X: Any, ids: Any) -> tuple[Molecules, Callable[[int], str]]:
@@ -66,7 +33,7 @@ def stack_dataset(X: Any, ids: Any) -> tuple[Molecules, Callable[[int], str]]:
         return f"{k}" + (f" (id {ids[k]!r})" if ids is not None and len(ids) > k else "")
 
     molecules = Molecules.from_conformers(X, n_features=width, name=name)
-    return molecules, lambda k: _describe(X, ids, k)
+    return molecules, lambda k: describe_molecule(X, ids, k)
 
 
 def element_index(

@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from dc_invariant._deepchem import import_deepchem
-from dc_invariant.models.batching import transform_scale
+from dc_invariant.models.batching import check_labels, transform_scale
 from dc_invariant.models.contract import StackedArrays
 from dc_invariant.models.kernel import search, solve, store
 from dc_invariant.models.kernel.inputs import (
-    check_labels,
     element_counts,
     element_index,
     resolve_device,
@@ -31,6 +30,7 @@ from dc_invariant.models.kernel.inputs import (
 from dc_invariant.models.kernel.kernels import blas_on_one_thread
 from dc_invariant.models.kernel.projection import Projection
 from dc_invariant.models.kernel.representation import atom_vectors
+from dc_invariant.models.kernel.scoring import Holdout
 from dc_invariant.models.kernel.settings import KernelSettings
 from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import MODEL_CLASSES
@@ -80,8 +80,8 @@ class KernelModel(StackedArrays, dc.models.Model):
         :math:`\lambda`, added to the kernel diagonal; searched when not given.
     sigmas : sequence of float, default=(2, 4, 8)
         Starting widths of the search; a width beyond an edge (by the grid's end ratio) is
-        tried while the best lies on it, up to four times, then the best is refined halfway
-        (geometrically) to its neighbours.
+        tried while the best lies on it, up to four times, then one halfway (geometrically)
+        toward the best's better neighbour.
     regularizations : sequence of float, optional
         Candidate :math:`\lambda` values; by default 1e-10 to 10 times the kernel's mean
         diagonal, four a decade.
@@ -184,7 +184,7 @@ class KernelModel(StackedArrays, dc.models.Model):
         """
         start = time.perf_counter()
         X, ids = dataset.X, dataset.ids
-        y = check_labels(X, dataset.y, dataset.w, ids, self.n_tasks)
+        y = check_labels(dataset, self.n_tasks, every_label=True)
         stacked, name = stack_dataset(X, ids)
         elements = np.unique(stacked.atomic_numbers)
         index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
@@ -225,9 +225,9 @@ class KernelModel(StackedArrays, dc.models.Model):
         }
         return choice.mae
 
-    def _holdout(self, valid: Any, elements: np.ndarray, projection: Projection) -> search.Holdout:
+    def _holdout(self, valid: Any, elements: np.ndarray, projection: Projection) -> Holdout:
         """The validation set's checked labels, counts and projected atoms."""
-        y = check_labels(valid.X, valid.y, valid.w, valid.ids, self.n_tasks)
+        y = check_labels(valid, self.n_tasks, every_label=True)
         stacked, name = stack_dataset(valid.X, valid.ids)
         skipped = unsupported(stacked, elements)
         if skipped:
@@ -241,7 +241,7 @@ class KernelModel(StackedArrays, dc.models.Model):
         )  # fmt: skip
         sets = projection.atom_sets(vectors, index, stacked.molecule)
         counts = element_counts(index, stacked.molecule, len(y), len(elements))
-        return search.Holdout(sets, counts, y)
+        return Holdout(sets, counts, y)
 
     def _check_fitted(self) -> TrainedKernel:
         if self._trained is None:

@@ -5,10 +5,11 @@ of ``search_size`` of them when there are more), one eigendecomposition, which s
 ``lambda`` at once: by exact leave-one-out (`loo`) or on a given validation set. The
 ``lambda`` grid spans 1e-10 to 10 times the kernel's mean diagonal, so noise-free energies
 (small ``lambda``) and noisy experimental labels (large) both find an interior optimum. The
-widths grow or shrink by the grid's end ratio while the best one lies on an edge, then are
-refined between the best and its neighbours. On a subset, ``lambda`` is then walked on the
-whole training set with Cholesky leave-one-out (an eigendecomposition of a 10,000-molecule
-kernel costs ten to thirty factorisations). A choice still on an edge is warned about.
+widths grow or shrink by the grid's end ratio while the best one lies on an edge, then one
+more is tried halfway (geometrically) toward the best's better neighbour. On a subset,
+``lambda`` is then walked on the whole training set with Cholesky leave-one-out (an
+eigendecomposition of a large kernel costs many factorisations: 2,000 molecules, 3.6 s
+against 0.08 s here). A choice still on an edge is warned about.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import numpy as np
 import torch
 
 from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices
-from dc_invariant.models.kernel.loo import LeaveOneOut, cholesky_residuals, eigen_residuals
+from dc_invariant.models.kernel.scoring import Holdout, Scorer
 from dc_invariant.models.kernel.settings import KernelSettings
-from dc_invariant.models.kernel.solve import offsets, solve
 
-__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "Holdout", "choose", "warn_edges"]
+__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "choose", "warn_edges"]
 
 #: ``lambda`` candidates as multiples of the kernel's mean diagonal: 1e-10 ... 10, 4 a decade.
 RELATIVE_REGULARIZATIONS = tuple(10.0 ** np.arange(-10.0, 1.01, 0.25))
@@ -36,15 +36,6 @@ _MAX_EXTENSIONS = 4
 # then lambda is this multiple of the kernel's scale (small: such sets are toy curves).
 _MIN_SEARCH = 10
 _UNSEARCHED = 1e-6
-
-
-@dataclass
-class Holdout:
-    """A validation set: its atoms (projected as the training atoms), counts and labels."""
-
-    sets: list[AtomSet]
-    counts: np.ndarray
-    y: np.ndarray
 
 
 @dataclass
@@ -64,58 +55,6 @@ class Choice:
     table: list[dict[str, Any]] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
     alpha: Optional[np.ndarray] = None
-
-
-class _Scorer:
-    """Errors of every ``lambda`` for one kernel, by leave-one-out or on the holdout."""
-
-    def __init__(self, counts: np.ndarray, y: np.ndarray, holdout: Optional[Holdout]) -> None:
-        self.holdout = holdout
-        if holdout is None:
-            self.loo = LeaveOneOut(counts, y)
-            self.spread = _spread(y[self.loo.kept])
-        else:
-            b = offsets(counts, y)
-            self.residual = y - counts @ b
-            self.target = holdout.y - holdout.counts @ b
-            self.spread = _spread(y)
-
-    def eigen(
-        self, kernel: np.ndarray, cross: Optional[np.ndarray], regs: np.ndarray
-    ) -> np.ndarray:
-        """Residuals (n_scored, n_regs, n_tasks) of every ``lambda``, via one eigh."""
-        values, vectors = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(kernel)))
-        if self.holdout is None:
-            return eigen_residuals(values, vectors, self.loo, regs)
-        inverse = 1.0 / (np.clip(values, 0.0, None)[:, None] + regs[None, :])
-        projected = vectors.T @ self.residual
-        n, n_regs, n_tasks = len(values), len(regs), projected.shape[1]
-        weights = (inverse[:, :, None] * projected[:, None, :]).reshape(n, n_regs * n_tasks)
-        predicted = ((cross @ vectors) @ weights).reshape(-1, n_regs, n_tasks)
-        return self.target[:, None, :] - predicted
-
-    def one(
-        self, kernel: np.ndarray, cross: Optional[np.ndarray], reg: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals (n_scored, n_tasks) of one ``lambda`` and the coefficients, by Cholesky."""
-        if self.holdout is None:
-            return cholesky_residuals(kernel, self.loo, reg)
-        alpha = solve(kernel, reg, self.residual)
-        return self.target - cross @ alpha, alpha
-
-    def score(self, residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(score, MAE, RMSE) over the leading axis: the score is the mean over tasks of
-        each task's MAE over its spread, so tasks in different units count alike."""
-        absolute = np.abs(residuals)
-        mae = np.nanmean(absolute, axis=0)
-        rmse = np.sqrt(np.nanmean(absolute**2, axis=0))
-        return (mae / self.spread).mean(axis=-1), mae.mean(axis=-1), rmse.mean(axis=-1)
-
-
-def _spread(y: np.ndarray) -> np.ndarray:
-    spread = y.std(axis=0) if len(y) else np.ones(y.shape[1])
-    spread[spread == 0] = 1.0
-    return spread
 
 
 def choose(
@@ -171,7 +110,7 @@ def choose(
     cross = None
     if holdout is not None:
         cross = kernel_matrices(holdout.sets, sets, len(holdout.y), n, [sigma], s.memory_bytes)[0]
-    scorer = _Scorer(counts, y, holdout)
+    scorer = Scorer(counts, y, holdout)
     at, mae, rmse, alpha, rows = _walk(kernel, cross, scorer, regs, reg_index, s.regularization)
     table += [{**row, "sigma": sigma, "n_train": n} for row in rows]
     edges = [e for e in edges if not e.startswith("regularization")]
@@ -184,7 +123,7 @@ def choose(
 def _walk(
     kernel: np.ndarray,
     cross: Optional[np.ndarray],
-    scorer: _Scorer,
+    scorer: Scorer,
     regs: np.ndarray,
     start: int,
     given: Optional[float],
@@ -239,7 +178,7 @@ class _Grid:
     ) -> None:
         self.sets, self.settings, self.holdout = sets, settings, holdout
         self.n = len(y) if sub is None else len(sub)
-        self.scorer = _Scorer(counts if sub is None else counts[sub], y if sub is None else y[sub],
+        self.scorer = Scorer(counts if sub is None else counts[sub], y if sub is None else y[sub],
                               holdout)  # fmt: skip
         self.kernels: dict[float, np.ndarray] = {}
         self.cross: dict[float, np.ndarray] = {}
@@ -250,8 +189,8 @@ class _Grid:
         """Score the starting widths, extend past an edge, then refine around the best.
 
         Each pass over the atom pairs computes several widths from one GEMM, so the
-        midpoints between the starting widths are computed with them and scored (one
-        eigendecomposition each) only beside the best.
+        midpoints between the starting widths are computed with them; one is scored (an
+        eigendecomposition), between the best and its better neighbour.
         """
         s = self.settings
         if s.sigma:
@@ -276,10 +215,11 @@ class _Grid:
             self.compute([new, float(np.sqrt(new * best))])
             self.score(new)
             coarse = sorted([*coarse, new])
+        # Refine toward the better neighbour only: one eigendecomposition, not two.
         k = coarse.index(self.best()[0])
-        for j in (k - 1, k + 1):
-            if 0 <= j < len(coarse):
-                self.score(float(np.sqrt(coarse[k] * coarse[j])))
+        beside = [j for j in (k - 1, k + 1) if 0 <= j < len(coarse)]
+        j = min(beside, key=lambda i: np.nanmin(self.results[coarse[i]][0]))
+        self.score(float(np.sqrt(coarse[k] * coarse[j])))
         self.kernels = {self.best()[0]: self.kernels[self.best()[0]]}
 
     def compute(self, sigmas: Sequence[float]) -> None:

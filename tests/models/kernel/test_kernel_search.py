@@ -194,5 +194,23 @@ def test_unknown_elements_predict_nan_with_a_warning_and_are_listed(dc, freesolv
     assert np.isnan(forces[1]).all() and np.isfinite(forces[0]).all()
     with pytest.warns(UserWarning, match="left out of the choice on the validation set"):
         KernelModel(sigma=2.0, regularizations=[1e-3, 1e-2]).fit(
-            freesolv, dc.data.NumpyDataset(X, np.zeros((4, 1)))
+            freesolv, dc.data.NumpyDataset(X, np.arange(1.0, 5.0)[:, None])
         )
+
+
+def test_leading_axes_span_the_axes_a_full_decomposition_keeps():
+    import torch
+
+    from dc_invariant.models.kernel.projection import _leading_axes
+
+    rng = np.random.default_rng(4)
+    # A covariance with a steep spectrum, as FCHL19's: 700 columns, ~35 axes hold 1 - 1e-6.
+    scales = 10.0 ** -np.linspace(0, 12, 700)
+    rotation = np.linalg.qr(rng.normal(size=(700, 700)))[0]
+    covariance = torch.as_tensor((rotation * scales) @ rotation.T)
+    values, vectors = (t.numpy() for t in _leading_axes(covariance, 1e-6))
+    full_values, full_vectors = np.linalg.eigh(covariance.numpy())
+    keep = 35
+    top, full_top = vectors[:, ::-1][:, :keep], full_vectors[:, ::-1][:, :keep]
+    np.testing.assert_allclose(values[::-1][:keep], full_values[::-1][:keep], rtol=1e-8)
+    assert np.linalg.norm(full_top - top @ (top.T @ full_top)) < 1e-8
