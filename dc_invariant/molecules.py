@@ -4,7 +4,7 @@ Models, the audit and `pad_batch` all work on batches of molecules of different 
 share this one representation: every molecule's atoms one after another in (n_total, ...)
 arrays, with the atom count of each molecule. Everything a batch needs (where a molecule
 starts, which molecule an atom belongs to, selecting, joining, centring, padding, checking)
-is written once, here. (Over 300 lines: one type and its operations, a third of it
+is written once, here. (Over 400 lines: one type and its operations, a third of it
 docstrings; splitting it would scatter the one idea again.)
 """
 
