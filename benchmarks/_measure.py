@@ -5,7 +5,8 @@
   a ``with`` block, sampled, for code that cannot run in a process of its own.
 * `in_fresh_process` with a `process_context`: one call in a new process, so that its peak
   memory is its own and one failure (even the kernel's out-of-memory killer) is one result.
-* `load_average` and `usable_cpus`: what else was running, and on how many cores.
+* `load_average`, `usable_cpus` and `cpu_model`: what else was running, on how many cores
+  of which CPU (figures are only comparable on one kind of CPU).
 
 Imported by the benchmark scripts; not a benchmark itself. Only the standard library is
 imported at the top, so a measured child process can import this cheaply.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import platform
 import resource
 import sys
 import threading
@@ -161,3 +163,16 @@ def process_context(preload: Sequence[str]) -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(preload))
     return context
+
+
+def cpu_model() -> str:
+    """The CPU's model name: /proc/cpuinfo's, where ``platform.processor()`` often says
+    only "x86_64" on Linux."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _measure import cpu_model
 
 from dc_invariant import load_qm9
 from dc_invariant._deepchem import import_deepchem
@@ -148,9 +148,7 @@ def main(argv: Any = None) -> None:
         report = audit(model, data, featurizer=featurizer, n_samples=1, seed=SEED)
         rows.append(row(name, report, time.perf_counter() - start, expect_blind=True))
         print(rows[-1], flush=True)
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as handle:
-        cpu = next((line.split(":", 1)[1].strip() for line in handle if "model name" in line), cpu)
+    cpu = cpu_model()
     lines = [
         f"Control calibration, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
         f"{os.cpu_count()} CPUs: QM9 U0, {n_train} training / {n_audit} audited molecules.",

@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from _measure import best_time, load_average
+from _measure import best_time, cpu_model, load_average
 from _rows import add_json_option, result_row, write_rows
 
 import dc_invariant.models.elementwise as elementwise
@@ -63,18 +63,6 @@ def floor_parts(n_values: int, dtype: str, rng: np.random.Generator) -> dict[str
         ).seconds,
         "sum": best_time(each(lambda n: y[:n].view(-1, HIDDEN).sum(0))).seconds,
     }
-
-
-def cpu_model() -> str:
-    """The CPU's model name (figures are only comparable on one kind of CPU)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_kernels() -> None:

@@ -47,7 +47,7 @@ from dc_invariant.models import KernelModel, SchNetModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from kernel_search import cpu_model  # noqa: E402
+from _measure import cpu_model  # noqa: E402
 
 dc = import_deepchem()
 

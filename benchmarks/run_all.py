@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from _measure import usable_cpus
+from _measure import cpu_model, usable_cpus
 from _rows import check_rows
 
 HERE = Path(__file__).resolve().parent
@@ -160,18 +160,6 @@ def version(*distributions: str) -> str:
         except importlib.metadata.PackageNotFoundError:
             continue
     return "not installed"
-
-
-def cpu_model() -> str:
-    # platform.processor() is often empty or just "x86_64" on Linux; /proc/cpuinfo names it.
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_line(args: argparse.Namespace, total_seconds: float) -> str:

@@ -9,7 +9,7 @@ all transformed copies go through the target in one call, so a model sees one la
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
 from tqdm.auto import tqdm
@@ -167,6 +167,10 @@ def _audit_prepared(
         "control_noise_factor": NOISE_FACTOR,
         "versions": environment(),
     }
+
+    def chunk(start: int) -> tuple[Molecules, list[str]]:
+        return Molecules.from_conformers(molecules[start : start + size]), ids[start : start + size]
+
     done: dict[int, StoredChunk] = {}
     if store:
         report_settings["target_digest"] = target_digest(target, featurizer)
@@ -174,16 +178,20 @@ def _audit_prepared(
         for start in sorted(done):
             if start not in starts:
                 raise ValueError(f"cannot resume {store}: it holds more molecules than given")
-            part = Molecules.from_conformers(molecules[start : start + size])
-            check_chunk(store, start, done[start], inputs_digest(part, ids[start : start + size]))
+            check_chunk(store, start, done[start], inputs_digest(*chunk(start)))
     remote = _portable(target) if n_jobs != 1 or scheduler is not None else target
-    tasks = (
-        (ChunkTask(remote, featurizer, settings, chunk, ids[s : s + size], s),)
-        for s in starts
-        if s not in done
-        for chunk in (Molecules.from_conformers(molecules[s : s + size]),)
-    )
-    results = map_ordered(audit_chunk, tasks, n_jobs=n_jobs, scheduler=scheduler)
+    digests: dict[int, str] = {}  # of the chunks in flight, for the store
+
+    def tasks() -> Iterator[tuple[ChunkTask]]:
+        for start in starts:
+            if start in done:
+                continue
+            part, part_ids = chunk(start)
+            if store:
+                digests[start] = inputs_digest(part, part_ids)
+            yield (ChunkTask(remote, featurizer, settings, part, part_ids, start),)
+
+    results = map_ordered(audit_chunk, tasks(), n_jobs=n_jobs, scheduler=scheduler)
     columns: dict[str, list] = {name: [] for name in COLUMNS}
     skipped = list(prepared.skipped)
     bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
@@ -194,9 +202,7 @@ def _audit_prepared(
             else:
                 chunk_columns, chunk_skipped = next(results)
                 if store:
-                    part = Molecules.from_conformers(molecules[start : start + size])
-                    digest = inputs_digest(part, ids[start : start + size])
-                    save_chunk(store, start, chunk_columns, chunk_skipped, digest)
+                    save_chunk(store, start, chunk_columns, chunk_skipped, digests.pop(start))
             for name in COLUMNS:
                 columns[name].extend(chunk_columns[name])
             skipped.extend(tuple(s) for s in chunk_skipped)

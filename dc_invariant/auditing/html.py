@@ -235,27 +235,26 @@ def render(report: Any, worst: int = 5) -> str:
             "<p>No molecule's output moved under any symmetry: every deviation is "
             "exactly zero, so there are no largest deviations to list.</p>"
         )
-    if not report.skipped.empty:
-        parts.append("<h2>Skipped</h2>")
+    sections = (
+        ("Skipped", report.skipped, ("id", "reason"), "reason"),
+        (
+            "Overlapping atoms in the given geometry",
+            report.clashes,
+            ("id", "closest pair"),
+            "clash",
+        ),
+    )
+    for title, frame, headers, column in sections:
+        if frame.empty:
+            continue
+        parts.append(f"<h2>{title}</h2>")
         parts.append(
             _table(
-                [("id", True), ("reason", True)],
+                [(header, True) for header in headers],
                 [
                     f"<tr><td class=text>{e(str(r['id']))}</td>"
-                    f"<td class=text>{e(str(r['reason']))}</td></tr>"
-                    for _, r in report.skipped.iterrows()
-                ],
-            )
-        )
-    if not report.clashes.empty:
-        parts.append("<h2>Overlapping atoms in the given geometry</h2>")
-        parts.append(
-            _table(
-                [("id", True), ("closest pair", True)],
-                [
-                    f"<tr><td class=text>{e(str(r['id']))}</td>"
-                    f"<td class=text>{e(str(r['clash']))}</td></tr>"
-                    for _, r in report.clashes.iterrows()
+                    f"<td class=text>{e(str(r[column]))}</td></tr>"
+                    for _, r in frame.iterrows()
                 ],
             )
         )

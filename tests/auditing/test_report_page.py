@@ -1,8 +1,10 @@
 """The audit's HTML page: what a reader sees, checked in the page source and in a browser."""
 
 import base64
+import importlib.util
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,19 +77,20 @@ def _browser():
     return chromium, sync_playwright
 
 
+def _screenshots():
+    """``docs/screenshots.py`` (a script, not a package module), loaded by its path."""
+    path = Path(__file__).resolve().parents[2] / "docs" / "screenshots.py"
+    spec = importlib.util.spec_from_file_location("docs_screenshots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["zeros", "broken"])
 def test_page_in_a_browser_has_no_errors_no_broken_images_no_overflow(pages, name, tmp_path):
     chromium, sync_playwright = _browser()
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
+    args = _screenshots().CHROMIUM_ARGS  # the flags the docs' screenshots are taken with
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=chromium, args=args, headless=True
