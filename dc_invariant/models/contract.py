@@ -25,6 +25,16 @@ class MoleculeModel(Protocol):
     n_outputs)``; with ``forces=True``, the forces ``-dE_task/dR`` on every atom, shape
     ``(molecules.counts.sum(), 3)``. A molecule's row must not depend on the other molecules
     of the batch. Every dc_invariant model satisfies it; so can a user's own.
+
+    Examples
+    --------
+    >>> from dc_invariant.models import RotationInvariantModel
+    >>> model = RotationInvariantModel(n_features=1, dtype="float64")
+    >>> isinstance(model, MoleculeModel)
+    True
+    >>> water = Molecules(np.eye(3), np.ones((3, 1)), np.array([8, 1, 1]), [3])
+    >>> model.predict_molecules(water).shape, model.predict_molecules(water, forces=True).shape
+    ((1, 1), (3, 3))
     """
 
     n_tasks: int

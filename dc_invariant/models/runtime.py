@@ -40,6 +40,16 @@ class Runtime:
     elementwise : {"auto", "torch", "numpy"}, default="auto"
         Kernels of the in-place activations and exponentials at inference: chosen by
         timing on this CPU (`dc_invariant.models.elementwise`), or forced.
+
+    Examples
+    --------
+    >>> from dc_invariant.models import RUNTIME
+    >>> RUNTIME.inference_threads
+    1
+    >>> RUNTIME.inference_threads = -1
+    Traceback (most recent call last):
+    ...
+    ValueError: inference_threads == -1, must be >= 0.
     """
 
     inference_threads: int = 1
