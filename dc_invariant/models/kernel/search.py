@@ -26,7 +26,7 @@ from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices
 from dc_invariant.models.kernel.scoring import Holdout, Scorer
 from dc_invariant.models.kernel.settings import KernelSettings
 
-__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "choose", "warn_edges"]
+__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "choose", "edges_of_regularization", "warn_edges"]
 
 #: ``lambda`` candidates as multiples of the kernel's mean diagonal: 1e-10 ... 10, 4 a decade.
 RELATIVE_REGULARIZATIONS = tuple(10.0 ** np.arange(-10.0, 1.01, 0.25))
@@ -44,10 +44,12 @@ class Choice:
 
     ``mae`` and ``rmse`` are the selection errors (leave-one-out or validation, ``y`` units,
     mean over tasks) of the choice: NaN when nothing was searched. ``alpha`` is the fit's
-    coefficients when the search already solved for them, else None.
+    coefficients when the search already solved for them, else None. A width-only choice
+    has no ``kernel`` and gives ``relative``, the index of its ``lambda`` in
+    `RELATIVE_REGULARIZATIONS` (None when the candidates were given).
     """
 
-    kernel: np.ndarray
+    kernel: Optional[np.ndarray]
     sigma: float
     regularization: float
     mae: float = np.nan
@@ -55,6 +57,7 @@ class Choice:
     table: list[dict[str, Any]] = field(default_factory=list)
     edges: list[str] = field(default_factory=list)
     alpha: Optional[np.ndarray] = None
+    relative: Optional[int] = None
 
 
 def choose(
@@ -63,6 +66,7 @@ def choose(
     y: np.ndarray,
     settings: KernelSettings,
     holdout: Optional[Holdout] = None,
+    width_only: bool = False,
 ) -> Choice:
     """The chosen width and regularization, and the training kernel of that width.
 
@@ -78,11 +82,18 @@ def choose(
         ``regularizations`` (None: `RELATIVE_REGULARIZATIONS`), ``search_size``, ``seed``.
     holdout : Holdout, optional
         Select on this validation set instead of by leave-one-out.
+    width_only : bool, default=False
+        Stop after the search molecules (the Nystrom solve walks ``lambda`` itself): no
+        kernel of the whole set, and ``relative`` gives the search's ``lambda``.
     """
     s = settings
     n = len(y)
     if (s.sigma and s.regularization) or n < _MIN_SEARCH:
         sigma = s.sigma or float(np.exp(np.log(s.sigmas).mean()))
+        if width_only:
+            given = s.regularization or (s.regularizations and float(np.median(s.regularizations)))
+            default = int(np.argmin(np.abs(np.log(RELATIVE_REGULARIZATIONS) - np.log(_UNSEARCHED))))
+            return Choice(None, sigma, given or np.nan, relative=None if given else default)
         kernel = kernel_matrices(sets, None, n, n, [sigma], s.memory_bytes)[0]
         if s.regularization:
             return Choice(kernel, sigma, s.regularization)
@@ -97,6 +108,11 @@ def choose(
     sigma, reg_index, regs = search.best()
     table = search.table
     edges = search.edges(reg_index, regs)
+    if width_only:
+        given = s.regularization or s.regularizations is not None
+        edges = [e for e in edges if not e.startswith("regularization")]
+        return Choice(None, sigma, float(regs[reg_index]), table=table, edges=edges,
+                      relative=None if given else reg_index)  # fmt: skip
     if sub is None:
         kernel = search.kernels.pop(sigma)
         best = search.results[sigma]
@@ -115,7 +131,7 @@ def choose(
     table += [{**row, "sigma": sigma, "n_train": n} for row in rows]
     edges = [e for e in edges if not e.startswith("regularization")]
     if s.regularization is None and at in (0, len(regs) - 1):
-        edges += _edges_of_regularization(float(regs[at]), regs)
+        edges += edges_of_regularization(float(regs[at]), regs)
     reg = s.regularization or float(regs[at])
     return Choice(kernel, sigma, reg, mae, rmse, table, edges, alpha)
 
@@ -275,7 +291,7 @@ class _Grid:
                 "sigmas= reaching further, or sigma= to fix it"
             )
         if not s.regularization and len(regs) > 1 and reg_index in (0, len(regs) - 1):
-            out += _edges_of_regularization(float(regs[reg_index]), regs)
+            out += edges_of_regularization(float(regs[reg_index]), regs)
         return out
 
 
@@ -284,7 +300,8 @@ def _midpoints(sigmas: list[float]) -> list[float]:
     return [float(np.sqrt(a * b)) for a, b in zip(sigmas[:-1], sigmas[1:])]
 
 
-def _edges_of_regularization(reg: float, regs: np.ndarray) -> list[str]:
+def edges_of_regularization(reg: float, regs: Sequence[float]) -> list[str]:
+    """The warning's sentence for a ``lambda`` on an end of the range searched."""
     return [
         f"regularization={reg:g} lies on the edge of the range searched ({regs[0]:g} to "
         f"{regs[-1]:g}): pass regularizations= reaching further, or regularization= to fix it"
