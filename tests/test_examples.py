@@ -18,6 +18,7 @@ EXPECTED = {
         "better than the mean by 10x: True",
         "reloaded model predicts identically: True",
         "all four symmetries hold: True",
+        "within 1.5x of the exact fit: True",
     ],
     "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
     "scale_out": [
