@@ -30,6 +30,7 @@ from dc_invariant.models.persistence import (
     read_config,
 )
 from dc_invariant.models.prediction import PredictionMixin, inference_threads
+from dc_invariant.models.runtime import training_threads
 from dc_invariant.models.settings import ModelSettings
 from dc_invariant.molecules import Molecules
 
@@ -167,13 +168,14 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         return super().fit(dataset, *args, **kwargs)
 
     def fit_generator(self, generator: Iterable[Any], *args: Any, **kwargs: Any) -> float:
-        """DeepChem's ``TorchModel.fit_generator``, without a warning about its bookkeeping.
+        """DeepChem's ``TorchModel.fit_generator`` on ``RUNTIME.training_threads`` torch
+        threads, without a warning about its bookkeeping.
 
         DeepChem 2.8 adds each batch's loss tensor, still attached to the graph, to a running
         sum that it converts to a float every ``log_frequency`` steps; torch warns about that
         conversion every time, although the value is right.
         """
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), training_threads():
             warnings.filterwarnings(
                 "ignore",
                 message="Converting a tensor with requires_grad=True to a scalar",

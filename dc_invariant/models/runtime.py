@@ -1,4 +1,5 @@
-"""Run-time settings of the prediction paths: how they use this machine, not what they compute.
+"""Run-time settings of the prediction and training paths: how they use this machine, not
+what they compute.
 
 They are not saved with models and may be changed at any time, from the public name
 ``dc_invariant.models.RUNTIME``::
@@ -18,12 +19,12 @@ import torch
 
 from dc_invariant.validation import check_choice, check_int
 
-__all__ = ["RUNTIME", "Runtime", "inference_threads"]
+__all__ = ["RUNTIME", "Runtime", "inference_threads", "training_threads"]
 
 
 @dataclass
 class Runtime:
-    """Settings every model reads when it predicts.
+    """Settings every model reads when it predicts or trains.
 
     Attributes
     ----------
@@ -33,6 +34,12 @@ class Runtime:
         barrier across threads, and on a shared machine a barrier waits a scheduler tick
         whenever another core is busy (measured: 16x slower predictions with two threads
         while other work ran; `benchmarks/inference.py`).
+    training_threads : int, default=1
+        Torch threads while an `InvariantModel` (the tutorial networks, `SchNetModel`)
+        trains on the CPU, or 0 to keep torch's own setting. One by default, for the same
+        reason and because a thread count that follows the machine's load would make the
+        same seed train to different rounding: `benchmarks/threads.py` measures SchNet's
+        epoch with each count on a quiet machine and beside a busy process.
     schnet_keep_bytes : int, default=64 MiB
         Largest pair tensor a `SchNetModel` keeps between prediction batches (a 1,024-atom
         QM9 batch needs about 11 MB); a larger one, for one big system, is freed after its
@@ -53,6 +60,7 @@ class Runtime:
     """
 
     inference_threads: int = 1
+    training_threads: int = 1
     schnet_keep_bytes: int = 64 << 20
     elementwise: str = "auto"
 
@@ -73,7 +81,21 @@ RUNTIME = Runtime()
 def inference_threads() -> Iterator[None]:
     """Run torch on ``RUNTIME.inference_threads`` threads inside this context (every
     prediction does; see `Runtime` for why one is the default)."""
-    wanted = RUNTIME.inference_threads
+    with _threads(RUNTIME.inference_threads):
+        yield
+
+
+@contextlib.contextmanager
+def training_threads() -> Iterator[None]:
+    """Run torch on ``RUNTIME.training_threads`` threads inside this context (every
+    `InvariantModel` fit does)."""
+    with _threads(RUNTIME.training_threads):
+        yield
+
+
+@contextlib.contextmanager
+def _threads(wanted: int) -> Iterator[None]:
+    """Torch on ``wanted`` threads (0: unchanged) inside the context, restored after."""
     saved = torch.get_num_threads()
     change = wanted > 0 and saved != wanted
     if change:

@@ -167,3 +167,31 @@ def test_vectors_computed_in_chunks_are_the_vectors_computed_at_once(molecules, 
     for chunked, whole in zip(trained.train, at_once):
         assert np.array_equal(chunked.molecule, whole.molecule)
         torch.testing.assert_close(chunked.vectors, whole.vectors, rtol=0, atol=1e-12)
+
+
+def test_duplicate_landmarks_grow_the_jitter_instead_of_failing(dc, molecules):
+    train, test = molecules
+    twice = dc.data.NumpyDataset(
+        np.concatenate([train.X[:60], train.X[:60]]), np.concatenate([train.y[:60]] * 2)
+    )
+    # Every molecule a landmark, each twice: the landmark kernel is exactly singular.
+    model = KernelModel(solver="nystrom", landmarks=120, sigma=4.0, regularization=1e-3)
+    model.fit(twice)
+    once = KernelModel(solver="exact", sigma=4.0, regularization=1e-3)
+    once.fit(dc.data.NumpyDataset(train.X[:60], train.y[:60]))
+    assert np.isfinite(model.predict(test)).all()
+    # Twice the data at the same lambda is the exact fit at half the lambda, to the jitter.
+    half = KernelModel(solver="exact", sigma=4.0, regularization=5e-4)
+    half.fit(dc.data.NumpyDataset(train.X[:60], train.y[:60]))
+    assert np.abs(model.predict(test) - half.predict(test)).max() < 1e-3
+    assert np.abs(model.predict(test) - once.predict(test)).max() > 1e-3
+
+
+def test_landmark_count_leaves_room_for_the_hold_out():
+    from dc_invariant.models.kernel.nystrom import DEFAULT_LANDMARKS, held_out, landmark_count
+
+    assert held_out(100_000) == 1_000 and held_out(300) == 30
+    assert landmark_count(100_000, None, True) == DEFAULT_LANDMARKS
+    assert landmark_count(300, None, True) == 270
+    assert landmark_count(300, None, False) == 300
+    assert landmark_count(300, 50, True) == 50
