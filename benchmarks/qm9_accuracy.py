@@ -43,7 +43,7 @@ from _rows import add_json_option, result_row, write_rows
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.datasets import load_qm9, read_qm9_table
 from dc_invariant.embedding import mol_from_geometry
-from dc_invariant.models import RotationInvariantModel, SchNetModel, load_model
+from dc_invariant.models import RUNTIME, RotationInvariantModel, SchNetModel, load_model
 from dc_invariant.models.base import InvariantModel
 
 TARGET_MAE_EV = 0.06
@@ -224,7 +224,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     print(
         f"# {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), deepchem {dc.__version__}\n"
+        f"({torch.get_num_threads()} threads, training on {RUNTIME.training_threads or 'all'}), "
+        f"deepchem {dc.__version__}\n"
     )
 
     _, (everything,), _ = load_qm9(

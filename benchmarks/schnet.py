@@ -52,7 +52,7 @@ from _measure import best_time, load_average
 from _rows import add_json_option, result_row, write_rows
 
 from dc_invariant.datasets import load_qm9
-from dc_invariant.models import RotationInvariantModel, SchNetModel
+from dc_invariant.models import RUNTIME, RotationInvariantModel, SchNetModel
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -250,7 +250,8 @@ def training(args: argparse.Namespace) -> tuple[list[dict], bool]:
     per = 10_000 / len(train)
     schnet = SchNetModel(**SIZES, batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=0)
     rotation = RotationInvariantModel(batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, seed=0)
-    threads = torch.get_num_threads()
+    # Our epochs run on RUNTIME.training_threads; the peer gets as many.
+    threads = RUNTIME.training_threads or torch.get_num_threads()
     epochs = {"SchNetModel": epoch_seconds(schnet, train, args.epochs)}
     epochs["RotationInvariantModel"] = epoch_seconds(rotation, train, args.epochs)
     peer, reason = None, NO_PEER

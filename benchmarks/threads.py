@@ -26,7 +26,7 @@ from _measure import best_time, cpu_model, load_average, usable_cpus
 from dc_invariant.datasets import load_qm9
 from dc_invariant.models import RUNTIME, SchNetModel
 
-SIZES = {"n_atom_basis": 64, "n_filters": 64, "n_interactions": 4, "n_gaussians": 25}
+SIZES = {"n_atom_basis": 64, "n_filters": 64, "n_interactions": 4, "n_rbf": 25}
 
 
 def epoch(dataset: Any, threads: int, epochs: int) -> float:
