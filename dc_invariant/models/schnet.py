@@ -18,7 +18,7 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels
-from dc_invariant.models.elementwise import exp_
+from dc_invariant.models.elementwise import exp_, softplus_
 from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.runtime import RUNTIME
 from dc_invariant.models.settings import SchNetSettings
@@ -64,7 +64,7 @@ def _two_layers(
         return torch.addmm(bias, hidden, last.weight.T)
     hidden, result = out
     torch.addmm(first.bias, x, first.weight.T, out=hidden)
-    torch.nn.functional.softplus(hidden, out=hidden)
+    softplus_(hidden)
     return torch.addmm(bias, hidden, last.weight.T, out=result)
 
 

@@ -8,7 +8,7 @@ from conftest import DRUG_LIKE
 
 from dc_invariant import ConformerFeaturizer
 from dc_invariant.models import RUNTIME, RotationInvariantModel, SchNetModel
-from dc_invariant.models.elementwise import KERNELS, choice, exp_, tanh_, timings
+from dc_invariant.models.elementwise import KERNELS, choice, exp_, softplus_, tanh_, timings
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,12 @@ def test_the_choice_is_measured_once_and_can_be_forced(monkeypatch):
     x = torch.linspace(-3, 3, 101, dtype=torch.float64)
     np.testing.assert_allclose(tanh_(x.clone()), torch.tanh(x), rtol=4e-16, atol=0)
     np.testing.assert_allclose(exp_(x.clone()), torch.exp(x), rtol=4e-16, atol=0)
+    # Past softplus's threshold torch gives x, NumPy x + e^-x: float64 keeps torch's kernel.
+    assert choice("softplus", torch.float32) == "numpy"
+    assert choice("softplus", torch.float64) == "torch"
+    wide = torch.linspace(-30, 30, 201)
+    expected = torch.nn.functional.softplus(wide)
+    np.testing.assert_allclose(softplus_(wide.clone()), expected, rtol=5e-7, atol=0)
     with pytest.raises(ValueError, match="elementwise must be one of"):
         RUNTIME.elementwise = "fastest"
 
