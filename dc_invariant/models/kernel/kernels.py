@@ -20,7 +20,14 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-__all__ = ["AtomSet", "atom_sums", "blas_on_one_thread", "kernel_matrices", "sum_gradients"]
+__all__ = [
+    "AtomSet",
+    "atom_sums",
+    "blas_on_one_thread",
+    "kernel_matrices",
+    "select_molecules",
+    "sum_gradients",
+]
 
 
 def blas_on_one_thread(method: Callable) -> Callable:
@@ -55,6 +62,16 @@ class AtomSet:
         self.vectors = torch.as_tensor(self.vectors, dtype=torch.float64)
         self.molecule = np.asarray(self.molecule, dtype=np.int64)
         self.squared = (self.vectors * self.vectors).sum(dim=1)
+
+
+def select_molecules(sets: Sequence[AtomSet], molecules: np.ndarray) -> list[AtomSet]:
+    """The atoms of the chosen molecules (sorted indices), renumbered 0 .. len(molecules) - 1."""
+    out = []
+    for atoms in sets:
+        keep = np.isin(atoms.molecule, molecules)
+        mask = torch.as_tensor(keep, device=atoms.vectors.device)
+        out.append(AtomSet(atoms.vectors[mask], np.searchsorted(molecules, atoms.molecule[keep])))
+    return out
 
 
 def _block(memory_bytes: int, n_sigmas: int) -> int:

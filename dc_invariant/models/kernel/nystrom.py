@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices
+from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices, select_molecules
 from dc_invariant.models.kernel.scoring import Holdout
 
 __all__ = [
@@ -146,7 +146,7 @@ def fit(
     if holdout is None and len(regularizations) > 1:
         held[rng.choice(n, held_out(n), replace=False)] = True
     landmarks = np.sort(rng.choice(np.flatnonzero(~held), n_landmarks, replace=False))
-    chosen = _landmark_sets(sets, landmarks)
+    chosen = select_molecules(sets, landmarks)
     mm = kernel_matrices(chosen, None, n_landmarks, n_landmarks, [sigma], memory_bytes)[0]
     scale = float(np.mean(np.diag(mm)))
     factor = _factor(torch.from_numpy(mm), scale)
@@ -190,16 +190,6 @@ def fit(
     alpha = torch.linalg.solve_triangular(factor.T, beta, upper=True)
     result.landmarks, result.alpha, result.sets = landmarks, alpha.numpy(), chosen
     return result
-
-
-def _landmark_sets(sets: Sequence[AtomSet], landmarks: np.ndarray) -> list[AtomSet]:
-    """The landmarks' atoms, renumbered 0 .. m - 1 in ``landmarks``' (sorted) order."""
-    out = []
-    for atoms in sets:
-        keep = np.isin(atoms.molecule, landmarks)
-        mask = torch.as_tensor(keep, device=atoms.vectors.device)
-        out.append(AtomSet(atoms.vectors[mask], np.searchsorted(landmarks, atoms.molecule[keep])))
-    return out
 
 
 def _factor(mm: torch.Tensor, scale: float) -> torch.Tensor:

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-import torch
 
-from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices
+from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices, select_molecules
 from dc_invariant.models.kernel.scoring import Holdout, Scorer
 from dc_invariant.models.kernel.settings import KernelSettings
 
@@ -103,7 +102,7 @@ def choose(
     sub = None
     if n > s.search_size:
         sub = np.sort(np.random.default_rng(s.seed).choice(n, s.search_size, replace=False))
-    search = _Grid(_subset(sets, sub), counts, y, s, holdout, sub)
+    search = _Grid(sets if sub is None else select_molecules(sets, sub), counts, y, s, holdout, sub)
     search.run()
     sigma, reg_index, regs = search.best()
     table = search.table
@@ -321,15 +320,3 @@ def _scale(kernel: np.ndarray) -> float:
 
 def _num(value: float) -> Optional[float]:
     return None if not np.isfinite(value) else float(value)
-
-
-def _subset(sets: list[AtomSet], molecules: Optional[np.ndarray]) -> list[AtomSet]:
-    """The atoms of the chosen (sorted) molecules, renumbered 0 .. len(molecules) - 1."""
-    if molecules is None:
-        return sets
-    out = []
-    for atoms in sets:
-        keep = np.isin(atoms.molecule, molecules)
-        mask = torch.as_tensor(keep, device=atoms.vectors.device)
-        out.append(AtomSet(atoms.vectors[mask], np.searchsorted(molecules, atoms.molecule[keep])))
-    return out
