@@ -187,6 +187,21 @@ def kernel_matrices(
     return out
 
 
+def _exp_blocks(
+    rows: AtomSet, train: AtomSet, sigma: float, memory_bytes: int
+) -> Iterator[tuple[slice, slice, torch.Tensor]]:
+    """``(row slice, column slice, exp(-|x_i - x_j|^2 / (2 sigma^2)))`` over blocks of the
+    rows-by-training-atoms kernel within the budget, row block by row block."""
+    n, m = len(rows.molecule), len(train.molecule)
+    side = _block(memory_bytes, 1)
+    factor = -0.5 / float(sigma) ** 2
+    for r0 in range(0, n, side):
+        rs = slice(r0, min(n, r0 + side))
+        for c0 in range(0, m, side):
+            cs = slice(c0, min(m, c0 + side))
+            yield rs, cs, _scaled_distances(rows, train, rs, cs, factor).exp_()
+
+
 def atom_sums(
     rows: AtomSet,
     train: AtomSet,
@@ -204,17 +219,10 @@ def atom_sums(
     -------
     np.ndarray of shape (n_row_atoms, n_tasks)
     """
-    n = len(rows.molecule)
     w = torch.as_tensor(weights, dtype=torch.float64, device=train.vectors.device)
-    out = w.new_zeros((n, w.shape[1]))
-    side = _block(memory_bytes, 1)
-    factor = -0.5 / float(sigma) ** 2
-    for r0 in range(0, n, side):
-        rs = slice(r0, min(n, r0 + side))
-        for c0 in range(0, len(train.molecule), side):
-            cs = slice(c0, min(len(train.molecule), c0 + side))
-            values = _scaled_distances(rows, train, rs, cs, factor).exp_()
-            out[rs].addmm_(values, w[cs])
+    out = w.new_zeros((len(rows.molecule), w.shape[1]))
+    for rs, cs, values in _exp_blocks(rows, train, sigma, memory_bytes):
+        out[rs].addmm_(values, w[cs])
     return out.cpu().numpy()
 
 
@@ -228,20 +236,11 @@ def sum_gradients(
     """Gradient of `atom_sums` (one task, ``weights`` of shape (n_train,)) with respect to
     each row vector: ``-(x_i s_i - sum_j w_j k_ij x_j) / sigma^2``, a (n_rows, d) tensor on
     the vectors' device."""
-    n = len(rows.molecule)
-    out = torch.zeros_like(rows.vectors)
-    side = _block(memory_bytes, 1)
     w = torch.as_tensor(np.ascontiguousarray(weights), device=train.vectors.device)
     weighted = train.vectors * w[:, None]
-    factor = -0.5 / float(sigma) ** 2
-    for r0 in range(0, n, side):
-        rs = slice(r0, min(n, r0 + side))
-        sums = w.new_zeros(rs.stop - rs.start)
-        moments = torch.zeros_like(rows.vectors[rs])
-        for c0 in range(0, len(train.molecule), side):
-            cs = slice(c0, min(len(train.molecule), c0 + side))
-            values = _scaled_distances(rows, train, rs, cs, factor).exp_()
-            sums += values @ w[cs]
-            moments += values @ weighted[cs]
-        out[rs] = -(rows.vectors[rs] * sums[:, None] - moments) / float(sigma) ** 2
-    return out
+    sums = w.new_zeros(len(rows.molecule))
+    moments = torch.zeros_like(rows.vectors)
+    for rs, cs, values in _exp_blocks(rows, train, sigma, memory_bytes):
+        sums[rs] += values @ w[cs]
+        moments[rs] += values @ weighted[cs]
+    return -(rows.vectors * sums[:, None] - moments) / float(sigma) ** 2

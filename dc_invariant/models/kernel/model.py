@@ -232,21 +232,11 @@ class KernelModel(StackedArrays, dc.models.Model):
             self.representation, projection, sets, offsets, alpha, choice.sigma,
             self.memory_bytes,
         )  # fmt: skip
-        searched = bool(choice.table)
-        self.fitted = {
-            "elements": [int(z) for z in elements],
-            "sigma": choice.sigma,
-            "regularization": choice.regularization,
-            "selection": ("validation set" if holdout else "leave-one-out") if searched else None,
-            "selection_mae": choice.mae if searched else None,
-            "selection_rmse": choice.rmse if searched else None,
-            "edges": choice.edges,
-            "search": choice.table,
-            "n_train": len(y),
-            "dimensions": [int(a.shape[1]) for a in projection.axes],
-            "solver": "exact",
-            "fit_seconds": time.perf_counter() - start,
-        }
+        selection = ("validation set" if holdout else "leave-one-out") if choice.table else None
+        self.fitted = _fitted(
+            elements, projection, len(y), choice.sigma, choice.regularization, selection,
+            choice.mae, choice.rmse, choice.edges, choice.table, start, solver="exact",
+        )  # fmt: skip
         return choice.mae
 
     def _atom_sets(
@@ -331,29 +321,19 @@ class KernelModel(StackedArrays, dc.models.Model):
             self.representation, projection, result.sets, offsets, result.alpha,
             choice.sigma, self.memory_bytes,
         )  # fmt: skip
-        searched = bool(result.table)
-        self.fitted = {
-            "elements": [int(z) for z in elements],
-            "sigma": choice.sigma,
-            "regularization": result.regularization,
-            "selection": (
-                ("validation set" if holdout else "held-out training molecules")
-                if searched else None
-            ),
-            "selection_mae": result.mae if searched else None,
-            "selection_rmse": result.rmse if searched else None,
-            "edges": edges,
-            "search": choice.table + [
-                {**row, "sigma": choice.sigma, "n_train": len(y), "landmarks": n_landmarks}
-                for row in result.table
-            ],
-            "n_train": len(y),
-            "dimensions": [int(a.shape[1]) for a in projection.axes],
-            "solver": "nystrom",
-            "landmarks": n_landmarks,
-            "fit_seconds": time.perf_counter() - start,
-        }  # fmt: skip
-        return result.mae if searched else np.nan
+        selection = None
+        if result.table:
+            selection = "validation set" if holdout else "held-out training molecules"
+        table = choice.table + [
+            {**row, "sigma": choice.sigma, "n_train": len(y), "landmarks": n_landmarks}
+            for row in result.table
+        ]
+        self.fitted = _fitted(
+            elements, projection, len(y), choice.sigma, result.regularization, selection,
+            result.mae, result.rmse, edges, table, start, solver="nystrom",
+            landmarks=n_landmarks,
+        )  # fmt: skip
+        return result.mae if result.table else np.nan
 
     def _holdout(self, valid: Any, elements: np.ndarray, projection: Projection) -> Holdout:
         """The validation set's checked labels, counts and projected atoms."""
@@ -501,6 +481,39 @@ class KernelModel(StackedArrays, dc.models.Model):
         ``device`` and ``memory_mb``.
         """
         return store.load(cls, model_dir, overrides)
+
+
+def _fitted(
+    elements: np.ndarray,
+    projection: Projection,
+    n_train: int,
+    sigma: float,
+    regularization: float,
+    selection: Optional[str],
+    mae: float,
+    rmse: float,
+    edges: list[str],
+    table: list[dict[str, Any]],
+    start: float,
+    **solve: Any,
+) -> dict[str, Any]:
+    """``KernelModel.fitted``: what fit chose and measured, as JSON-compatible data;
+    ``selection`` None when nothing was searched (no selection errors then), ``solve`` the
+    solve's own entries."""
+    return {
+        "elements": [int(z) for z in elements],
+        "sigma": sigma,
+        "regularization": regularization,
+        "selection": selection,
+        "selection_mae": mae if selection else None,
+        "selection_rmse": rmse if selection else None,
+        "edges": edges,
+        "search": table,
+        "n_train": n_train,
+        "dimensions": [int(a.shape[1]) for a in projection.axes],
+        **solve,
+        "fit_seconds": time.perf_counter() - start,
+    }
 
 
 def _warn_unsupported(skipped: dict[int, str], name: Callable[[int], str], what: str) -> None:

@@ -41,7 +41,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices, select_molecules
-from dc_invariant.models.kernel.scoring import Holdout
+from dc_invariant.models.kernel.scoring import Holdout, errors, spread_of
+from dc_invariant.models.kernel.search import walk
 
 __all__ = [
     "DEFAULT_LANDMARKS",
@@ -166,21 +167,21 @@ def fit(
         right.addmm_(kept.T, torch.from_numpy(np.ascontiguousarray(residual[first:last][keep])))
         if not keep.all():
             held_rows.append(features[torch.from_numpy(~keep)])
+    held_features = torch.cat(held_rows) if held_rows else None
     if holdout is not None:
         cross = kernel_matrices(
             holdout.sets, chosen, len(holdout.y), n_landmarks, [sigma], memory_bytes
         )[0]
         scored, target = _whiten(torch.from_numpy(cross), factor), holdout_target
     elif held.any():
-        scored, target = torch.cat(held_rows), residual[held]
+        scored, target = held_features, residual[held]
     else:
         scored, target = None, None
     candidates = np.asarray(regularizations, dtype=np.float64) * (scale if relative else 1.0)
     result = _walk(gram, right, scored, target, candidates, start)
-    if held.any():  # every training molecule in the final fit
-        extra = torch.cat(held_rows)
-        gram.addmm_(extra.T, extra)
-        right.addmm_(extra.T, torch.from_numpy(residual[held]))
+    if held_features is not None:  # every training molecule in the final fit
+        gram.addmm_(held_features.T, held_features)
+        right.addmm_(held_features.T, torch.from_numpy(residual[held]))
     beta = _ridge(gram, right, result.regularization)
     if beta is None:
         raise ValueError(
@@ -233,50 +234,22 @@ def _walk(
     candidates: np.ndarray,
     start: int,
 ) -> NystromFit:
-    """The ``lambda`` of least validation MAE, walked from ``start`` in half decades while
-    the error falls, then one grid step either side (one factorisation each)."""
+    """The ``lambda`` of least validation error (`search.walk`, one factorisation each);
+    without a validation set or a choice, ``candidates[start]``."""
     empty = np.empty(0, dtype=np.int64)
     if scored is None or len(candidates) == 1:
         return NystromFit(empty, np.empty(0), float(candidates[min(start, len(candidates) - 1)]))
-    spread = target.std(axis=0)
-    spread[spread == 0] = 1.0
-    tried: dict[int, tuple[float, float, float]] = {}
+    spread = spread_of(target)
 
-    def at(k: int) -> float:
-        if k not in tried:
-            beta = _ridge(gram, right, float(candidates[k]))
-            if beta is None:
-                tried[k] = (np.inf, np.nan, np.nan)
-            else:
-                error = np.abs(target - (scored @ beta).numpy())
-                tried[k] = (
-                    float((error.mean(axis=0) / spread).mean()),
-                    float(error.mean()),
-                    float(np.sqrt((error**2).mean(axis=0)).mean()),
-                )
-        return tried[k][0]
+    def evaluate(reg: float) -> tuple[float, float, float, None]:
+        beta = _ridge(gram, right, reg)
+        if beta is None:
+            return np.inf, np.nan, np.nan, None
+        score, mae, rmse = errors(target - (scored @ beta).numpy(), spread)
+        return float(score), float(mae), float(rmse), None
 
-    best = start
-    at(best)
-    for step in (-2, 2):
-        while 0 <= best + step < len(candidates) and at(best + step) < at(best):
-            best += step
-    for step in (-1, 1):
-        if 0 <= best + step < len(candidates) and at(best + step) < at(best):
-            best += step
-            break
-    if not np.isfinite(tried[best][0]):
-        raise ValueError("every regularization tried left the Nystrom system singular")
-    table = [
-        {"regularization": float(candidates[k]), "mae": _num(v[1]), "rmse": _num(v[2])}
-        for k, v in sorted(tried.items())
-    ]
+    best, (_, mae, rmse, _), table = walk(candidates, start, evaluate)
     return NystromFit(
-        empty, np.empty(0), float(candidates[best]), tried[best][1], tried[best][2], table,
+        empty, np.empty(0), float(candidates[best]), mae, rmse, table,
         best in (0, len(candidates) - 1),
     )  # fmt: skip
-
-
-def _num(value: float) -> Optional[float]:
-    """JSON has no NaN: a failed candidate's errors are None."""
-    return float(value) if np.isfinite(value) else None

@@ -16,7 +16,7 @@ from dc_invariant.models.kernel.kernels import AtomSet
 from dc_invariant.models.kernel.loo import LeaveOneOut, cholesky_residuals, eigen_residuals
 from dc_invariant.models.kernel.solve import offsets, solve
 
-__all__ = ["Holdout", "Scorer"]
+__all__ = ["Holdout", "Scorer", "errors", "spread_of"]
 
 
 @dataclass
@@ -35,12 +35,12 @@ class Scorer:
         self.holdout = holdout
         if holdout is None:
             self.loo = LeaveOneOut(counts, y)
-            self.spread = _spread(y[self.loo.kept])
+            self.spread = spread_of(y[self.loo.kept])
         else:
             b = offsets(counts, y)
             self.residual = y - counts @ b
             self.target = holdout.y - holdout.counts @ b
-            self.spread = _spread(y)
+            self.spread = spread_of(y)
 
     def eigen(
         self, kernel: np.ndarray, cross: Optional[np.ndarray], regs: np.ndarray
@@ -66,15 +66,22 @@ class Scorer:
         return self.target - cross @ alpha, alpha
 
     def score(self, residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(score, MAE, RMSE) over the leading axis: the score is the mean over tasks of
-        each task's MAE over its spread, so tasks in different units count alike."""
-        absolute = np.abs(residuals)
-        mae = np.nanmean(absolute, axis=0)
-        rmse = np.sqrt(np.nanmean(absolute**2, axis=0))
-        return (mae / self.spread).mean(axis=-1), mae.mean(axis=-1), rmse.mean(axis=-1)
+        """`errors` of ``residuals`` against this scorer's label spread."""
+        return errors(residuals, self.spread)
 
 
-def _spread(y: np.ndarray) -> np.ndarray:
+def errors(residuals: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(score, MAE, RMSE) over the leading axis of ``residuals`` (..., n_tasks), NaN left
+    out: the score is the mean over tasks of each task's MAE over its ``spread``, so tasks
+    in different units count alike."""
+    absolute = np.abs(residuals)
+    mae = np.nanmean(absolute, axis=0)
+    rmse = np.sqrt(np.nanmean(absolute**2, axis=0))
+    return (mae / spread).mean(axis=-1), mae.mean(axis=-1), rmse.mean(axis=-1)
+
+
+def spread_of(y: np.ndarray) -> np.ndarray:
+    """Each task's standard deviation (1 where it is 0 or there are no labels)."""
     spread = y.std(axis=0) if len(y) else np.ones(y.shape[1])
     spread[spread == 0] = 1.0
     return spread

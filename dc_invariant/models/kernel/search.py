@@ -15,7 +15,7 @@ against 0.08 s here). A choice still on an edge is warned about.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -25,7 +25,14 @@ from dc_invariant.models.kernel.kernels import AtomSet, kernel_matrices, select_
 from dc_invariant.models.kernel.scoring import Holdout, Scorer
 from dc_invariant.models.kernel.settings import KernelSettings
 
-__all__ = ["RELATIVE_REGULARIZATIONS", "Choice", "choose", "edges_of_regularization", "warn_edges"]
+__all__ = [
+    "RELATIVE_REGULARIZATIONS",
+    "Choice",
+    "choose",
+    "edges_of_regularization",
+    "walk",
+    "warn_edges",
+]
 
 #: ``lambda`` candidates as multiples of the kernel's mean diagonal: 1e-10 ... 10, 4 a decade.
 RELATIVE_REGULARIZATIONS = tuple(10.0 ** np.arange(-10.0, 1.01, 0.25))
@@ -143,21 +150,40 @@ def _walk(
     start: int,
     given: Optional[float],
 ) -> tuple[int, float, float, np.ndarray, list[dict[str, Any]]]:
-    """Walk the ``lambda`` grid from ``start`` in steps of two (half a decade) while the
-    error falls; each step is one Cholesky factorisation (and its inverse). Returns the
+    """`walk` the ``lambda`` grid with Cholesky leave-one-out (or validation) errors; the
     best's index, MAE, RMSE, coefficients, and a table row per ``lambda`` tried."""
+
+    def evaluate(reg: float) -> tuple[float, float, float, np.ndarray]:
+        try:
+            residuals, alpha = scorer.one(kernel, cross, reg)
+        except ValueError:  # not positive definite: never the best
+            return np.inf, np.nan, np.nan, np.empty(0)
+        score, mae, rmse = scorer.score(residuals)
+        return float(score), float(mae), float(rmse), alpha
+
     candidates = [given] if given else list(regs)
-    start = 0 if given else start
-    tried: dict[int, tuple[float, float, float, np.ndarray]] = {}
+    best, (_, mae, rmse, alpha), rows = walk(candidates, 0 if given else start, evaluate)
+    return best, mae, rmse, alpha, rows
+
+
+def walk(
+    candidates: Sequence[float],
+    start: int,
+    evaluate: Callable[[float], tuple[float, float, float, Any]],
+) -> tuple[int, tuple[float, float, float, Any], list[dict[str, Any]]]:
+    """Walk a ``lambda`` grid from ``start`` in steps of two (half a decade) while the error
+    falls, then one step either side; each candidate is evaluated once.
+
+    ``evaluate(lambda)`` gives (score, MAE, RMSE, anything), the score ``inf`` for a
+    ``lambda`` that failed (a factorisation that was not positive definite). Returns the
+    best's index, its evaluation, and a table row per ``lambda`` tried. Raises
+    ``ValueError`` when every ``lambda`` tried failed.
+    """
+    tried: dict[int, tuple[float, float, float, Any]] = {}
 
     def at(k: int) -> float:
         if k not in tried:
-            try:
-                residuals, alpha = scorer.one(kernel, cross, candidates[k])
-                score, mae, rmse = scorer.score(residuals)
-                tried[k] = (float(score), float(mae), float(rmse), alpha)
-            except ValueError:  # not positive definite: never the best
-                tried[k] = (np.inf, np.nan, np.nan, np.empty(0))
+            tried[k] = evaluate(float(candidates[k]))
         return tried[k][0]
 
     best = start
@@ -169,14 +195,13 @@ def _walk(
         if 0 <= best + step < len(candidates) and at(best + step) < at(best):
             best += step
             break
+    if not np.isfinite(tried[best][0]):
+        raise ValueError("every regularization tried left the kernel singular; try larger ones")
     rows = [
-        {"regularization": candidates[k], "mae": _num(v[1]), "rmse": _num(v[2])}
+        {"regularization": float(candidates[k]), "mae": _num(v[1]), "rmse": _num(v[2])}
         for k, v in sorted(tried.items())
     ]
-    score, mae, rmse, alpha = tried[best]
-    if not np.isfinite(score):
-        raise ValueError("every regularization tried left the kernel singular; try larger ones")
-    return best, mae, rmse, alpha, rows
+    return best, tried[best], rows
 
 
 class _Grid:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from kernel_helpers import numeric_forces
 
 from dc_invariant import Conformer
 from dc_invariant.auditing import audit
@@ -207,16 +208,7 @@ def test_device_option_and_load_override(dc, qm9, fitted, tmp_path):
 def test_forces_match_finite_differences(dc, qm9, fitted):
     c = qm9.X[5]
     forces = fitted.predict_forces(dc.data.NumpyDataset(np.array([c], dtype=object)))[0]
-    h = 1e-5
-    numeric = np.zeros_like(c.positions)
-    for atom in range(c.n_atoms):
-        for axis in range(3):
-            energies = []
-            for step in (h, -h):
-                r = c.positions.copy()
-                r[atom, axis] += step
-                energies.append(fitted.predict_arrays(r, c.features, c.atomic_numbers, [c.n_atoms]))
-            numeric[atom, axis] = -(energies[0] - energies[1])[0, 0] / (2 * h)
+    numeric = numeric_forces(fitted, c)
     assert np.abs(forces).max() > 0.1
     np.testing.assert_allclose(forces, numeric, atol=1e-5 * np.abs(forces).max())
 

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from kernel_helpers import numeric_forces
 
 import dc_invariant.models.kernel.model as kernel_model
 import dc_invariant.models.kernel.settings as kernel_settings
@@ -103,15 +104,7 @@ def test_saved_model_holds_the_landmarks_only_and_keeps_its_symmetries(dc, molec
     assert np.array_equal(loaded.predict(test), model.predict(test))
     c = test.X[3]
     forces = loaded.predict_forces(dc.data.NumpyDataset(np.array([c], dtype=object)))[0]
-    h, numeric = 1e-5, np.zeros_like(c.positions)
-    for atom in range(c.n_atoms):
-        for axis in range(3):
-            energies = []
-            for step in (h, -h):
-                r = c.positions.copy()
-                r[atom, axis] += step
-                energies.append(loaded.predict_arrays(r, c.features, c.atomic_numbers, [c.n_atoms]))
-            numeric[atom, axis] = -(energies[0] - energies[1])[0, 0] / (2 * h)
+    numeric = numeric_forces(loaded, c)
     np.testing.assert_allclose(forces, numeric, atol=1e-5 * np.abs(forces).max())
     report = audit(loaded, test.select(np.arange(20)), n_samples=1)
     for symmetry in ("permutation", "translation", "rotation", "reflection"):
