@@ -8,6 +8,8 @@ in eV. Peers:
 * ``SchNetModel`` trained for a wall-clock budget (default 60 minutes) with Adam and a
   learning rate decaying exponentially in *time* from 5e-4 to 1e-5, so the schedule fills
   the budget on any machine; the weights with the best validation MAE are kept and saved.
+  ``--epochs N`` decays it over N epochs instead and keeps every epoch under
+  ``OUT/training``: the same command resumes a run that was stopped.
 * ``RotationInvariantModel`` (hidden 16, tanh) with y normalised, for a short budget.
 * DeepChem's ``CoulombMatrixEig`` + kernel ridge regression (Laplacian kernel, ``alpha`` and
   ``gamma`` chosen on the validation set).
@@ -30,8 +32,10 @@ from __future__ import annotations
 import argparse
 import copy
 import itertools
+import json
 import os
 import platform
+import shutil
 import time
 from typing import Any, Optional
 
@@ -43,6 +47,7 @@ from _rows import add_json_option, result_row, write_rows
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.datasets import load_qm9, read_qm9_table
 from dc_invariant.embedding import mol_from_geometry
+from dc_invariant.files import atomic, read_json, write_json
 from dc_invariant.models import RUNTIME, RotationInvariantModel, SchNetModel, load_model
 from dc_invariant.models.base import InvariantModel
 
@@ -75,19 +80,27 @@ def train_for(
     transformers: list,
     valid_transformers: list,
     max_epochs: Optional[int] = None,
+    progress: Optional[Progress] = None,
 ) -> tuple[float, int, float]:
     """Train until the time budget is spent (or for ``max_epochs``); keep the best-validation
     weights.
 
     With ``max_epochs`` the learning rate decays over epochs instead of wall time, so the
-    trained model does not depend on how busy the machine is.
-    Returns the best validation MAE, the epochs run and the seconds spent.
+    trained model does not depend on how busy the machine is. With ``progress`` (epoch
+    schedules only) every epoch's state is written there and a run stopped part-way goes on
+    from its last epoch. Returns the best validation MAE, the epochs run and the seconds
+    spent (this process's and any earlier ones' of a resumed run).
     """
     budget = 60.0 * minutes
     start = time.perf_counter()
     first, last = lr
-    steps = (max_epochs or 0) * -(-len(train) // model.batch_size)
-    taken = [0]
+    per_epoch = -(-len(train) // model.batch_size)
+    steps = (max_epochs or 0) * per_epoch
+    best, best_state, epochs, earlier = np.inf, None, 0, 0.0
+    if progress is not None and progress.exists():
+        best, best_state, epochs, earlier = progress.resume(model)
+        print(f"    resumed after epoch {epochs} (best valid MAE {best:.4f} eV)")
+    taken = [epochs * per_epoch]
 
     def schedule(m: InvariantModel, step: int) -> None:
         taken[0] += 1
@@ -102,18 +115,75 @@ def train_for(
             return epochs < max_epochs
         return time.perf_counter() - start < budget
 
-    best, best_state, epochs = np.inf, None, 0
     while more():
         model.fit(train, nb_epoch=1, checkpoint_interval=0, callbacks=[schedule])
         epochs += 1
         score = mae(model, valid, valid_transformers)
         if score < best:
             best, best_state = score, copy.deepcopy(model.model.state_dict())
-        print(
-            f"    epoch {epochs:4d}  {time.perf_counter() - start:7.0f} s  valid MAE {score:.4f} eV"
-        )
+        seconds = earlier + time.perf_counter() - start
+        print(f"    epoch {epochs:4d}  {seconds:7.0f} s  valid MAE {score:.4f} eV", flush=True)
+        if progress is not None:
+            progress.save(model, best, best_state, epochs, seconds)
     model.model.load_state_dict(best_state)
-    return best, epochs, time.perf_counter() - start
+    return best, epochs, earlier + time.perf_counter() - start
+
+
+class Progress:
+    """Where an epoch-scheduled training run keeps its state between epochs.
+
+    ``state.pt`` holds the last epoch's weights, Adam's state and step, the best-validation
+    weights, the epochs done, the best validation MAE and the seconds spent, replaced whole
+    after every epoch (a run killed mid-write resumes from the epoch before). ``settings.json``
+    holds the run's settings: a run with others (split, seed, sizes, schedule) is refused
+    rather than resumed, since its epochs belong to another model. The batches' shuffle after
+    a resume is not the one the uninterrupted run would have drawn, so a resumed model is as
+    good but not bit-identical.
+    """
+
+    def __init__(self, folder: str, settings: dict[str, Any]) -> None:
+        self.folder = folder
+        # As read back from JSON (tuples become lists), so that equal settings compare equal.
+        self.settings = json.loads(json.dumps(settings))
+
+    def exists(self) -> bool:
+        return os.path.exists(os.path.join(self.folder, "state.pt"))
+
+    def resume(self, model: InvariantModel) -> tuple[float, dict, int, float]:
+        """Load the last epoch into ``model``; return (best MAE, best weights, epochs, s)."""
+        saved = read_json(os.path.join(self.folder, "settings.json"))
+        if saved != self.settings:
+            raise SystemExit(
+                f"{self.folder} holds a run with other settings ({saved}; this run: "
+                f"{self.settings}): remove it or use another --out"
+            )
+        state = torch.load(
+            os.path.join(self.folder, "state.pt"), map_location="cpu", weights_only=True
+        )
+        model._ensure_built()
+        model.model.load_state_dict(state["weights"])
+        model._pytorch_optimizer.load_state_dict(state["optimizer"])
+        model._global_step = state["step"]
+        return state["best"], state["best_state"], state["epochs"], state["seconds"]
+
+    def save(
+        self, model: InvariantModel, best: float, best_state: dict, epochs: int, seconds: float
+    ) -> None:
+        if not self.exists():
+            os.makedirs(self.folder, exist_ok=True)
+            write_json(os.path.join(self.folder, "settings.json"), self.settings)
+        # What DeepChem's own checkpoint holds (its TorchModel attributes), and the run's
+        # bookkeeping, in one file so that both are replaced together.
+        state = {
+            "weights": model.model.state_dict(), "optimizer": model._pytorch_optimizer.state_dict(),
+            "step": model._global_step, "best": float(best), "best_state": best_state,
+            "epochs": epochs, "seconds": float(seconds),
+        }  # fmt: skip
+        with atomic(os.path.join(self.folder, "state.pt"), "wb") as handle:
+            torch.save(state, handle)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def coulomb_krr(tables: list[Any], dc: Any) -> tuple[float, float]:
@@ -155,7 +225,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         type=int,
         default=None,
         help="train SchNet for this many epochs instead of --minutes (the learning rate then "
-        "decays over epochs, so a busy machine trains the same model, only slower)",
+        "decays over epochs, so a busy machine trains the same model, only slower; every "
+        "epoch is kept under OUT/training and the same command resumes a stopped run)",
     )
     parser.add_argument("--baseline-minutes", type=float, default=5.0, help="rotation net budget")
     parser.add_argument("--seed", type=int, default=0)
@@ -302,11 +373,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         seed=args.seed,
         model_dir=args.out,
     )
+    lr = (5e-4, 1e-5)
+    progress = None
+    if args.epochs:
+        # An epoch schedule is many hours on 2 cores: kept after every epoch, resumed by the
+        # same command after a stop.
+        run = {"sizes": list(sizes), "seed": args.seed, "epochs": args.epochs, "lr": list(lr)}
+        progress = Progress(os.path.join(args.out, "training"), {**run, **schnet.hyperparameters})
     _, epochs, seconds = train_for(
-        schnet, train, valid, args.minutes, (5e-4, 1e-5), [], [], max_epochs=args.epochs
+        schnet, train, valid, args.minutes, lr, [], [], max_epochs=args.epochs, progress=progress
     )
     schnet_mae = mae(schnet, test, [])
     schnet.save_checkpoint(max_checkpoints_to_keep=1)
+    if progress is not None:
+        progress.remove()
     rows.append(("SchNetModel (dc_invariant)", schnet_mae, seconds, str(epochs)))
     return report(args, rows, cm_mae, rot_mae, schnet_mae, sizes, curve, peer, curve_beyond)
 
