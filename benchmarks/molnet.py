@@ -26,15 +26,16 @@ interpreter, an environment of their own built with one line (torch 2.2.1; ``tor
 before 0.10, whose ``datapipes`` ``dgl.graphbolt`` imports; ``pyyaml`` and ``pydantic``, which
 it imports without declaring them; NumPy 1, which torch 2.2 was built against)::
 
-    python3.11 -m venv /work/venv-dgl && /work/venv-dgl/bin/pip install "torch==2.2.1" \
+    python3.11 -m venv ../venv-dgl && ../venv-dgl/bin/pip install "torch==2.2.1" \
         "dgl==2.1.0" "dgllife==0.3.2" "deepchem==2.8.0" "torchdata==0.7.1" pyyaml pydantic \
         "numpy<2" -e .
 
-(from this folder's parent; PyPI's torch 2.2.1 is a CUDA build: about 5 GB with its
-``nvidia-*`` packages). This process chooses the molecules and splits as for every other model
-and hands each split's molecule ids and labels to ``molnet.py --dgl-job`` in that interpreter
-as JSON; it featurizes those ids, trains with this file's code, and returns the test
-predictions with their ids, which are checked and scored here like every other row. A
+run in the checkout's root folder, then ``--dgl-python ../venv-dgl/bin/python`` (Python 3.10 to
+3.12: this package's and torch 2.2's; PyPI's torch 2.2.1 is a CUDA build, about 5 GB with its
+``nvidia-*`` packages; about 4 minutes here). This process chooses the molecules and splits as
+for every other model and hands each split's molecule ids and labels to ``molnet.py --dgl-job``
+in that interpreter as JSON; it featurizes those ids, trains with this file's code, and returns
+the test predictions with their ids, which are checked and scored here like every other row. A
 molecule a model's featurizer cannot read is left out of that model's sets only, and named:
 DeepChem's ``MolGraphConvFeaturizer`` (GCN, GAT, AttentiveFP, MPNN) refuses molecules of one
 atom, FreeSolv's methane, ammonia and hydrogen sulfide. Letting them shrink every model's
