@@ -414,13 +414,16 @@ def dgl_rows(task: str, split_list: list, names: list[str], args: Any) -> tuple[
         "thread(s)) on this run's splits, sent to it as molecule ids and labels (test ids "
         "checked on return)"
     )
+    lost: dict[tuple[str, ...], list[str]] = {}
     for kind, unread in result["unread"].items():
         if unread:
-            users = ", ".join(MODELS[m][0] for m in names if NEEDS[m] == kind)
-            note += (
-                f"; the featurizer of {users} could not read {', '.join(unread)}, left out of "
-                "the sets they fall in (each seed's line says which)"
-            )
+            users = [MODELS[m][0] for m in names if NEEDS[m] == kind]
+            lost.setdefault(tuple(unread), []).extend(users)
+    for unread, users in lost.items():
+        note += (
+            f"; the featurizers of {', '.join(users)} could not read {', '.join(unread)}, left "
+            "out of the sets they fall in (each seed's line says which)"
+        )
     return outcomes, note
 
 
