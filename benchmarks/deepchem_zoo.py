@@ -11,6 +11,12 @@ Run ``python benchmarks/deepchem_zoo.py`` (200 molecules; ~35 min on 2 busy core
 MAT and Weave) or ``--quick`` (20 molecules, 1 sample). ``--only MATModel,WeaveModel``
 runs some models. DTNNModel needs ``torch_geometric`` (``pip install 'dc_invariant[zoo]'``).
 Writes ``benchmarks/results/deepchem_zoo.md`` and ``.json`` unless ``--out`` says elsewhere.
+
+The DGL models (GCN, GAT, AttentiveFP, MPNN, Pagtn) need ``dgl``, which has no build for
+torch 2.13: ``--dgl-python PATH`` audits them with this script run by that interpreter, in an
+environment of its own (torch 2.2.1 + dgl 2.1.0, built with the one line in
+``benchmarks/molnet.py``'s docstring), on the same molecules (checked), and merges its rows
+into this table, each naming the versions it ran with.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import argparse
 import importlib
 import json
 import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +49,8 @@ MAX_ATOMS = 50
 EPOCHS = 5
 ELEMENTS = frozenset({"H", "C", "N", "O", "F", "S", "Cl"})
 SEED = 0
+#: What DeepChem's DGL models import; ``--dgl-python`` runs them where these do.
+DGL = ("dgl", "dgllife")
 
 #: Why a broken verdict is broken: the component responsible, one sentence each.
 EXPLANATIONS: dict[tuple[str, str], str] = {
@@ -51,6 +61,14 @@ EXPLANATIONS: dict[tuple[str, str], str] = {
     ("SklearnModel(RandomForestRegressor) on CoulombMatrix(upper_tri=True)", "permutation"): (
         "each tree splits on fixed entries of the flattened Coulomb matrix, whose positions "
         "follow the atom order"
+    ),
+    # Found by featurizing renumbered copies of small molecules (benzene: only the first).
+    ("PagtnModel on PagtnMolGraphFeaturizer", "permutation"): (
+        "DeepChem's PagtnMolGraphFeaturizer gives each atom pair's shortest-path features to "
+        "one directed edge only, from the lower-numbered atom (the edge back gets zeros), lists "
+        "the path's bonds from that atom, and in rings keeps whichever of several shortest "
+        "paths RDKit returns for that numbering; renumbering changes all three, and the "
+        "network's attention reads them"
     ),
 }
 
@@ -92,10 +110,19 @@ def entries() -> list[Entry]:
 
         return build
 
-    def unbuilt(dc: Any) -> tuple[Any, Any]:
-        raise RuntimeError("only listed: its packages do not import here")
+    def graph(model: str, **featurizer: Any) -> Callable[[Any], tuple[Any, Any]]:
+        def build(dc: Any) -> tuple[Any, Any]:
+            network = getattr(_torch_models(dc), model)
+            return dc.feat.MolGraphConvFeaturizer(**featurizer), network(
+                n_tasks=1, mode="regression", batch_size=64
+            )
 
-    dgl = ("dgl", "dgllife")
+        return build
+
+    def pagtn(dc: Any) -> tuple[Any, Any]:
+        network = _torch_models(dc).PagtnModel(n_tasks=1, mode="regression", batch_size=64)
+        return dc.feat.PagtnMolGraphFeaturizer(), network
+
     return [
         Entry(
             "MultitaskRegressor",
@@ -155,11 +182,21 @@ def entries() -> list[Entry]:
             lambda dc: (dc.feat.CoulombMatrix(max_atoms=MAX_ATOMS, upper_tri=True), forest(dc)),
             predicts_untrained=False,
         ),
-        Entry("GCNModel", "MolGraphConvFeaturizer", dgl, unbuilt),
-        Entry("GATModel", "MolGraphConvFeaturizer", dgl, unbuilt),
-        Entry("AttentiveFPModel", "MolGraphConvFeaturizer(use_edges=True)", dgl, unbuilt),
-        Entry("MPNNModel", "MolGraphConvFeaturizer(use_edges=True)", dgl, unbuilt),
-        Entry("PagtnModel", "PagtnMolGraphFeaturizer", dgl, unbuilt),
+        Entry("GCNModel", "MolGraphConvFeaturizer", DGL, graph("GCNModel")),
+        Entry("GATModel", "MolGraphConvFeaturizer", DGL, graph("GATModel")),
+        Entry(
+            "AttentiveFPModel",
+            "MolGraphConvFeaturizer(use_edges=True)",
+            DGL,
+            graph("AttentiveFPModel", use_edges=True),
+        ),
+        Entry(
+            "MPNNModel",
+            "MolGraphConvFeaturizer(use_edges=True)",
+            DGL,
+            graph("MPNNModel", use_edges=True),
+        ),
+        Entry("PagtnModel", "PagtnMolGraphFeaturizer", DGL, pagtn),
         Entry("dc_invariant RotationInvariantModel", "Conformer", (), ours("rotation")),
         Entry("dc_invariant SchNetModel", "Conformer", (), ours("schnet")),
     ]
@@ -173,6 +210,63 @@ def missing(needs: tuple[str, ...]) -> Optional[str]:
         except Exception as err:  # noqa: BLE001 -- any failure to import is the answer
             return f"import {module} fails: {type(err).__name__}: {str(err).splitlines()[0]}"
     return None
+
+
+def versions() -> dict[str, str]:
+    """The versions of the packages the audited pipelines run on, in this environment."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("torch", "deepchem", "rdkit", "numpy", "dgl", "dgllife"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def remote_rows(
+    python: str, models: list[str], smiles: list[str], n: int, n_samples: int
+) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Rows of ``models``, audited by this script run by ``python`` (``--dgl-python``).
+
+    It reads the same ``n`` NCI molecules (checked against ``smiles``) and audits them with
+    the same settings; each of its rows names the versions it ran with.
+
+    Returns
+    -------
+    rows : dict
+        The rows of each pipeline it audited, by pipeline name.
+    why : str
+        "" if it ran to the end, else its exit status and last line of error output (the rows
+        it wrote before are kept).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        command = [python, os.path.abspath(__file__), "--only", ",".join(models)]
+        command += ["--molecules", str(n), "--n-samples", str(n_samples), "--out", folder]
+        # This checkout's package, not whichever one that environment has installed.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": root}
+        )
+        path = os.path.join(folder, "deepchem_zoo.json")
+        result = {"rows": []}
+        if os.path.exists(path):
+            with open(path) as handle:
+                result = json.load(handle)
+    if result["rows"] and result["smiles"] != smiles:
+        raise RuntimeError(f"{python} audited other molecules than this run's {n}")
+    why = ""
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        why = f"`{python} deepchem_zoo.py` stopped (exit status {done.returncode}): " + (
+            lines[-1] if lines else "no error text"
+        )
+    environment = ", ".join(f"{k} {v}" for k, v in result.get("versions", {}).items())
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in result["rows"]:
+        out.setdefault(row["pipeline"], []).append({**row, "environment": environment})
+    return out, why
 
 
 def read_smiles(n: int) -> list[str]:
@@ -283,8 +377,34 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "distortion of every atom moved no output, so translation, rotation and reflection "
         "hold trivially."
     )
+    environments: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("environment"):
+            environments.setdefault(r["environment"], []).append(r["pipeline"].split()[0])
+    for environment, models in environments.items():
+        lines.append(
+            f"- {', '.join(dict.fromkeys(models))}: audited by `--dgl-python`, in an "
+            f"environment of their own ({environment})."
+        )
     lines.extend(f"- {n}." for n in notes)
     return "\n".join(lines)
+
+
+def merged(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``previous`` rows with each pipeline's rows replaced by those of ``new``, in place; the
+    pipelines only ``new`` has follow."""
+    fresh: dict[str, list[dict[str, Any]]] = {}
+    for r in new:
+        fresh.setdefault(r["pipeline"], []).append(r)
+    out: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for r in previous:
+        if r["pipeline"] not in fresh:
+            out.append(r)
+        elif r["pipeline"] not in placed:
+            out.extend(fresh[r["pipeline"]])
+            placed.add(r["pipeline"])
+    return out + [r for r in new if r["pipeline"] not in placed]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -294,6 +414,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--n-samples", type=int, default=2, help="group elements per symmetry")
     parser.add_argument("--molecules", type=int, help="how many molecules (default 200)")
     parser.add_argument("--only", help="comma-separated model names to run")
+    parser.add_argument(
+        "--dgl-python",
+        help="interpreter of an environment with dgl 2.1.0 that audits the DGL models",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the audited pipelines' rows of the table in --out, keep the others",
+    )
     parser.add_argument(
         "--out",
         default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
@@ -308,15 +437,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"{len(prepared.molecules)} NCI molecules embedded ({len(prepared.skipped)} failed)")
     rows: list[dict[str, Any]] = []
     os.makedirs(args.out, exist_ok=True)
-    for entry in entries():
-        if args.only and entry.model not in args.only.split(","):
-            continue
-        rows.extend(run_entry(dc, entry, prepared, n_samples))
+    previous: list[dict[str, Any]] = []
+    if args.update:
+        with open(os.path.join(args.out, "deepchem_zoo.json")) as handle:
+            table = json.load(handle)
+        if table["molecules"] != len(prepared.molecules) or table.get("smiles", smiles) != smiles:
+            parser.error(f"--update: {args.out} holds a table of other molecules")
+        previous = table["rows"]
+    chosen = [e for e in entries() if not args.only or e.model in args.only.split(",")]
+    remote: Optional[tuple[dict[str, list[dict[str, Any]]], str]] = None
+    for entry in chosen:
+        if args.dgl_python and entry.needs == DGL:
+            if remote is None:
+                models = [e.model for e in chosen if e.needs == DGL]
+                remote = remote_rows(args.dgl_python, models, smiles, n, n_samples)
+            got, why = remote
+            rows.extend(got.get(entry.name) or [{"pipeline": entry.name, "state": "not run",
+                                                 "reason": why or "no row came back"}])  # fmt: skip
+        else:
+            rows.extend(run_entry(dc, entry, prepared, n_samples))
         # Written after every pipeline, so that a long run keeps what it has measured.
+        table_rows = merged(previous, rows)
         with open(os.path.join(args.out, "deepchem_zoo.md"), "w") as handle:
-            handle.write(markdown(rows) + "\n")
+            handle.write(markdown(table_rows) + "\n")
         with open(os.path.join(args.out, "deepchem_zoo.json"), "w") as handle:
-            json.dump({"molecules": len(prepared.molecules), "rows": rows}, handle, indent=2)
+            summary = {"molecules": len(prepared.molecules), "smiles": smiles}
+            json.dump({**summary, "versions": versions(), "rows": table_rows}, handle, indent=2)
     print(markdown(rows))
     return 0
 
