@@ -20,6 +20,7 @@ __all__ = [
     "element_symbol",
     "resolve_device",
     "stack_dataset",
+    "stack_geometries",
     "unsupported",
 ]
 
@@ -34,6 +35,19 @@ def stack_dataset(X: Any, ids: Any) -> tuple[Molecules, Callable[[int], str]]:
 
     molecules = Molecules.from_conformers(X, n_features=width, name=name)
     return molecules, lambda k: describe_molecule(X, ids, k)
+
+
+def stack_geometries(X: Any, ids: Any) -> tuple[Molecules, np.ndarray] | None:
+    """Every geometry of every `Conformer` as a molecule of its own (an ensemble's members
+    in order) and the input molecule of each; None when no input has an ensemble."""
+    if not any(isinstance(c, Conformer) and c.ensemble is not None for c in X):
+        return None
+    members = [c.split_ensemble() if isinstance(c, Conformer) else [c] for c in X]
+    parent = np.repeat(np.arange(len(X)), [len(m) for m in members])
+    flat = np.empty(len(parent), dtype=object)
+    flat[:] = [c for m in members for c in m]
+    geometries, _ = stack_dataset(flat, None if ids is None else np.asarray(ids)[parent])
+    return geometries, parent
 
 
 def element_index(

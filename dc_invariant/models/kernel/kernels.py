@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -53,15 +53,34 @@ class AtomSet:
         is wrapped without a copy), on the device where the kernel blocks run.
     molecule : np.ndarray of int, shape (n_atoms,)
         Molecule index of each atom, non-decreasing.
+    weight : np.ndarray of shape (n_atoms,), optional
+        Each atom's weight in the kernel sums, the same for all atoms of a molecule: 1/k
+        when a molecule's atoms are those of its k conformers, so that its kernel is the
+        mean over conformer pairs. None: every atom weighs 1.
     """
 
     vectors: torch.Tensor
     molecule: np.ndarray
+    weight: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         self.vectors = torch.as_tensor(self.vectors, dtype=torch.float64)
         self.molecule = np.asarray(self.molecule, dtype=np.int64)
+        if self.weight is not None:
+            self.weight = np.asarray(self.weight, dtype=np.float64)
         self.squared = (self.vectors * self.vectors).sum(dim=1)
+
+    def take(self, atoms: Any, molecule: np.ndarray) -> AtomSet:
+        """The atoms ``atoms`` (a slice or a boolean mask), renumbered to ``molecule``."""
+        mask = atoms
+        if isinstance(atoms, np.ndarray):
+            mask = torch.as_tensor(atoms, device=self.vectors.device)
+        weight = None if self.weight is None else self.weight[atoms]
+        return AtomSet(self.vectors[mask], molecule, weight)
+
+    def run_weights(self, atoms: slice, starts: np.ndarray) -> Optional[np.ndarray]:
+        """The weight of each run (molecule) of ``atoms`` starting at ``starts``, or None."""
+        return None if self.weight is None else self.weight[atoms][starts]
 
 
 def select_molecules(sets: Sequence[AtomSet], molecules: np.ndarray) -> list[AtomSet]:
@@ -69,8 +88,7 @@ def select_molecules(sets: Sequence[AtomSet], molecules: np.ndarray) -> list[Ato
     out = []
     for atoms in sets:
         keep = np.isin(atoms.molecule, molecules)
-        mask = torch.as_tensor(keep, device=atoms.vectors.device)
-        out.append(AtomSet(atoms.vectors[mask], np.searchsorted(molecules, atoms.molecule[keep])))
+        out.append(atoms.take(keep, np.searchsorted(molecules, atoms.molecule[keep])))
     return out
 
 
@@ -179,12 +197,22 @@ def kernel_matrices(
             for c0 in range(r0 if symmetric else 0, nb, side):
                 cs = slice(c0, min(nb, c0 + side))
                 c_starts, c_mols = _runs(b.molecule[cs])
+                scale = _outer(a.run_weights(rs, r_starts), b.run_weights(cs, c_starts))
                 for s, block in _exponentials(a, b, rs, cs, factors):
                     summed = _reduce(block, r_starts, c_starts)
+                    if scale is not None:
+                        summed *= scale
                     out[s][np.ix_(r_mols, c_mols)] += summed
                     if symmetric and c0 != r0:
                         out[s][np.ix_(c_mols, r_mols)] += summed.T
     return out
+
+
+def _outer(rows: Optional[np.ndarray], cols: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """The weights of a reduced block's entries (None: all 1)."""
+    if rows is None and cols is None:
+        return None
+    return np.outer(np.ones(1) if rows is None else rows, np.ones(1) if cols is None else cols)
 
 
 def _exp_blocks(

@@ -101,7 +101,7 @@ def molecule_range(sets: Sequence[AtomSet], first: int, last: int) -> list[AtomS
     out = []
     for atoms in sets:
         lo, hi = np.searchsorted(atoms.molecule, [first, last])
-        out.append(AtomSet(atoms.vectors[lo:hi], atoms.molecule[lo:hi] - first))
+        out.append(atoms.take(slice(lo, hi), atoms.molecule[lo:hi] - first))
     return out
 
 

@@ -15,10 +15,13 @@ from typing import Any, Optional
 from dc_invariant.models.kernel.representation import FCHL19
 from dc_invariant.validation import check_int, check_positive, check_real, check_seed, store
 
-__all__ = ["AUTO_EXACT_LIMIT", "SOLVERS", "KernelSettings"]
+__all__ = ["AUTO_EXACT_LIMIT", "CONFORMERS", "SOLVERS", "KernelSettings"]
 
 #: The solves `KernelModel` offers (``"auto"``: exact up to `AUTO_EXACT_LIMIT` molecules).
 SOLVERS = ("auto", "exact", "nystrom")
+#: How `KernelModel` reads a molecule with several conformers (``Conformer.ensemble``):
+#: its first geometry, or the mean of the kernel over every pair of geometries.
+CONFORMERS = ("first", "average")
 #: Training molecules up to which ``solver="auto"`` is exact: its kernel takes ``8 n^2`` bytes
 #: per width, 3.2 GB here and a 12 GiB peak in the whole fit.
 AUTO_EXACT_LIMIT = 20_000
@@ -59,6 +62,8 @@ class KernelSettings:
     landmarks : int, optional
         Landmark molecules of the Nystrom solve (None: `nystrom.DEFAULT_LANDMARKS`); at
         least 1.
+    conformers : {"first", "average"}, default="first"
+        See `CONFORMERS`.
 
     Examples
     --------
@@ -82,6 +87,7 @@ class KernelSettings:
     seed: int = 0
     solver: str = "auto"
     landmarks: Optional[int] = None
+    conformers: str = "first"
 
     def __post_init__(self) -> None:
         store(self, "n_tasks", check_int(self.n_tasks, "n_tasks", min_val=1))
@@ -122,6 +128,10 @@ class KernelSettings:
             raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
         if self.landmarks is not None:
             store(self, "landmarks", check_int(self.landmarks, "landmarks", min_val=1))
+        if self.conformers not in CONFORMERS:
+            raise ValueError(
+                f"conformers must be one of {list(CONFORMERS)}, got {self.conformers!r}"
+            )
 
     def solver_for(self, n: int) -> str:
         """The solve ``fit`` uses for ``n`` training molecules (``"auto"`` resolved)."""

@@ -52,6 +52,8 @@ class TrainedKernel:
             arrays[f"axes_{e}"] = self.projection.axes[e]
             arrays[f"vectors_{e}"] = atoms.vectors.cpu().numpy()
             arrays[f"molecule_{e}"] = atoms.molecule
+            if atoms.weight is not None:
+                arrays[f"weight_{e}"] = atoms.weight
         return arrays
 
     @classmethod
@@ -69,7 +71,11 @@ class TrainedKernel:
             [arrays[f"mean_{e}"] for e in range(n)], [arrays[f"axes_{e}"] for e in range(n)]
         )
         train = [
-            AtomSet(torch.as_tensor(arrays[f"vectors_{e}"], device=device), arrays[f"molecule_{e}"])
+            AtomSet(
+                torch.as_tensor(arrays[f"vectors_{e}"], device=device),
+                arrays[f"molecule_{e}"],
+                arrays.get(f"weight_{e}"),
+            )
             for e in range(n)
         ]
         return cls(
@@ -90,8 +96,9 @@ class TrainedKernel:
         for atoms, train in zip(sets, self.train):
             if len(atoms.molecule) == 0:
                 continue
-            weights = self.alpha[train.molecule]
-            per_atom = atom_sums(atoms, train, weights, self.sigma, self.memory_bytes)
+            per_atom = atom_sums(
+                atoms, train, _coefficients(self.alpha, train), self.sigma, self.memory_bytes
+            )
             for t in range(out.shape[1]):
                 out[:, t] += np.bincount(atoms.molecule, per_atom[:, t], minlength=len(counts))
         return out
@@ -115,10 +122,18 @@ class TrainedKernel:
             )
             atoms = AtomSet(projected.detach(), np.zeros(int(mask.sum()), np.int64))
             gradient = sum_gradients(
-                atoms, train, alpha[train.molecule], self.sigma, self.memory_bytes
+                atoms, train, _coefficients(alpha, train), self.sigma, self.memory_bytes
             )
             surrogate = surrogate + (projected * gradient).sum()
         if not surrogate.requires_grad:
             return np.zeros_like(positions)
         (grad,) = torch.autograd.grad(surrogate, coords)
         return -grad.cpu().numpy()
+
+
+def _coefficients(alpha: np.ndarray, train: AtomSet) -> np.ndarray:
+    """Each training atom's coefficient: its molecule's, times the atom's weight."""
+    out = alpha[train.molecule]
+    if train.weight is None:
+        return out
+    return out * (train.weight if out.ndim == 1 else train.weight[:, None])
