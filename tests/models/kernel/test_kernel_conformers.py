@@ -55,9 +55,7 @@ def averaged_kernel(A, B, za, zb, sigma):
 def test_averaged_model_equals_a_direct_ridge_on_the_mean_kernel(dc, ensembles):
     # pca_tolerance=0 keeps every axis, so the projected distances are FCHL19's own.
     train, test = ensembles.select(np.arange(12)), ensembles.select(np.arange(12, 16))
-    model = KernelModel(
-        sigma=SIGMA, regularization=LAMBDA, conformers="average", pca_tolerance=0.0
-    )
+    model = KernelModel(sigma=SIGMA, regularization=LAMBDA, conformers="average", pca_tolerance=0.0)
     model.fit(train)
     elements = np.unique(np.concatenate([c.atomic_numbers for c in ensembles.X]))
     rep = model.representation
