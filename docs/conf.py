@@ -66,7 +66,8 @@ numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
 # The gallery: every example is shown; the quick ones (about 5 s each on two cores) are run
-# with --small, so their output and figures appear. Not run: kernel_model_qm9 (needs the qm9
+# with --small, so their output and figures appear. Not run: kernel_conformer_ensembles (about
+# 20 s of embedding; the test suite runs it), kernel_model_qm9 (needs the qm9
 # extra's data, which the docs extra does not install), scale_out (starts a Dask cluster of
 # its own) and train_invariant_model (about 40 s of training, too slow for every build; the
 # test suite runs it and recomputes the figures it prints).

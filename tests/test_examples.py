@@ -20,6 +20,10 @@ EXPECTED = {
         "all four symmetries hold: True",
         "within 1.5x of the exact fit: True",
     ],
+    "kernel_conformer_ensembles": [
+        "averaging the kernel beats the first geometry: True",
+        "reloaded model predicts identically: True",
+    ],
     "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
     "scale_out": [
         "same conformers as a serial run: True",

@@ -127,7 +127,7 @@ class KernelModel(StackedArrays, dc.models.Model):
         their first geometry, or the kernel averaged over every pair of geometries (each
         atom weighs 1/k), in training and prediction alike. Averaging 4 ETKDG conformers
         lowered FreeSolv's test MAE on each of 10 random splits (by 8% on average, RMSE 3%)
-        and solubility's RMSE by 2%, for 4x the embedding and 16x the kernel's work. Forces
+        and solubility's RMSE by 1%, for 4x the embedding and 16x the kernel's work. Forces
         are those of each molecule's first geometry.
     progress : bool, optional
         A progress bar over the Nyström solve's blocks; None shows one when stderr is a
