@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from kernel_helpers import numeric_forces
 
 from dc_invariant import Conformer, ConformerFeaturizer
 from dc_invariant.models import KernelModel, load_model
@@ -117,17 +118,8 @@ def test_searched_nystrom_saved_and_forces(dc, ensembles, tmp_path):
         nystrom.predict(ensembles), exact.predict(ensembles), rtol=1e-6, atol=1e-6
     )
     # Forces are those of the first geometry under the averaged model: finite differences.
-    c = ensembles.X[0]
     forces = model.predict_forces(ensembles.select([0]))[0]
-    h, numeric = 1e-5, np.zeros_like(c.positions)
-    for atom in range(c.n_atoms):
-        for axis in range(3):
-            e = []
-            for step in (h, -h):
-                r = c.positions.copy()
-                r[atom, axis] += step
-                e.append(model.predict_arrays(r, c.features, c.atomic_numbers, [c.n_atoms]))
-            numeric[atom, axis] = -(e[0] - e[1])[0, 0] / (2 * h)
+    numeric = numeric_forces(model, ensembles.X[0])
     np.testing.assert_allclose(forces, numeric, atol=1e-5)
 
 
