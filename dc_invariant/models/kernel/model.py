@@ -150,6 +150,19 @@ class KernelModel(StackedArrays, dc.models.Model):
     >>> test[0] = h2(0.9)
     >>> bool(abs(model.predict(dc.data.NumpyDataset(test))[0, 0] - 0.16**2) < 1e-3)
     True
+
+    Several geometries per molecule (``ConformerFeaturizer(n_conformers=k)`` gives them):
+    ``conformers="average"`` compares molecules by the mean kernel over pairs of geometries.
+
+    >>> def h2_pair(r):
+    ...     pair = h2(r)
+    ...     return Conformer(pair.positions, pair.features, [1, 1],
+    ...                      ensemble=np.stack([pair.positions, h2(r + 0.02).positions]))
+    >>> X[:] = [h2_pair(r) for r in lengths]
+    >>> averaged = KernelModel(sigma=0.5, regularization=1e-10, conformers="average")
+    >>> _ = averaged.fit(dc.data.NumpyDataset(X, (lengths - 0.74) ** 2))
+    >>> averaged.hyperparameters["conformers"]
+    'average'
     """
 
     mode = "regression"
@@ -223,16 +236,9 @@ class KernelModel(StackedArrays, dc.models.Model):
         stacked, name = stack_dataset(X, ids)
         elements = np.unique(stacked.atomic_numbers)
         index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
-        geometries = self._geometries(X, ids)
-        if geometries is None:
-            projection, sets = self._atom_sets(stacked, index, len(elements))
-        else:
-            every, parent = geometries
-            every_index = element_index(
-                every.atomic_numbers, every.counts, elements, lambda k: name(int(parent[k]))
-            )
-            projection, sets = self._atom_sets(every, every_index, len(elements))
-            sets = _averaged(sets, parent)
+        every, every_index, parent = self._geometries(X, ids, stacked, index, elements, name)
+        projection, sets = self._atom_sets(every, every_index, len(elements))
+        sets = _averaged(sets, parent)
         counts = element_counts(index, stacked.molecule, len(y), len(elements))
         holdout = None if valid is None else self._holdout(valid, elements, projection)
         solver = self.settings.solver_for(len(y))
@@ -366,21 +372,36 @@ class KernelModel(StackedArrays, dc.models.Model):
             ids = None if ids is None else ids[keep]
         index = element_index(stacked.atomic_numbers, stacked.counts, elements, name)
         counts = element_counts(index, stacked.molecule, len(y), len(elements))
-        geometries = self._geometries(X, ids)
-        every, parent = geometries if geometries is not None else (stacked, None)
-        if parent is not None:
-            index = element_index(every.atomic_numbers, every.counts, elements, name)
+        every, index, parent = self._geometries(X, ids, stacked, index, elements, name)
         vectors = atom_vectors(
             self.representation, every.positions, index, every.counts, len(elements),
             self.device,
         )  # fmt: skip
         sets = projection.atom_sets(vectors, index, every.molecule)
-        return Holdout(sets if parent is None else _averaged(sets, parent), counts, y)
+        return Holdout(_averaged(sets, parent), counts, y)
 
-    def _geometries(self, X: Any, ids: Any) -> Optional[tuple[Molecules, np.ndarray]]:
-        """Every geometry as a molecule and the input molecule of each, when conformers
-        are averaged and some input has several; else None (first geometries only)."""
-        return stack_geometries(X, ids) if self.settings.conformers == "average" else None
+    def _geometries(
+        self,
+        X: Any,
+        ids: Any,
+        stacked: Molecules,
+        index: np.ndarray,
+        elements: np.ndarray,
+        name: Callable[[int], str],
+    ) -> tuple[Molecules, np.ndarray, Optional[np.ndarray]]:
+        """The molecules whose atoms enter the kernel, their atoms' element index and the
+        input molecule of each: every geometry when conformers are averaged and some input
+        has several, else ``stacked`` itself (parent None)."""
+        if self.settings.conformers != "average":
+            return stacked, index, None
+        geometries = stack_geometries(X, ids)
+        if geometries is None:
+            return stacked, index, None
+        every, parent = geometries
+        every_index = element_index(
+            every.atomic_numbers, every.counts, elements, lambda k: name(int(parent[k]))
+        )
+        return every, every_index, parent
 
     def _check_fitted(self) -> TrainedKernel:
         if self._trained is None:
@@ -409,7 +430,9 @@ class KernelModel(StackedArrays, dc.models.Model):
         """
         self._check_fitted()
         stacked, name = stack_dataset(dataset.X, dataset.ids)
-        geometries = self._geometries(dataset.X, dataset.ids)
+        geometries = None
+        if self.settings.conformers == "average":
+            geometries = stack_geometries(dataset.X, dataset.ids)
         if geometries is None:
             out = self._predict_molecules(stacked, name)
         else:
@@ -584,8 +607,11 @@ def _warn_unsupported(skipped: dict[int, str], name: Callable[[int], str], what:
 MODEL_CLASSES[KernelModel.__name__] = KernelModel
 
 
-def _averaged(sets: list[AtomSet], parent: np.ndarray) -> list[AtomSet]:
+def _averaged(sets: list[AtomSet], parent: Optional[np.ndarray]) -> list[AtomSet]:
     """Atoms of every geometry as atoms of their input molecule, each weighing 1/k (k: the
-    molecule's geometries), so that kernel sums are means over pairs of geometries."""
+    molecule's geometries), so that kernel sums are means over pairs of geometries; ``sets``
+    unchanged when ``parent`` is None (one geometry per molecule)."""
+    if parent is None:
+        return sets
     weight = 1.0 / np.bincount(parent)
     return [AtomSet(a.vectors, parent[a.molecule], weight[parent[a.molecule]]) for a in sets]
