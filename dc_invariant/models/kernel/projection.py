@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from dc_invariant.models.kernel.kernels import AtomSet
+from dc_invariant.models.runtime import eigh
 
 __all__ = ["Projection"]
 
@@ -44,7 +45,7 @@ class Projection:
             if tolerance > 0:
                 values, vecs = _varying_axes(centred, tolerance)
             else:
-                values, vecs = (t.numpy() for t in torch.linalg.eigh(centred.T @ centred))
+                values, vecs = (t.numpy() for t in eigh(centred.T @ centred))
             values, vecs = values[::-1], vecs[:, ::-1]
             total = values.sum()
             if tolerance > 0 and total > 0:
@@ -84,7 +85,7 @@ def _varying_axes(centred: torch.Tensor, tolerance: float) -> tuple[np.ndarray, 
         return np.zeros(1), np.eye(width, 1)
     part = centred[:, active]
     if len(part) < part.shape[1]:
-        values, left = torch.linalg.eigh(part @ part.T)
+        values, left = eigh(part @ part.T)
         values = values.clamp(min=0.0)
         positive = values > 0
         values, left = values[positive], left[:, positive]
@@ -92,7 +93,7 @@ def _varying_axes(centred: torch.Tensor, tolerance: float) -> tuple[np.ndarray, 
     elif part.shape[1] > _DIRECT:
         values, vecs = _leading_axes(part.T @ part, tolerance)
     else:
-        values, vecs = torch.linalg.eigh(part.T @ part)
+        values, vecs = eigh(part.T @ part)
     full = torch.zeros((width, vecs.shape[1]), dtype=vecs.dtype)
     full[active] = vecs
     return values.numpy(), full.numpy()
@@ -116,7 +117,7 @@ def _leading_axes(covariance: torch.Tensor, tolerance: float) -> tuple[torch.Ten
         basis = torch.randn(width, size, dtype=covariance.dtype, generator=generator)
         for _ in range(4):
             basis = torch.linalg.qr(covariance @ basis).Q
-        values, inner = torch.linalg.eigh(basis.T @ covariance @ basis)
+        values, inner = eigh(basis.T @ covariance @ basis)
         if size == width or total - float(values.sum()) <= 0.1 * tolerance * total:
             return values, basis @ inner
         size = min(width, 2 * size)

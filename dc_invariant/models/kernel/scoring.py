@@ -15,6 +15,7 @@ import torch
 from dc_invariant.models.kernel.kernels import AtomSet
 from dc_invariant.models.kernel.loo import LeaveOneOut, cholesky_residuals, eigen_residuals
 from dc_invariant.models.kernel.solve import offsets, solve
+from dc_invariant.models.runtime import eigh
 
 __all__ = ["Holdout", "Scorer", "errors", "spread_of"]
 
@@ -46,7 +47,7 @@ class Scorer:
         self, kernel: np.ndarray, cross: Optional[np.ndarray], regs: np.ndarray
     ) -> np.ndarray:
         """Residuals (n_scored, n_regs, n_tasks) of every ``lambda``, via one eigh."""
-        values, vectors = (t.numpy() for t in torch.linalg.eigh(torch.from_numpy(kernel)))
+        values, vectors = (t.numpy() for t in eigh(torch.from_numpy(kernel)))
         if self.holdout is None:
             return eigen_residuals(values, vectors, self.loo, regs)
         inverse = 1.0 / (np.clip(values, 0.0, None)[:, None] + regs[None, :])

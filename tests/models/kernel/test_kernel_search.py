@@ -214,3 +214,38 @@ def test_leading_axes_span_the_axes_a_full_decomposition_keeps():
     top, full_top = vectors[:, ::-1][:, :keep], full_vectors[:, ::-1][:, :keep]
     np.testing.assert_allclose(values[::-1][:keep], full_values[::-1][:keep], rtol=1e-8)
     assert np.linalg.norm(full_top - top @ (top.T @ full_top)) < 1e-8
+
+
+def test_eigendecompositions_run_on_runtime_eigen_threads(monkeypatch, freesolv):
+    import torch
+
+    from dc_invariant.models import RUNTIME
+
+    seen = []
+    real = torch.linalg.eigh
+
+    def recording(matrix):
+        seen.append(torch.get_num_threads())
+        return real(matrix)
+
+    monkeypatch.setattr(torch.linalg, "eigh", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fitted = {}
+        for threads in (1, 0):  # one thread, then torch's own count (2)
+            monkeypatch.setattr(RUNTIME, "eigen_threads", threads)
+            seen.clear()
+            model = KernelModel()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(freesolv)
+            # the projection's and every searched width's eigendecompositions
+            assert len(seen) > 3 and set(seen) == {threads or 2}
+            assert torch.get_num_threads() == 2  # restored after each
+            fitted[threads] = (model.fitted["sigma"], model.fitted["regularization"])
+        assert fitted[1] == pytest.approx(fitted[0])  # rounding only: the same choice
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="eigen_threads"):
+        RUNTIME.eigen_threads = -1
