@@ -128,3 +128,31 @@ def test_schnet_offsets_that_explain_the_labels_leave_the_network_a_scale(dc, fi
     # More data later: the network's part is there to learn from.
     forces = model.predict_forces(first_four[:3])
     assert max(np.abs(f).max() for f in forces) > 1e-6
+
+
+def test_schnet_filters_never_see_subnormal_gaussians(conformers):
+    # float32 Gaussians of far pairs underflow to subnormal numbers, which CPUs multiply on
+    # a slow path; the network sets them to zero in both its paths. 25 Gaussians on 5 A
+    # (benchmarks/schnet.py's) are narrow enough to underflow.
+    model = SchNetModel(**{**SMALL_SCHNET, "n_rbf": 25}, seed=0)  # float32
+    network = model.model.network
+    tiny = torch.finfo(torch.float32).tiny
+    distances = torch.linspace(0.0, 5.0, 2001)
+    raw = torch.exp(-network.gamma * (distances[:, None] - network.centers) ** 2)
+    assert bool(((raw > 0) & (raw < tiny)).any())  # what the flush is for
+    seen = []
+    network.interactions[0].filter[0].register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].detach().clone())
+    )
+    arrays = stacked(conformers)
+    batch = model.make_batch(Molecules.from_arrays(*arrays, model.n_features))
+    inputs, _, _ = model._prepare_batch((batch.inputs, None, None))
+    with torch.enable_grad():
+        trained_path = model.model(inputs).detach().numpy()
+    inference = model.predict_arrays(*arrays)  # one batch: the kept tensor holds its pairs
+    seen.append(network._scratch.tensors["rbf"][: len(seen[0])].clone())
+    assert len(seen) == 2
+    for rbf in seen:
+        assert float(rbf.max()) > 0.5 and int((rbf == 0).sum()) > 0  # near and far pairs
+        assert not bool(((rbf > 0) & (rbf < tiny)).any())
+    np.testing.assert_allclose(trained_path, inference, rtol=1e-5)
