@@ -15,6 +15,7 @@ Imported by ``qm9_accuracy.py``; not a benchmark itself.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -195,7 +196,13 @@ def learning_curve(
             )
         print(f"    test MAE {cm_mae:.4f} eV, {cm_seconds:.0f} s", flush=True)
         rows.append({**point, "cm_mae": cm_mae, "cm_s": cm_seconds})
-        if n == peer_size:
+        if n == peer_size and importlib.util.find_spec("qmllib") is None:
+            print(
+                "qmllib FCHL19 + local KRR: not run, qmllib is not installed "
+                "(pip install -e '.[bench]')",
+                flush=True,
+            )
+        elif n == peer_size:
             print(f"qmllib FCHL19 + local KRR, {len(part)} training molecules", flush=True)
             peer = qmllib_point(
                 train_table.loc[list(part.ids)],
