@@ -44,9 +44,10 @@ class Runtime:
         Torch threads for the symmetric eigendecompositions of `KernelModel`'s fit (its
         width search and its projection), or 0 to keep torch's own setting. One by default:
         LAPACK's reduction to tridiagonal form ends each of its n steps in a barrier, and
-        beside one busy process a 2,000 x 2,000 ``eigh`` took 30 s on two threads against
-        1.2 s on one (1.9x faster on two when the machine is quiet; GEMMs and Cholesky
-        factorisations barely notice the load and keep torch's threads).
+        beside one busy process a 2,000 x 2,000 ``eigh`` took 3.9 s on two threads against
+        1.2 s on one (32 s when that process ran at a higher priority; 1.8x faster on two
+        on a quiet machine). GEMMs and Cholesky factorisations barely notice the load and
+        keep torch's threads (`benchmarks/threads.py`).
     schnet_keep_bytes : int, default=64 MiB
         Largest pair tensor a `SchNetModel` keeps between prediction batches (a 1,024-atom
         QM9 batch needs about 11 MB); a larger one, for one big system, is freed after its
