@@ -59,8 +59,8 @@ class Runtime:
     Examples
     --------
     >>> from dc_invariant.models import RUNTIME
-    >>> RUNTIME.inference_threads
-    1
+    >>> RUNTIME.inference_threads, RUNTIME.training_threads, RUNTIME.eigen_threads
+    (1, 1, 1)
     >>> RUNTIME.inference_threads = -1
     Traceback (most recent call last):
     ...

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from dc_invariant.models.kernel.representation import FCHL19
-from dc_invariant.validation import check_int, check_positive, check_real, check_seed, store
+from dc_invariant.validation import (
+    check_choice,
+    check_int,
+    check_positive,
+    check_real,
+    check_seed,
+    store,
+)
 
 __all__ = ["AUTO_EXACT_LIMIT", "CONFORMERS", "SOLVERS", "KernelSettings"]
 
@@ -124,14 +131,10 @@ class KernelSettings:
         store(self, "representation", FCHL19.tuned(**rep).to_dict())
         store(self, "memory_mb", check_int(self.memory_mb, "memory_mb", min_val=1))
         store(self, "seed", check_seed(self.seed))
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
+        check_choice(self.solver, "solver", SOLVERS)
         if self.landmarks is not None:
             store(self, "landmarks", check_int(self.landmarks, "landmarks", min_val=1))
-        if self.conformers not in CONFORMERS:
-            raise ValueError(
-                f"conformers must be one of {list(CONFORMERS)}, got {self.conformers!r}"
-            )
+        check_choice(self.conformers, "conformers", CONFORMERS)
 
     def solver_for(self, n: int) -> str:
         """The solve ``fit`` uses for ``n`` training molecules (``"auto"`` resolved)."""
