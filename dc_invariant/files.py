@@ -10,13 +10,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TableReport", "atomic", "read_json", "write_json", "write_tables"]
+__all__ = [
+    "TableReport",
+    "atomic",
+    "columns_of",
+    "dumps_readable",
+    "read_json",
+    "write_json",
+    "write_tables",
+]
 
 
 @contextlib.contextmanager
@@ -42,6 +50,53 @@ def write_json(path: str | os.PathLike, data: Any, **options: Any) -> None:
     text = json.dumps(data, **{"indent": 2, **options})
     with atomic(path) as handle:
         handle.write(text)
+
+
+def dumps_readable(data: Any, default: Optional[Callable[[Any], Any]] = None) -> str:
+    """JSON text of ``data``, indented by two spaces except that a list of plain values
+    (numbers, strings, booleans, null: judged by its first item) stays on one line.
+
+    A report's columns of 100,000s of values are then written by `json`'s C encoder, which
+    ``indent`` turns off (3x slower, and a value per line), while its settings and summary
+    stay readable.
+
+    Examples
+    --------
+    >>> print(dumps_readable({"n": 2, "rows": [{"id": "a"}], "values": [1.5, None]}))
+    {
+      "n": 2,
+      "rows": [
+        {
+          "id": "a"
+        }
+      ],
+      "values": [1.5, null]
+    }
+    """
+    return _readable(data, "", default)
+
+
+def _readable(data: Any, indent: str, default: Optional[Callable[[Any], Any]]) -> str:
+    inner = indent + "  "
+    if isinstance(data, dict) and data:
+        items = (
+            f"{inner}{json.dumps(str(k))}: {_readable(v, inner, default)}" for k, v in data.items()
+        )
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    # Lists are judged by their first item: a report's lists are of one kind, and testing
+    # every value of a 500,000-value column in Python would cost as much as writing it.
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (dict, list, tuple)):
+        items = (inner + _readable(v, inner, default) for v in data)
+        return "[\n" + ",\n".join(items) + f"\n{indent}]"
+    return json.dumps(data, default=default)
+
+
+def columns_of(table: pd.DataFrame) -> dict[str, list]:
+    """A table as JSON data: one list of values per column (``pd.DataFrame`` reads it back).
+
+    Columns rather than a record per row: a tenth of the time to build, half the text.
+    """
+    return {str(name): table[name].tolist() for name in table.columns}
 
 
 def read_json(path: str) -> Any:
@@ -73,8 +128,10 @@ class TableReport:
         raise NotImplementedError
 
     def to_json(self, path: str) -> None:
-        """Write the whole report as one JSON file."""
-        write_json(path, self.payload(), default=float)
+        """Write the whole report as one JSON file (`dumps_readable`)."""
+        text = dumps_readable(self.payload(), default=float)
+        with atomic(path) as handle:
+            handle.write(text)
 
     def to_csv(self, folder: str) -> None:
         """Write the report's tables as CSV files into ``folder``."""

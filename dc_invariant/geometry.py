@@ -15,7 +15,8 @@ from typing import Optional
 import numpy as np
 from scipy.spatial import cKDTree
 
-from dc_invariant._types import FloatArray, IntArray
+from dc_invariant._types import BoolArray, FloatArray, IntArray
+from dc_invariant.molecules import segment_arange, starts_of
 
 __all__ = [
     "CLASH_FRACTION",
@@ -40,6 +41,8 @@ _DENSE_ATOMS = 256
 # `clashing_molecules` stacks molecules up to this size: all pairs of a group of m molecules
 # take m n² / 2 distances, which stays small for drug-sized molecules.
 _GROUPED_ATOMS = 64
+# Values per (m, n, n) array of `_may_clash`: 512 KiB of float64, which stays in cache.
+_SCREEN_VALUES = 1 << 16
 
 
 def _covalent_radii() -> FloatArray:
@@ -209,11 +212,21 @@ def clashing_molecules(
 ) -> dict[int, str]:
     """`find_clash` over many molecules at once: ``{index: description}`` of those that clash.
 
-    Molecules of equal size are checked together on one (m, n, n) distance array, so a whole
-    dataset (all of QM9) takes a fraction of a second rather than one call per molecule.
+    Molecules of equal size are screened together on (m, n, n) distance arrays, and only the
+    flagged ones are searched for their worst pair, so a whole dataset (all of QM9) takes
+    under a second rather than one call per molecule.
     """
-    sizes = np.array([len(z) for z in atomic_numbers])
+    sizes = np.fromiter(map(len, atomic_numbers), np.int64, len(atomic_numbers))
     found: dict[int, str] = {}
+    if not len(sizes):
+        return found
+    # Stacked once and gathered by size: stacking each group from the lists costs as much
+    # as checking it.
+    all_z, all_r, starts = (
+        np.concatenate(atomic_numbers),
+        np.concatenate(positions),
+        starts_of(sizes),
+    )
     for n in np.unique(sizes):
         members = np.flatnonzero(sizes == n)
         if n < 2:
@@ -224,9 +237,41 @@ def clashing_molecules(
                 if clash is not None:
                     found[int(k)] = describe_clash(atomic_numbers[k], clash)
             continue
-        z = np.stack([atomic_numbers[k] for k in members])
-        r = np.stack([positions[k] for k in members])
+        atoms = segment_arange(starts[members], np.full(len(members), n))
+        z, r = all_z[atoms].reshape(-1, n), all_r[atoms].reshape(-1, n, 3)
+        # Only the few molecules the screen flags pay for finding their worst pair.
+        rows = np.flatnonzero(_may_clash(z, r, CLASH_FRACTION))
         i, j = np.triu_indices(n, k=1)
-        for row, clash in _worst_pairs(z, r, i, j, CLASH_FRACTION).items():
-            found[int(members[row])] = describe_clash(z[row], clash)
+        for row, clash in _worst_pairs(z[rows], r[rows], i, j, CLASH_FRACTION).items():
+            found[int(members[rows[row]])] = describe_clash(z[rows[row]], clash)
     return dict(sorted(found.items()))
+
+
+def _may_clash(z: IntArray, r: FloatArray, fraction: float) -> BoolArray:
+    """Which molecules of ``z`` (m, n) and ``r`` (m, n, 3) may hold a clashing pair: every
+    molecule `_worst_pairs` reports, and rarely one more.
+
+    Full (n, n) planes per coordinate, in blocks that stay in cache: contiguous element-wise
+    passes without a division, 6x faster than gathering the (i, j) pairs of all molecules.
+    The margin keeps the flags a superset of `_worst_pairs`' despite a different rounding.
+    """
+    m, n = z.shape
+    half = fraction * _RADII[z]
+    off_diagonal = ~np.eye(n, dtype=bool)
+    flagged = np.zeros(m, dtype=bool)
+    step = max(1, _SCREEN_VALUES // (n * n))
+    for k in range(0, m, step):
+        block = r[k : k + step]
+        squared = np.zeros((len(block), n, n))
+        for axis in range(3):
+            x = block[:, :, axis]
+            difference = x[:, :, None] - x[:, None, :]
+            difference *= difference
+            squared += difference
+        h = half[k : k + step]
+        limit = h[:, :, None] + h[:, None, :]
+        limit *= limit * (1.0 + 1e-9)
+        close = squared < limit
+        close &= off_diagonal
+        flagged[k : k + step] = close.any(axis=(1, 2))
+    return flagged

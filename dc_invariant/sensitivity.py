@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dc_invariant.auditing.targets import predictor, target_dtype
 from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
-from dc_invariant.files import TableReport, read_json
+from dc_invariant.files import TableReport, columns_of, read_json
 from dc_invariant.molecules import Molecules, split_segments
 from dc_invariant.validation import check_int
 
@@ -108,7 +108,7 @@ class SensitivityReport(TableReport):
         return {
             "settings": self.settings,
             "summary": self.summary,
-            "molecules": self.molecules.to_dict(orient="records"),
+            "molecules": columns_of(self.molecules),
             "skipped": self.skipped.to_dict(orient="records"),
         }
 

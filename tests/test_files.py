@@ -2,10 +2,18 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from dc_invariant.files import atomic, read_json, write_json, write_tables
+from dc_invariant.files import (
+    atomic,
+    columns_of,
+    dumps_readable,
+    read_json,
+    write_json,
+    write_tables,
+)
 
 
 def test_atomic_renames_into_place_only_when_the_block_succeeds(tmp_path):
@@ -29,6 +37,19 @@ def test_json_that_cannot_be_written_leaves_nothing_behind(tmp_path):
     write_json(path, {"seed": 3, "values": [1.5, None]})
     assert read_json(str(path)) == {"seed": 3, "values": [1.5, None]}
     assert json.loads(path.read_text()) == read_json(str(path))
+
+
+def test_readable_json_keeps_columns_on_one_line_and_reads_back():
+    data = {"settings": {"seed": 3}, "rows": [{"id": "a"}], "x": [1.5, float("nan"), None]}
+    text = dumps_readable(data)
+    assert '"x": [1.5, NaN, null]' in text and '    "seed": 3' in text
+    back = json.loads(text)
+    assert back["settings"] == {"seed": 3} and back["rows"] == [{"id": "a"}]
+    assert back["x"][0] == 1.5 and np.isnan(back["x"][1]) and back["x"][2] is None
+    table = pd.DataFrame({"id": ["a", "b"], "ok": [True, False], "d": [0.5, np.nan]})
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(json.loads(dumps_readable(columns_of(table)))), table
+    )
 
 
 def test_tables_are_written_one_csv_each_into_a_new_folder(tmp_path):

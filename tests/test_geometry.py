@@ -12,8 +12,15 @@ import pytest
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom
 
-from dc_invariant import ConformerFeaturizer
-from dc_invariant.geometry import CLASH_FRACTION, FRAGMENT_GAP, find_clash, place_fragments
+from dc_invariant import ConformerFeaturizer, geometry
+from dc_invariant.geometry import (
+    CLASH_FRACTION,
+    FRAGMENT_GAP,
+    clashing_molecules,
+    describe_clash,
+    find_clash,
+    place_fragments,
+)
 
 # A metal complex written dot-disconnected, a sodium salt, a sulfate salt, a hydrochloride,
 # a hydrate with a metal ion, a chloride, a zwitterion (one fragment) and plain 'N.N'.
@@ -182,8 +189,6 @@ def test_find_clash_tree_path_equals_all_pairs():
     rng = np.random.default_rng(0)
     z = rng.choice([1, 6, 7, 8], size=600)
     r = rng.uniform(0, 25, size=(600, 3))
-    import dc_invariant.geometry as geometry
-
     tree = find_clash(z, r)
     dense = geometry._DENSE_ATOMS
     try:
@@ -195,6 +200,31 @@ def test_find_clash_tree_path_equals_all_pairs():
     i, j, distance = tree
     radii = {1: 0.31, 6: 0.76, 7: 0.71, 8: 0.66}
     assert distance < CLASH_FRACTION * (radii[z[i]] + radii[z[j]])
+
+
+def test_clashing_molecules_reports_exactly_what_find_clash_finds_one_by_one():
+    # Molecules of mixed sizes (the screened groups and one past _GROUPED_ATOMS), with pairs
+    # pushed to just inside and just outside the clash distance, where a screen with other
+    # rounding could disagree.
+    rng = np.random.default_rng(7)
+    numbers, geometries = [], []
+    for k in range(400):
+        n = int(rng.choice([1, 2, 3, 9, 18, 70]))
+        z = rng.choice([1, 6, 7, 8], size=n)
+        r = rng.uniform(0, 3 * n ** (1 / 3), size=(n, 3))
+        if n > 1 and k % 3:
+            a, b = rng.choice(n, 2, replace=False)
+            limit = CLASH_FRACTION * (geometry._RADII[z[a]] + geometry._RADII[z[b]])
+            r[b] = r[a] + limit * (1 + rng.choice([-1e-12, 1e-12, -0.3])) * np.array([1.0, 0, 0])
+        numbers.append(z)
+        geometries.append(r)
+    found = clashing_molecules(numbers, geometries)
+    one_by_one = {
+        k: describe_clash(z, clash)
+        for k, (z, r) in enumerate(zip(numbers, geometries))
+        if (clash := find_clash(z, r)) is not None
+    }
+    assert found == one_by_one and 50 < len(found) < 400
 
 
 def test_place_fragments_is_rigid_and_keeps_the_gap():

@@ -126,6 +126,22 @@ def test_help_needs_no_heavy_import():
     assert run.stdout == "[]\n" and run.stderr == ""
 
 
+def test_predicting_builds_no_optimizer():
+    # An optimizer's first creation imports torch._dynamo: over a second that every audit
+    # and every audit worker would pay for nothing.
+    run = _fresh(
+        "import sys, numpy as np\n"
+        "from dc_invariant.models import RotationInvariantModel, SchNetModel\n"
+        "arrays = (np.eye(3), np.ones((3, 2)), [6, 1, 1], [3])\n"
+        "for cls in (RotationInvariantModel, SchNetModel):\n"
+        "    model = cls(n_features=2, seed=0)\n"
+        "    model.predict_arrays(*arrays)\n"
+        "    model.predict_arrays(*arrays, forces=True)\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    assert run.stdout == "False\n"
+
+
 @pytest.mark.slow
 def test_quiet_deepchem_import_swallows_its_log_lines():
     run = _fresh("from dc_invariant._deepchem import import_deepchem\nimport_deepchem()")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dc_invariant.auditing.html import render
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
-from dc_invariant.files import TableReport, atomic, read_json
+from dc_invariant.files import TableReport, atomic, columns_of, read_json
 
 __all__ = ["AuditReport", "COLUMNS", "CONTROL"]
 
@@ -244,7 +244,7 @@ class AuditReport(TableReport):
             "settings": self.settings,
             "n_inputs": self.n_inputs,
             "summary": self.summary.to_dict(orient="records"),
-            "molecules": self.molecules.to_dict(orient="records"),
+            "molecules": columns_of(self.molecules),
             "skipped": self.skipped.to_dict(orient="records"),
             "clashes": self.clashes.to_dict(orient="records"),
             "geometry_blind": self.geometry_blind,

@@ -139,7 +139,6 @@ class PortableModel:
         if self._model is None:
             settings = self.config["torch_model"]
             model = self.model_class(**self.config["hyperparameters"], **settings)
-            model._ensure_built()
             state = torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True)
             model.model.load_state_dict(state)
             self._model = model

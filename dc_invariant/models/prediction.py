@@ -86,7 +86,8 @@ class PredictionMixin(StackedArrays):
             raise ValueError(
                 f"a molecule has {molecules.counts.max()} atoms, more than n_atoms={limit}"
             )
-        self._ensure_built()
+        # No `_ensure_built`: it creates the optimizer, which prediction never uses and whose
+        # first creation imports torch._dynamo (over a second, in every worker process).
         self.model.eval()
         out = []
         for part in molecules.batches(batch_atoms, padded_to=limit):
@@ -129,8 +130,7 @@ class PredictionMixin(StackedArrays):
             dataset = import_deepchem().data.NumpyDataset(objects)
         self._check_forces(task)
         scale = transform_scale(transformers, self.n_tasks)[task]
-        self._ensure_built()
-        self.model.eval()
+        self.model.eval()  # no optimizer needed (see `predict_molecules`)
         forces: list[np.ndarray] = []
         for batch, _, _ in self._batches(dataset, 1, shuffle=False, pad_to=None):
             inputs, _, _ = self._prepare_batch((batch.inputs, None, None))

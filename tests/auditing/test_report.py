@@ -33,7 +33,9 @@ def test_same_seed_same_report_and_exports(dataset, tmp_path):
     a.to_json(str(tmp_path / "audit.json"))
     a.to_csv(str(tmp_path / "csv"))
     saved = json.loads((tmp_path / "audit.json").read_text())
-    assert saved["settings"]["seed"] == 5 and len(saved["molecules"]) == len(a.molecules)
+    # The per-molecule table is stored as columns, one list each.
+    assert list(saved["molecules"]) == list(a.molecules.columns)
+    assert saved["settings"]["seed"] == 5 and len(saved["molecules"]["id"]) == len(a.molecules)
     assert "numpy" in saved["settings"]["versions"]
     back = pd.read_csv(tmp_path / "csv" / "molecules.csv")
     np.testing.assert_allclose(back["rel_deviation"], a.molecules["rel_deviation"])
@@ -50,6 +52,12 @@ def test_json_round_trip_gives_the_same_report(dataset, tmp_path):
     assert again.settings == json.loads(json.dumps(report.settings, default=float))
     assert again.format() == report.format() and again.notes() == report.notes()
     assert not list(tmp_path.glob("*.tmp"))  # written whole, then renamed
+    # Reports written before the columns layout (a record per row) still load.
+    saved = json.loads((tmp_path / "audit.json").read_text())
+    saved["molecules"] = report.molecules.to_dict(orient="records")
+    (tmp_path / "records.json").write_text(json.dumps(saved))
+    older = AuditReport.from_json(tmp_path / "records.json")
+    pd.testing.assert_frame_equal(older.molecules, again.molecules)
 
 
 SETTINGS = {
