@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dc_invariant.auditing.copies import BLOCK, draw_control, draw_copies, merge_copies
+from dc_invariant.auditing.copies import BLOCK, audit_batch
 from dc_invariant.auditing.deviation import compare, segment_reduce
 from dc_invariant.auditing.featurizing import describe
 from dc_invariant.auditing.rebuild import Lineage, own_lineage
@@ -56,15 +56,10 @@ def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]
     settings, molecules, ids = task.settings, task.molecules, task.ids
     symmetries, n_samples, seed = list(settings.symmetries), settings.n_samples, settings.seed
     run = predictor(task.target, settings.output, task.featurizer)
-    starts = range(0, len(molecules), BLOCK)
-    parts = [molecules.select(np.arange(b, min(b + BLOCK, len(molecules)))) for b in starts]
-    block = [(task.first + b) // BLOCK for b in starts]
-    copies = merge_copies(
-        [draw_copies(p, k, symmetries, n_samples, seed) for p, k in zip(parts, block)], starts
+    batch, copies, control = audit_batch(
+        molecules, task.first // BLOCK, symmetries, n_samples, seed
     )
-    control = merge_copies([draw_control(p, k, seed) for p, k in zip(parts, block)], starts)
     n, n_copies = len(molecules), len(copies.owner)
-    batch = Molecules.concatenate([molecules, copies.molecules, control.molecules])
     lineage = Lineage(
         np.concatenate([np.arange(n), copies.owner, control.owner]),
         np.concatenate([own_lineage(molecules).order, copies.order, control.order]),

@@ -8,7 +8,9 @@ all transformed copies go through the target in one call, so a model sees one la
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
@@ -108,7 +110,9 @@ def audit(
         chunk's molecules (a digest of their arrays and ids) must match, else ``ValueError``;
         the report equals an uninterrupted run's.
     n_jobs : int, default=1
-        Local worker processes for the chunks (and for featurizing SMILES); -1 for all cores.
+        Local workers for the chunks (and processes for featurizing SMILES); -1 for all
+        cores. dc_invariant's torch models run on threads of this process, each with one
+        torch thread; other targets on worker processes.
     scheduler : dask.distributed.Client or str, optional
         Run the chunks (and featurization) on this Dask cluster instead (a client or a
         scheduler address). The report is the same as a serial run's.
@@ -179,7 +183,8 @@ def _audit_prepared(
             if start not in starts:
                 raise ValueError(f"cannot resume {store}: it holds more molecules than given")
             check_chunk(store, start, done[start], inputs_digest(*chunk(start)))
-    remote = _portable(target) if n_jobs != 1 or scheduler is not None else target
+    threads = scheduler is None and n_jobs != 1 and _runs_in_threads(target, featurizer)
+    remote = target if threads or (n_jobs == 1 and scheduler is None) else _portable(target)
     digests: dict[int, str] = {}  # of the chunks in flight, for the store
 
     def tasks() -> Iterator[tuple[ChunkTask]]:
@@ -191,11 +196,18 @@ def _audit_prepared(
                 digests[start] = inputs_digest(part, part_ids)
             yield (ChunkTask(remote, featurizer, settings, part, part_ids, start),)
 
-    results = map_ordered(audit_chunk, tasks(), n_jobs=n_jobs, scheduler=scheduler)
+    results = map_ordered(
+        audit_chunk,
+        tasks(),
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+        threads=threads,
+        initializer=_pin_one_torch_thread if threads else None,
+    )
     columns: dict[str, list] = {name: [] for name in COLUMNS}
     skipped = list(prepared.skipped)
     bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
-    with bar:
+    with bar, _one_torch_thread_each() if threads else contextlib.nullcontext():
         for start in starts:
             if start in done:
                 chunk_columns, chunk_skipped = done[start].columns, done[start].skipped
@@ -210,6 +222,32 @@ def _audit_prepared(
     return AuditReport.from_rows(
         columns, skipped, report_settings, n_inputs=prepared.n_inputs, clashes=prepared.clashes
     )
+
+
+def _runs_in_threads(target: Any, featurizer: Any) -> bool:
+    """Whether the chunks may run as threads of this process: for dc_invariant's torch
+    models, whose predictions spend their time in NumPy and torch kernels that release the
+    GIL and share nothing between calls (SchNet keeps its scratch tensors per thread).
+
+    Threads start at once and copy nothing: 1.8x on two cores where processes gave 1.6x
+    (`benchmarks/scaling.py`). Other targets (DeepChem models, featurizers, functions)
+    are not known to be safe side by side and go to processes.
+    """
+    # Looked up, not imported: a target of that class has imported it already.
+    base = sys.modules.get("dc_invariant.models.base")
+    return featurizer is None and base is not None and isinstance(target, base.InvariantModel)
+
+
+def _one_torch_thread_each() -> Any:
+    from dc_invariant.models.runtime import one_torch_thread_each
+
+    return one_torch_thread_each()
+
+
+def _pin_one_torch_thread() -> None:
+    from dc_invariant.models.runtime import pin_one_torch_thread
+
+    pin_one_torch_thread()
 
 
 def _portable(target: Any) -> Any:

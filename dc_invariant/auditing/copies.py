@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dc_invariant._types import FloatArray, IntArray
 from dc_invariant.molecules import Molecules, segment_arange, segment_ids, starts_of
 from dc_invariant.symmetry import haar_rotations, householder_reflections, mixes
 
@@ -26,9 +27,9 @@ __all__ = [
     "Copies",
     "DISTORTION",
     "TUTORIAL_ROTATION",
+    "audit_batch",
     "draw_control",
     "draw_copies",
-    "merge_copies",
 ]
 
 #: Molecules per random-number block (chunks of an audit are whole blocks).
@@ -65,17 +66,6 @@ class Copies:
     order: np.ndarray  # (n_copy_atoms,) local atom index in the original molecule
 
 
-def merge_copies(blocks: Sequence[Copies], offsets: Sequence[int]) -> Copies:
-    """One `Copies` from consecutive blocks whose first molecules are at ``offsets``."""
-    return Copies(
-        Molecules.concatenate([b.molecules for b in blocks]),
-        np.concatenate([b.owner + offset for b, offset in zip(blocks, offsets)]),
-        np.concatenate([b.rotation for b in blocks]),
-        np.concatenate([b.translation for b in blocks]),
-        np.concatenate([b.order for b in blocks]),
-    )
-
-
 def draw_copies(
     molecules: Molecules, block: int, symmetries: Sequence[str], n_samples: int, seed: int
 ) -> Copies:
@@ -88,6 +78,94 @@ def draw_copies(
     another element (swapping identical atoms proves nothing); molecules of one element get a
     non-identity order. ``"identity"`` gives unchanged copies, a control.
     """
+    owner, rotation, translation, local = _draw_elements(
+        molecules, block, symmetries, n_samples, seed
+    )
+    copy_counts = molecules.counts[owner]
+    positions = np.empty((int(copy_counts.sum()), 3))
+    source = _place(molecules, owner, rotation, translation, local, positions)
+    copies = Molecules(
+        positions,
+        molecules.features[source],
+        molecules.atomic_numbers[source],
+        copy_counts,
+        [molecules.smiles[m] for m in owner],
+    )
+    return Copies(copies, owner, rotation, translation, local)
+
+
+def draw_control(molecules: Molecules, block: int, seed: int) -> Copies:
+    """One non-rigidly distorted copy per molecule of a block: the geometry-blindness control.
+
+    A target that reads coordinates must change its output; one whose output stays put
+    ignores the geometry, and its rigid-motion verdicts hold trivially. Drawn from its own
+    stream, ``default_rng([seed, block, 1])``, so the symmetry draws stay as they were.
+    """
+    distorted = Molecules(
+        molecules.positions + _displacement(molecules, block, seed),
+        molecules.features,
+        molecules.atomic_numbers,
+        molecules.counts,
+        list(molecules.smiles),
+    )
+    return _control(distorted)
+
+
+def audit_batch(
+    molecules: Molecules, first_block: int, symmetries: Sequence[str], n_samples: int, seed: int
+) -> tuple[Molecules, Copies, Copies]:
+    """One batch of a chunk's molecules, then all their copies, then their controls.
+
+    The same copies as `draw_copies` and `draw_control` give each block of `BLOCK`
+    molecules (numbered from ``first_block``), but every array of the batch is built in one
+    pass over the chunk: joining per-block copies and then the batch moved each copy's
+    atoms twice more, a fifth of a small model's audit. The returned copies' molecules are
+    views of the batch.
+    """
+    n, n_atoms = len(molecules), len(molecules.positions)
+    starts = range(0, n, BLOCK)
+    drawn = [
+        _draw_elements(
+            molecules.range(b, min(b + BLOCK, n)), first_block + k, symmetries, n_samples, seed
+        )
+        for k, b in enumerate(starts)
+    ]
+    owner = np.concatenate([d[0] + b for d, b in zip(drawn, starts)])
+    rotation = np.concatenate([d[1] for d in drawn])
+    translation = np.concatenate([d[2] for d in drawn])
+    local = np.concatenate([d[3] for d in drawn])
+    copy_counts = molecules.counts[owner]
+    n_copy_atoms = int(copy_counts.sum())
+
+    positions = np.empty((2 * n_atoms + n_copy_atoms, 3))
+    positions[:n_atoms] = molecules.positions
+    copy_atoms = slice(n_atoms, n_atoms + n_copy_atoms)
+    source = _place(molecules, owner, rotation, translation, local, positions[copy_atoms])
+    displacement = np.concatenate(
+        [
+            _displacement(molecules.range(b, min(b + BLOCK, n)), first_block + k, seed)
+            for k, b in enumerate(starts)
+        ]
+    )
+    np.add(molecules.positions, displacement, out=positions[n_atoms + n_copy_atoms :])
+    own = np.arange(n_atoms)
+    atoms = np.concatenate([own, source, own])
+    batch = Molecules(
+        positions,
+        np.take(molecules.features, atoms, axis=0),
+        molecules.atomic_numbers[atoms],
+        np.concatenate([molecules.counts, copy_counts, molecules.counts]),
+        [*molecules.smiles, *(molecules.smiles[m] for m in owner), *molecules.smiles],
+    )
+    copies = Copies(batch.range(n, n + len(owner)), owner, rotation, translation, local)
+    control = _control(batch.range(n + len(owner), 2 * n + len(owner)))
+    return batch, copies, control
+
+
+def _draw_elements(
+    molecules: Molecules, block: int, symmetries: Sequence[str], n_samples: int, seed: int
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+    """``(owner, rotation, translation, local order)`` of one block's copies (`draw_copies`)."""
     rng = np.random.default_rng([seed, block])
     n_mol, n_sym = len(molecules), len(symmetries)
     normals = rng.standard_normal((n_mol, len(_DRAWN), n_samples, 9))
@@ -116,9 +194,8 @@ def draw_copies(
                 n_mol, n_samples, 3, 3
             )
 
-    counts = molecules.counts
     owner = np.repeat(np.arange(n_mol), n_sym * n_samples)
-    copy_counts = counts[owner]
+    copy_counts = molecules.counts[owner]
     # Local atom index of every copy atom; permutation copies take their drawn order.
     local = segment_arange(np.zeros(len(owner), np.int64), copy_counts)
     if "permutation" in symmetries:
@@ -126,47 +203,42 @@ def draw_copies(
         copy_index = np.arange(len(owner)).reshape(shape)
         is_perm = np.zeros(len(owner), bool)
         is_perm[copy_index[:, s].reshape(-1)] = True
-        atom_is_perm = np.repeat(is_perm, copy_counts)
-        local[atom_is_perm] = orders
-    rotation = rotation.reshape(-1, 3, 3)
-    translation = translation.reshape(-1, 3)
+        local[np.repeat(is_perm, copy_counts)] = orders
+    return owner, rotation.reshape(-1, 3, 3), translation.reshape(-1, 3), local
+
+
+def _place(
+    molecules: Molecules,
+    owner: IntArray,
+    rotation: FloatArray,
+    translation: FloatArray,
+    local: IntArray,
+    out: FloatArray,
+) -> IntArray:
+    """Write the copies' coordinates into ``out``; return each copy atom's source atom."""
+    copy_counts = molecules.counts[owner]
     atom_copy = segment_ids(copy_counts)
     source = np.repeat(molecules.starts[owner], copy_counts) + local
-    positions = np.einsum("aij,aj->ai", rotation[atom_copy], molecules.positions[source])
-    positions += translation[atom_copy]
-    copies = Molecules(
-        positions,
-        molecules.features[source],
-        molecules.atomic_numbers[source],
-        copy_counts,
-        [molecules.smiles[m] for m in owner],
-    )
-    return Copies(copies, owner, rotation, translation, local)
+    np.einsum("aij,aj->ai", rotation[atom_copy], molecules.positions[source], out=out)
+    out += translation[atom_copy]
+    return source
 
 
-def draw_control(molecules: Molecules, block: int, seed: int) -> Copies:
-    """One non-rigidly distorted copy per molecule of a block: the geometry-blindness control.
-
-    A target that reads coordinates must change its output; one whose output stays put
-    ignores the geometry, and its rigid-motion verdicts hold trivially. Drawn from its own
-    stream, ``default_rng([seed, block, 1])``, so the symmetry draws stay as they were.
-    """
+def _displacement(molecules: Molecules, block: int, seed: int) -> FloatArray:
+    """The control's seeded Gaussian displacement of every atom of one block."""
     rng = np.random.default_rng([seed, block, 1])
-    n = len(molecules)
-    displacement = rng.normal(scale=DISTORTION, size=molecules.positions.shape)
-    distorted = Molecules(
-        molecules.positions + displacement,
-        molecules.features,
-        molecules.atomic_numbers,
-        molecules.counts,
-        list(molecules.smiles),
-    )
+    return rng.normal(scale=DISTORTION, size=molecules.positions.shape)
+
+
+def _control(distorted: Molecules) -> Copies:
+    """The control copies: ``distorted`` molecule by molecule, nothing turned or renumbered."""
+    n = len(distorted)
     return Copies(
         distorted,
         np.arange(n),
         np.broadcast_to(np.eye(3), (n, 3, 3)).copy(),
         np.zeros((n, 3)),
-        segment_arange(np.zeros(n, np.int64), molecules.counts),
+        segment_arange(np.zeros(n, np.int64), distorted.counts),
     )
 
 

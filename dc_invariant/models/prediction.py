@@ -147,5 +147,8 @@ class PredictionMixin(StackedArrays):
     ) -> list[np.ndarray]:
         """``-scale * dE_task/dR`` for one prepared batch, one (n_atoms, 3) array a molecule."""
         positions = inputs[batch.positions_input].requires_grad_(True)
-        (gradient,) = torch.autograd.grad(self.model(inputs)[:, task].sum(), positions)
+        # On the inference threads too: SchNet's gradient sums depend on torch's thread
+        # count at the last bit, and forces should not depend on the machine's load.
+        with inference_threads():
+            (gradient,) = torch.autograd.grad(self.model(inputs)[:, task].sum(), positions)
         return batch.split_atoms(-scale * gradient.detach().cpu().numpy())

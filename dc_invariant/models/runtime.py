@@ -11,6 +11,7 @@ They are not saved with models and may be changed at any time, from the public n
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,15 @@ import torch
 
 from dc_invariant.validation import check_choice, check_int
 
-__all__ = ["RUNTIME", "Runtime", "eigh", "inference_threads", "training_threads"]
+__all__ = [
+    "RUNTIME",
+    "Runtime",
+    "eigh",
+    "inference_threads",
+    "one_torch_thread_each",
+    "pin_one_torch_thread",
+    "training_threads",
+]
 
 
 @dataclass
@@ -29,9 +38,9 @@ class Runtime:
     Attributes
     ----------
     inference_threads : int, default=1
-        Torch threads for forward passes without gradients, or 0 to keep torch's own
-        setting. One by default: a forward pass is many small operations, each ending in a
-        barrier across threads, and on a shared machine a barrier waits a scheduler tick
+        Torch threads for predictions and forces, or 0 to keep torch's own setting. One
+        by default: a forward pass is many small operations, each ending in a barrier
+        across threads, and on a shared machine a barrier waits a scheduler tick
         whenever another core is busy (measured: 16x slower predictions with two threads
         while other work ran; `benchmarks/inference.py`).
     training_threads : int, default=1
@@ -108,9 +117,61 @@ def eigh(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.linalg.eigh(matrix)
 
 
+class _Hold:
+    """Open `one_torch_thread_each` contexts, and the thread count to restore after them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.saved = 1
+
+
+_HOLD = _Hold()
+
+
+@contextlib.contextmanager
+def one_torch_thread_each() -> Iterator[None]:
+    """Torch on one thread inside the context, whatever `RUNTIME` asks, for Python threads
+    that predict side by side (the audit's workers for dc_invariant's own models).
+
+    Torch's thread count is one setting for the whole process: threads that each set and
+    restore it around their own predictions would undo each other's and leave two torch
+    threads per Python thread, the oversubscription `RUNTIME` avoids. So it is set once
+    here and the per-call contexts stand aside until the last such context closes. Each
+    worker thread must also call `pin_one_torch_thread` first.
+    """
+    with _HOLD.lock:
+        if _HOLD.count == 0:
+            _HOLD.saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _HOLD.count += 1
+    try:
+        yield
+    finally:
+        with _HOLD.lock:
+            _HOLD.count -= 1
+            if _HOLD.count == 0:
+                torch.set_num_threads(_HOLD.saved)
+
+
+def pin_one_torch_thread() -> None:
+    """Run torch on one thread in the calling thread: the first thing each worker thread of
+    `one_torch_thread_each` does.
+
+    OpenMP keeps a thread count per thread, and a new thread starts from the machine's;
+    torch sets it only at the thread's first parallel operation. Before that, in a worker's
+    first task, torch reported one thread while MKL ran a (36 x 840) @ (840 x 16) product
+    on two and rounded it differently from the serial audit.
+    """
+    torch.set_num_threads(1)
+
+
 @contextlib.contextmanager
 def _threads(wanted: int) -> Iterator[None]:
     """Torch on ``wanted`` threads (0: unchanged) inside the context, restored after."""
+    if _HOLD.count:
+        yield
+        return
     saved = torch.get_num_threads()
     change = wanted > 0 and saved != wanted
     if change:

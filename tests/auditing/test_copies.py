@@ -8,9 +8,9 @@ from dc_invariant.auditing.copies import (
     BLOCK,
     DISTORTION,
     TUTORIAL_ROTATION,
+    audit_batch,
     draw_control,
     draw_copies,
-    merge_copies,
 )
 from dc_invariant.molecules import Molecules
 from dc_invariant.symmetry import transform
@@ -84,21 +84,43 @@ def test_same_seed_and_block_same_copies_and_either_changed_other_copies():
     assert not same(first, draw_copies(molecules, 4, ALL, 2, seed=7))
 
 
-def test_a_molecule_s_copies_do_not_depend_on_the_chunking():
-    """Chunks are whole blocks: two chunks of blocks give what one chunk of all blocks gives."""
+def test_an_audit_batch_is_its_blocks_copies_and_controls_whatever_the_chunking():
+    """One batch per chunk holds exactly the per-block draws, and a chunk that starts at a
+    later block gets that block's copies, as in the whole."""
     molecules = stacked(2 * BLOCK + 5, seed=1)
     bounds = [(0, BLOCK), (BLOCK, 2 * BLOCK), (2 * BLOCK, len(molecules))]
     parts = [molecules.range(lo, hi) for lo, hi in bounds]
+    batch, copies, control = audit_batch(molecules, 0, ALL, 2, seed=5)
+    n, n_copies = len(molecules), len(copies.owner)
+    assert len(batch) == 2 * n + n_copies
+    np.testing.assert_array_equal(batch.range(0, n).positions, molecules.positions)
+    np.testing.assert_array_equal(batch.range(0, n).features, molecules.features)
+    assert batch.smiles[n : n + n_copies] == [molecules.smiles[m] for m in copies.owner]
     drawn = [draw_copies(part, k, ALL, 2, seed=5) for k, part in enumerate(parts)]
-    whole = merge_copies(drawn, [lo for lo, _ in bounds])
-    later = merge_copies(drawn[1:], [0, BLOCK])  # a chunk that starts at block 1
-    tail = whole.owner >= BLOCK
-    np.testing.assert_array_equal(later.owner + BLOCK, whole.owner[tail])
-    np.testing.assert_array_equal(later.rotation, whole.rotation[tail])
-    np.testing.assert_array_equal(later.translation, whole.translation[tail])
-    atoms = np.repeat(tail, whole.molecules.counts)
-    np.testing.assert_array_equal(later.molecules.positions, whole.molecules.positions[atoms])
-    np.testing.assert_array_equal(later.order, whole.order[atoms])
+    for field in ("positions", "features", "atomic_numbers", "counts"):
+        expected = np.concatenate([getattr(d.molecules, field) for d in drawn])
+        np.testing.assert_array_equal(getattr(copies.molecules, field), expected)
+    np.testing.assert_array_equal(
+        copies.owner, np.concatenate([d.owner + lo for d, (lo, _) in zip(drawn, bounds)])
+    )
+    np.testing.assert_array_equal(copies.rotation, np.concatenate([d.rotation for d in drawn]))
+    np.testing.assert_array_equal(copies.order, np.concatenate([d.order for d in drawn]))
+    distorted = np.concatenate(
+        [draw_control(part, k, seed=5).molecules.positions for k, part in enumerate(parts)]
+    )
+    np.testing.assert_array_equal(control.molecules.positions, distorted)
+    np.testing.assert_array_equal(control.molecules.features, molecules.features)
+
+    _, later_copies, _ = audit_batch(molecules.range(BLOCK, n), 1, ALL, 2, seed=5)
+    tail = copies.owner >= BLOCK
+    np.testing.assert_array_equal(later_copies.owner + BLOCK, copies.owner[tail])
+    np.testing.assert_array_equal(later_copies.rotation, copies.rotation[tail])
+    np.testing.assert_array_equal(later_copies.translation, copies.translation[tail])
+    atoms = np.repeat(tail, copies.molecules.counts)
+    np.testing.assert_array_equal(
+        later_copies.molecules.positions, copies.molecules.positions[atoms]
+    )
+    np.testing.assert_array_equal(later_copies.order, copies.order[atoms])
 
 
 def test_each_symmetry_s_draws_do_not_depend_on_the_others_asked_for():

@@ -1,0 +1,132 @@
+"""Audits of dc_invariant's torch models on threads: the serial report, bit for bit, from
+threads of this process, with torch's thread count held at one and restored."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dc_invariant import ConformerFeaturizer
+from dc_invariant.auditing import audit
+from dc_invariant.models import (
+    RUNTIME,
+    Batch,
+    DenseModel,
+    InvariantModel,
+    RotationInvariantModel,
+    SchNetModel,
+)
+from dc_invariant.models.runtime import inference_threads, one_torch_thread_each
+from dc_invariant.parallel import map_ordered
+
+# Where each forward pass of `SeenModel` ran: (process, thread, torch threads).
+SEEN: list[tuple[int, int, int]] = []
+
+
+class SeenModel(InvariantModel):
+    """Sums of squared centred coordinates, noting where each forward pass ran."""
+
+    def build_network(self, settings):
+        return SeenNetwork(settings.n_outputs)
+
+    def make_batch(self, molecules):
+        return Batch([molecules.centred_positions(), molecules.counts], molecules.counts, False)
+
+
+class SeenNetwork(torch.nn.Module):
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.out = torch.nn.Linear(1, n_outputs)
+
+    def forward(self, positions, counts):
+        SEEN.append((os.getpid(), threading.get_ident(), torch.get_num_threads()))
+        molecule = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        spread = torch.zeros(len(counts), 1, dtype=positions.dtype)
+        spread.index_add_(0, molecule, (positions**2).sum(1, keepdim=True))
+        return self.out(spread)
+
+
+@pytest.fixture(scope="module")
+def molecules(nci_smiles):
+    # Four chunks of 64 (one partial): both workers get several.
+    return (list(ConformerFeaturizer().featurize(nci_smiles)) * 4)[:230]
+
+
+def test_our_models_audit_on_threads_of_this_process_with_one_torch_thread(molecules):
+    SEEN.clear()
+    model = SeenModel(seed=0)
+    serial = audit(model, molecules, seed=3, chunk_size=64, n_samples=2)
+    SEEN.clear()
+    before = torch.get_num_threads()
+    threaded = audit(model, molecules, seed=3, chunk_size=64, n_samples=2, n_jobs=2)
+    pd.testing.assert_frame_equal(threaded.molecules, serial.molecules)
+    assert {pid for pid, _, _ in SEEN} == {os.getpid()}
+    assert len({thread for _, thread, _ in SEEN} - {threading.get_ident()}) == 2
+    assert {count for _, _, count in SEEN} == {1}
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("output", ["invariant", "vector"])
+def test_our_networks_on_threads_match_serial(molecules, output):
+    # SchNet keeps scratch tensors between batches, and forces run autograd: both must stay
+    # per thread. The tutorial network's in-place kernels are chosen once for all threads.
+    # The dense network's matrix products would run on two MKL threads in a worker thread
+    # that did not set its own count, and round differently: seen on a second chunk of 6
+    # molecules, the first task of its thread.
+    models = [SchNetModel(seed=1), RotationInvariantModel(seed=1)]
+    if output == "invariant":
+        models.append(DenseModel(n_atoms=max(m.n_atoms for m in molecules), seed=1))
+    for model in models:
+        for some in (molecules, molecules[:70]):
+            kwargs = {"seed": 5, "chunk_size": 64, "n_samples": 1, "output": output}
+            serial = audit(model, some, **kwargs)
+            threaded = audit(model, some, n_jobs=2, **kwargs)
+            pd.testing.assert_frame_equal(threaded.molecules, serial.molecules)
+
+
+def test_one_torch_thread_each_holds_one_thread_and_restores_the_setting():
+    saved, runtime = torch.get_num_threads(), RUNTIME.inference_threads
+    try:
+        torch.set_num_threads(2)
+        RUNTIME.inference_threads = 2
+        with one_torch_thread_each():
+            with one_torch_thread_each():  # nested, as from two workers
+                with inference_threads():  # a prediction's own context stands aside
+                    assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        RUNTIME.inference_threads = runtime
+        torch.set_num_threads(saved)
+
+
+def test_map_ordered_on_threads_keeps_order_bounds_work_and_stops_on_error():
+    consumed = []
+
+    def tasks():
+        for k in range(20):
+            consumed.append(k)
+            yield (k,)
+
+    results = map_ordered(lambda k: k * k, tasks(), n_jobs=2, threads=True, in_flight=3)
+    assert next(results) == 0 and len(consumed) <= 4
+    assert [0, *results] == [k * k for k in range(20)]
+
+    ran = []
+
+    def fails_at_three(k):
+        ran.append(k)
+        if k == 3:
+            raise ValueError("task 3 failed")
+        return k
+
+    results = map_ordered(fails_at_three, ((k,) for k in range(50)), n_jobs=2, threads=True)
+    with pytest.raises(ValueError, match="task 3 failed"):
+        list(results)
+    assert len(ran) < 10  # the tasks queued behind the failure never ran
+    assert np.array_equal(sorted(ran)[:4], [0, 1, 2, 3])
