@@ -159,7 +159,11 @@ def as_flags(text: str) -> str:
     return text
 
 
-def add_input_options(command: argparse.ArgumentParser) -> None:
+def add_input_options(
+    command: argparse.ArgumentParser,
+    n_jobs_default: Optional[int] = 1,
+    n_jobs_help: str = "worker processes; -1 for all cores",
+) -> None:
     source = command.add_mutually_exclusive_group()
     source.add_argument("--smiles", nargs="+", metavar="SMILES", help="SMILES strings")
     source.add_argument("--csv", metavar="PATH", help="CSV file with a SMILES column")
@@ -175,9 +179,7 @@ def add_input_options(command: argparse.ArgumentParser) -> None:
         "--limit", type=POSITIVE, metavar="N", help="use only the first N molecules"
     )
     workers = command.add_mutually_exclusive_group()
-    workers.add_argument(
-        "--n-jobs", type=n_jobs, default=1, help="worker processes; -1 for all cores"
-    )
+    workers.add_argument("--n-jobs", type=n_jobs, default=n_jobs_default, help=n_jobs_help)
     workers.add_argument(
         "--scheduler",
         type=scheduler_address,

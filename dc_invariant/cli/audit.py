@@ -35,7 +35,12 @@ def add_parser(commands: Any) -> None:
         "depend on training) over the built-in example molecules.",
         epilog=EXIT_STATUS_HELP,
     )
-    add_input_options(audit)
+    add_input_options(
+        audit,
+        n_jobs_default=None,
+        n_jobs_help="workers; -1 for all cores (default: every core, as threads, for the "
+        "audit of dc_invariant's torch models; one otherwise)",
+    )
     audit.add_argument(
         "--dataset",
         choices=("qm9", "delaney", "freesolv", "lipo"),
@@ -154,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise UsageError(f"--out names a folder for the reports, but {args.out} is a file")
     scheduler = connect(args)
-    workers = {"n_jobs": args.n_jobs, "scheduler": scheduler}
+    workers = {"n_jobs": args.n_jobs or 1, "scheduler": scheduler}
     # Featurized once, for every model; failures keep RDKit's reason.
     data = prepare(_dataset(args, workers), **workers)
     n_features = data.molecules[0].n_features if data.molecules else 11
@@ -193,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
                 progress=data.n_inputs > 1000 and sys.stderr.isatty(),
                 store=os.path.join(folder, "chunks") if folder else None,
                 resume=args.resume,
-                **workers,
+                n_jobs=_audit_jobs(args, model, featurizer),
+                scheduler=scheduler,
             )
         except (TypeError, ValueError) as err:  # our checks, a refused resume, a mismatch
             raise UsageError(str(err)) from err
@@ -206,6 +212,16 @@ def run(args: argparse.Namespace) -> int:
         label = f"{name} ({report.settings['target']})"
         status = max(status, _status(report, [s for s in required if s in symmetries], label))
     return status
+
+
+def _audit_jobs(args: argparse.Namespace, model: Any, featurizer: Any) -> int:
+    """--n-jobs, else every core for dc_invariant's torch models, which `audit` runs on
+    threads (nothing to start or copy: a gain from the first chunk), else one."""
+    if args.n_jobs is not None or args.scheduler:
+        return args.n_jobs or 1
+    from dc_invariant.models import InvariantModel
+
+    return -1 if featurizer is None and isinstance(model, InvariantModel) else 1
 
 
 def _status(report: Any, required: list[str], label: str) -> int:

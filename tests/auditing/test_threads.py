@@ -3,6 +3,7 @@ threads of this process, with torch's thread count held at one and restored."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -130,3 +131,29 @@ def test_map_ordered_on_threads_keeps_order_bounds_work_and_stops_on_error():
         list(results)
     assert len(ran) < 10  # the tasks queued behind the failure never ran
     assert np.array_equal(sorted(ran)[:4], [0, 1, 2, 3])
+
+
+def test_the_command_line_audits_our_models_on_every_core_by_default(monkeypatch, tmp_path):
+    from dc_invariant.auditing import compute
+    from dc_invariant.cli import main
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs["n_jobs"], kwargs["threads"]))
+        return map_ordered(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "map_ordered", recording)
+    smiles = ["--smiles", "CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]
+    reports = {}
+    for name, extra in (("default", []), ("one", ["--n-jobs", "1"])):
+        out = tmp_path / name
+        assert main(["audit", "--model", "rotation", *smiles, "--out", str(out), *extra]) == 0
+        reports[name] = (out / "rotation" / "audit.json").read_text()
+    assert calls == [(-1, True), (1, False)]
+    default, one = (json.loads(text) for text in reports.values())
+    assert default["molecules"] == one["molecules"]
+    spread = tmp_path / "spread.py"
+    spread.write_text("def spread():\n    return lambda r, x: float((r * r).sum())\n")
+    assert main(["audit", "--target", f"{spread}:spread", *smiles]) == 0
+    assert calls[-1] == (1, False)  # a function is not known to be safe on threads
