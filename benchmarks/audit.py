@@ -5,7 +5,8 @@ on training) for the four symmetries with 3 samples each, on QM9 molecules with 
 geometries, in the same run. The naive loop transforms one molecule once and calls
 ``model.predict`` on it alone, as a hand-written check would; ``dc_invariant.audit`` sends all
 transformed copies of a chunk through the model in one call. Targets: at least 20x the naive
-loop's molecules per second, the full QM9 (130,831 molecules) audited in at most 20 s, and
+loop's molecules per second (on one worker, like the loop), the full QM9 (130,831 molecules)
+audited in at most 20 s (on every core: threads, as the command line's default), and
 on the full set the command line end to end, ``dc-invariant audit --model rotation --dataset
 qm9 --n-samples 3 --out DIR`` (Python start, imports, loading and report files included), in
 at most 40 s.
@@ -113,6 +114,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     start = time.perf_counter()
     report = audit(model, dataset, n_samples=N_SAMPLES)
     ours = time.perf_counter() - start
+    # Every core: the chunks on threads of this process (dc_invariant's torch models).
+    start = time.perf_counter()
+    every_core = audit(model, dataset, n_samples=N_SAMPLES, n_jobs=-1)
+    threaded = time.perf_counter() - start
+    if not every_core.molecules.equals(report.molecules):
+        raise RuntimeError("audit(n_jobs=-1) differs from audit(n_jobs=1): a defect")
     naive = naive_loop(model, list(dataset.X[: args.naive]), dc)
 
     ours_rate, naive_rate = len(dataset) / ours, args.naive / naive
@@ -128,6 +135,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"| dc_invariant.audit | {len(dataset)} | {ours:.1f} | {ours_rate:,.0f} | "
         f"{ours_rate / naive_rate:.0f}x |"
     )
+    print(
+        f"| dc_invariant.audit(n_jobs=-1), {os.cpu_count()} threads | {len(dataset)} | "
+        f"{threaded:.1f} | {len(dataset) / threaded:,.0f} | "
+        f"{len(dataset) / threaded / naive_rate:.0f}x |"
+    )
     if cli is not None:
         label = f"`dc-invariant audit --model rotation --dataset qm9 --n-samples {N_SAMPLES}`"
         print(f"| {label}, end to end | {len(dataset)} | {cli:.1f} | {len(dataset) / cli:,.0f} | |")
@@ -137,8 +149,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"\ntarget >= 20x the naive loop: {'met' if speed else 'NOT met'}; "
         + (
-            f"full QM9 <= {FULL_SECONDS:.0f} s: "
-            f"{'met' if ours <= FULL_SECONDS else 'NOT met'} ({ours:.1f} s)"
+            f"full QM9 <= {FULL_SECONDS:.0f} s on every core: "
+            f"{'met' if threaded <= FULL_SECONDS else 'NOT met'} ({threaded:.1f} s; "
+            f"{ours:.1f} s on one)"
             if full
             else "full-QM9 time: not measured (subset)"
         )
@@ -168,14 +181,26 @@ def main(argv: Optional[list[str]] = None) -> int:
                 result_row(
                     "audit",
                     f"audit all {len(dataset):,} QM9 molecules, 4 symmetries x {N_SAMPLES} samples",
-                    "dc_invariant.audit",
+                    f"dc_invariant.audit(n_jobs=-1): {os.cpu_count()} threads",
                     f"naive audit loop (at its rate on {args.naive:,} molecules)",
-                    ours,
+                    threaded,
                     len(dataset) / naive_rate,
                     "s",
                     higher_is_better=False,
                     target=f"ours <= {FULL_SECONDS:.0f} s",
-                    met=ours <= FULL_SECONDS,
+                    met=threaded <= FULL_SECONDS,
+                )
+            )
+            results.append(
+                result_row(
+                    "audit",
+                    f"audit all {len(dataset):,} QM9 molecules: every core against one",
+                    f"dc_invariant.audit(n_jobs=-1): {os.cpu_count()} threads",
+                    "dc_invariant.audit(n_jobs=1)",
+                    threaded,
+                    ours,
+                    "s",
+                    higher_is_better=False,
                 )
             )
             results.append(
@@ -184,9 +209,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     f"audit all {len(dataset):,} QM9 molecules from the command line, end to "
                     "end (start, imports, loading, report files)",
                     "dc-invariant audit --model rotation --dataset qm9",
-                    "dc_invariant.audit alone, in this process",
+                    "dc_invariant.audit(n_jobs=-1) alone, in this process",
                     cli,
-                    ours,
+                    threaded,
                     "s",
                     higher_is_better=False,
                     target=f"ours <= {CLI_SECONDS:.0f} s",

@@ -1,14 +1,16 @@
 """SchNet's running costs: a symmetry audit against the tutorial network's, and a training epoch.
 
-**Audit.** ``dc-invariant audit --model schnet --dataset qm9 --limit 3000`` and the same
-command with ``--model rotation`` (the tutorial network), each in a fresh process, in the same
-run: wall time (imports and QM9 loading included, as a user sees it), CPU time split into
-user and system, and peak resident memory. Targets: within 1 GiB at peak, and within 1.5x
-SchNet's own arithmetic floor, timed in the same run: the kernels its network must run (filter
-networks, messages, atom-wise layers) over every atom pair and atom the audit evaluates, in
-tensors allocated once (see `network_floor`). The issue's first target, 3x the rotation
-network's time, is printed too, against the floor's own ratio: that floor alone is ~6x the
-rotation network's whole audit, so no implementation of this SchNet can meet it.
+**Audit.** ``dc-invariant audit --model schnet --dataset qm9 --limit 3000 --n-jobs 1`` and
+the same command with ``--model rotation`` (the tutorial network), each in a fresh process, in
+the same run, on one worker as the floor below is timed, and SchNet once more with the
+default (every core, on threads): wall time (imports and QM9 loading included, as a user
+sees it), CPU time split into user and system, and peak resident memory. Targets: within
+1 GiB at peak (both SchNet runs), and within 1.5x SchNet's own arithmetic floor, timed in
+the same run: the kernels its network must run (filter networks, messages, atom-wise layers)
+over every atom pair and atom the audit evaluates, in tensors allocated once (see
+`network_floor`). The issue's first target, 3x the rotation network's time, is printed too,
+against the floor's own ratio: that floor alone is ~6x the rotation network's whole audit,
+so no implementation of this SchNet can meet it.
 
 **Training.** One epoch of ``SchNetModel.fit`` on 10,000 QM9 molecules at the size
 ``benchmarks/qm9_accuracy.py`` trains (64 basis, 64 filters, 4 interactions, 25 Gaussians,
@@ -87,10 +89,10 @@ print(json.dumps({{"status": status, "seconds": seconds,
 """
 
 
-def audit_cli(model: str, molecules: int) -> dict[str, float]:
+def audit_cli(model: str, molecules: int, n_jobs: int = 1) -> dict[str, float]:
     """Wall time, CPU times and peak RSS of one ``dc-invariant audit`` in a fresh process."""
     command = [sys.executable, "-c", _MEASURED_CLI, "audit", "--model", model]
-    command += ["--dataset", "qm9", "--limit", str(molecules)]
+    command += ["--dataset", "qm9", "--limit", str(molecules), "--n-jobs", str(n_jobs)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     lines = done.stderr.strip().splitlines()
@@ -360,13 +362,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     n = args.audit_molecules
     rows, peer_failed = [], False
     if args.only != "train":
+        # One worker, as the floor is timed; then the default, every core (threads).
         audits = {name: audit_cli(name, n) for name in ("rotation", "schnet")}
+        every_core = audit_cli("schnet", n, -1)
         print(f"dc-invariant audit --dataset qm9 --limit {n} (float64, 4 symmetries x 3 samples)\n")
-        print("| --model | seconds | user s | system s | peak RSS MiB | time / rotation's |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for name, a in audits.items():
+        print("| --model | --n-jobs | seconds | user s | system s | peak MiB | time / rotation's |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for name, jobs, a in (
+            *((k, "1", v) for k, v in audits.items()),
+            ("schnet", "-1 (default)", every_core),
+        ):
             print(
-                f"| {name} | {a['seconds']:.1f} | {a['user']:.1f} | {a['system']:.1f} | "
+                f"| {name} | {jobs} | {a['seconds']:.1f} | {a['user']:.1f} | {a['system']:.1f} | "
                 f"{a['peak_mib']:,.0f} | {a['seconds'] / audits['rotation']['seconds']:.2f}x |"
             )
         ratio = audits["schnet"]["seconds"] / audits["rotation"]["seconds"]
@@ -386,11 +393,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         reach = floor["seconds"] / rotation_s
         out_of_reach = reach > ROTATION_TARGET
         floor_met = over_floor <= FLOOR_TARGET
-        memory_met = audits["schnet"]["peak_mib"] <= MEMORY_TARGET_MIB
+        peak = max(audits["schnet"]["peak_mib"], every_core["peak_mib"])
+        memory_met = peak <= MEMORY_TARGET_MIB
         print(
             f"target SchNet <= {FLOOR_TARGET}x its arithmetic floor: "
             f"{'met' if floor_met else 'NOT met'} ({over_floor:.2f}x); peak <= 1 GiB: "
-            f"{'met' if memory_met else 'NOT met'} ({audits['schnet']['peak_mib']:,.0f} MiB)\n"
+            f"{'met' if memory_met else 'NOT met'} ({peak:,.0f} MiB, the larger of both runs)\n"
             f"SchNet <= {ROTATION_TARGET:.0f}x the rotation network's time: "
             f"{'met' if ratio <= ROTATION_TARGET else 'not met'} ({ratio:.2f}x)"
             + (f", out of reach: the floor alone is {reach:.1f}x\n" if out_of_reach else "\n")
@@ -431,10 +439,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         rows.append(
             result_row(
                 "schnet",
-                f"{measure}: peak RSS",
+                f"{measure}: time on every core (the default: threads) against one",
+                "--model schnet --n-jobs -1",
+                "--model schnet --n-jobs 1",
+                every_core["seconds"],
+                audits["schnet"]["seconds"],
+                "s",
+                higher_is_better=False,
+            )
+        )
+        rows.append(
+            result_row(
+                "schnet",
+                f"{measure}: peak RSS (the larger of --n-jobs 1 and -1)",
                 "--model schnet",
                 "1 GiB budget",
-                audits["schnet"]["peak_mib"],
+                peak,
                 MEMORY_TARGET_MIB,
                 "MiB",
                 higher_is_better=False,
