@@ -47,6 +47,45 @@ def test_table_reads_geometries_and_labels_by_id():
     assert table.loc["gdb_184", "atomic_numbers"].tolist().count(9) == 4
 
 
+# Free-atom U0 (Hartree) of the QM9 paper's atomref table, for checking atomization energies.
+_FREE_ATOMS = {1: -0.500273, 6: -37.846772, 7: -54.583861, 8: -75.064579, 9: -99.718730}
+
+
+def _listed(text: str) -> list[str]:
+    """``"['C','H']"`` as ``["C", "H"]``."""
+    return [part.strip(" '") for part in text.strip("[]").split(",")]
+
+
+def test_table_parse_equals_a_plain_parse_of_each_record():
+    raw = pd.concat(pd.read_csv(Path(MINI) / f"qm9_part{k}.csv") for k in (1, 2, 3))
+    table = read_qm9_table(data_dir=MINI)
+    symbols = {"H": 1, "C": 6, "N": 7, "O": 8, "F": 9}
+    for _, record in raw.iterrows():
+        row = table.loc[f"gdb_{record['Index']}"]
+        elements = [symbols[e] for e in _listed(record["Elements"])]
+        xyz = [float(v) for v in record["XYZ_Ang"].replace("[", "").replace("]", "").split(",")]
+        assert row["atomic_numbers"].tolist() == elements
+        np.testing.assert_array_equal(row["positions"], np.reshape(xyz, (-1, 3)))
+        free = sum(_FREE_ATOMS[z] for z in elements)
+        assert row["u0_atom"] == pytest.approx((row["u0"] - free) * HARTREE_TO_EV, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "match"),
+    [
+        ("N_atoms", 6, "gdb_826: QM9 lists 6 atoms but 7 elements and 7 positions"),
+        ("Elements", "['F','C','F','F','C','C','Xx']", r"elements \['Xx'\], not among"),
+    ],
+)
+def test_a_damaged_qm9_file_is_refused_naming_the_molecule(tmp_path, column, value, match):
+    for k in (1, 2, 3):
+        raw = pd.read_csv(Path(MINI) / f"qm9_part{k}.csv")
+        raw.loc[raw["Index"] == 826, column] = value
+        raw.to_csv(tmp_path / f"qm9_part{k}.csv", index=False)
+    with pytest.raises(ValueError, match=match):
+        read_qm9_table(data_dir=str(tmp_path))
+
+
 def test_load_qm9_keeps_dft_geometry_and_aligns_labels():
     tasks, (dataset,), transformers = load_qm9(
         tasks=["u0", "mu", "u0_atom"], splitter=None, data_dir=MINI
