@@ -74,7 +74,20 @@ def best_time(
 
 
 def max_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB."""
+    """This process's peak resident set size so far, in MiB.
+
+    On Linux the kernel's high-water mark of this process's own memory (``VmHWM``): its
+    ``ru_maxrss`` carries over the parent's resident size at the fork, even across
+    ``exec``, so a command started by a 2.4 GB process reported at least 2.4 GB whatever it
+    used itself.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -11,10 +11,10 @@ One run measures:
    ``dc_invariant.models.tutorial.DENSE_PAIR_ATOMS = 0``); and the default cutoff model, which
    uses the second up to ``DENSE_PAIR_ATOMS`` atoms and the third above. Every case runs in a
    fresh process (forked from a server that has only imported the library), so its peak
-   memory, ``ru_maxrss`` less the process's RSS after imports and one 8-atom warm-up call, is
-   its own. The dense paths are skipped where their pair tensors would need more than 6 GB.
-   The crossovers, the sizes above which neighbour lists are faster than either dense path,
-   are interpolated on the log-log curves.
+   memory, the peak RSS (``VmHWM``) less the process's RSS after imports and one 8-atom
+   warm-up call, is its own. The dense paths are skipped where their pair tensors would need
+   more than 6 GB. The crossovers, the sizes above which neighbour lists are faster than
+   either dense path, are interpolated on the log-log curves.
 2. **The issue's memory target:** prediction and forces of one 5,000-atom system with the
    cutoff model within 2,048 MiB peak RSS (the whole process, imports included).
 3. **Throughput versus number of molecules.** QM9 molecules as RDKit Mols with their DFT
