@@ -137,33 +137,36 @@ def _threads_ordered(
     from joblib import effective_n_jobs
 
     workers = effective_n_jobs(n_jobs)
-    window = in_flight or 2 * workers
-    pending: deque = deque()
     with ThreadPoolExecutor(workers, initializer=initializer) as pool:
-        try:
-            for task in tasks:
-                pending.append(pool.submit(function, *task))
-                if len(pending) >= window:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            # A failure (or a consumer that stops early) leaves no queued task to run.
-            for future in pending:
-                future.cancel()
+        yield from _windowed(
+            lambda *task: pool.submit(function, *task), tasks, in_flight or 2 * workers
+        )
 
 
 def _dask_ordered(
     function: Callable[..., Result], tasks: Iterable[tuple], client: Any, in_flight: Optional[int]
 ) -> Iterator[Result]:
     workers = max(1, sum(client.nthreads().values()))
-    window = in_flight or 2 * workers
-    pending: deque = deque()
-    iterator = iter(tasks)
-    for task in iterator:
+
+    def submit(*task: Any) -> Any:
         # pure=False: every task is run even if its arguments hash like an earlier one's.
-        pending.append(client.submit(function, *task, pure=False))
-        if len(pending) >= window:
+        return client.submit(function, *task, pure=False)
+
+    yield from _windowed(submit, tasks, in_flight or 2 * workers)
+
+
+def _windowed(submit: Callable[..., Any], tasks: Iterable[tuple], window: int) -> Iterator[Any]:
+    """The results of ``submit(*task)`` futures in task order, with at most ``window``
+    submitted and not yet yielded; a failure (or a consumer that stops early) cancels the
+    futures still waiting."""
+    pending: deque = deque()
+    try:
+        for task in tasks:
+            pending.append(submit(*task))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()

@@ -28,8 +28,6 @@ __all__ = [
     "DISTORTION",
     "TUTORIAL_ROTATION",
     "audit_batch",
-    "draw_control",
-    "draw_copies",
 ]
 
 #: Molecules per random-number block (chunks of an audit are whole blocks).
@@ -66,74 +64,45 @@ class Copies:
     order: np.ndarray  # (n_copy_atoms,) local atom index in the original molecule
 
 
-def draw_copies(
-    molecules: Molecules, block: int, symmetries: Sequence[str], n_samples: int, seed: int
-) -> Copies:
-    """Copies of the molecules of one block under ``n_samples`` elements of each symmetry.
-
-    Rotations: the tutorial's 60° about x first, then Haar-random. Reflections: a Householder
-    mirror and a rotation times -1 in turn (plain x -> -x is exact in floating point and would
-    prove nothing about precision). Translations alternate 10 Å and 1,000 Å, the second to
-    expose float32 cancellation. Renumberings always move an atom onto a position held by
-    another element (swapping identical atoms proves nothing); molecules of one element get a
-    non-identity order. ``"identity"`` gives unchanged copies, a control.
-    """
-    owner, rotation, translation, local = _draw_elements(
-        molecules, [(0, len(molecules), block)], symmetries, n_samples, seed
-    )
-    copy_counts = molecules.counts[owner]
-    positions = np.empty((int(copy_counts.sum()), 3))
-    source = _place(molecules, owner, rotation, translation, local, positions)
-    copies = Molecules(
-        positions,
-        molecules.features[source],
-        molecules.atomic_numbers[source],
-        copy_counts,
-        [molecules.smiles[m] for m in owner.tolist()],
-    )
-    return Copies(copies, owner, rotation, translation, local)
-
-
-def draw_control(molecules: Molecules, block: int, seed: int) -> Copies:
-    """One non-rigidly distorted copy per molecule of a block: the geometry-blindness control.
-
-    A target that reads coordinates must change its output; one whose output stays put
-    ignores the geometry, and its rigid-motion verdicts hold trivially. Drawn from its own
-    stream, ``default_rng([seed, block, 1])``, so the symmetry draws stay as they were.
-    """
-    distorted = Molecules(
-        molecules.positions + _displacement(molecules, block, seed),
-        molecules.features,
-        molecules.atomic_numbers,
-        molecules.counts,
-        list(molecules.smiles),
-    )
-    return _control(distorted)
-
-
 def audit_batch(
     molecules: Molecules, first_block: int, symmetries: Sequence[str], n_samples: int, seed: int
 ) -> tuple[Molecules, Copies, Copies]:
-    """One batch of a chunk's molecules, then all their copies, then their controls.
+    """One batch of a chunk's molecules, then their transformed copies, then their controls.
 
-    The same copies as `draw_copies` and `draw_control` give each block of `BLOCK`
-    molecules (numbered from ``first_block``), but every array of the batch is built in one
-    pass over the chunk: joining per-block copies and then the batch moved each copy's
-    atoms twice more, a fifth of a small model's audit. The returned copies' molecules are
-    views of the batch.
+    Copies: ``n_samples`` elements of each symmetry per molecule. Rotations: the tutorial's
+    60° about x first, then Haar-random. Reflections: a Householder mirror and a rotation
+    times -1 in turn (plain x -> -x is exact in floating point and would prove nothing about
+    precision). Translations alternate 10 Å and 1,000 Å, the second to expose float32
+    cancellation. Renumberings always move an atom onto a position held by another element
+    (swapping identical atoms proves nothing); molecules of one element get a non-identity
+    order. ``"identity"`` gives unchanged copies.
+
+    Controls: one non-rigidly distorted copy per molecule, the geometry-blindness control. A
+    target that reads coordinates must change its output; one whose output stays put
+    ignores the geometry, and its rigid-motion verdicts hold trivially. Drawn from its own
+    stream, ``default_rng([seed, block, 1])``, so the symmetry draws stay as they were.
+
+    The molecules are numbered in blocks of `BLOCK` from ``first_block``, each drawing from
+    its own generators, so a molecule's copies do not depend on the chunking. Every array
+    of the batch is built in one pass over the chunk; the returned copies' and controls'
+    molecules are views of it.
     """
     n, n_atoms = len(molecules), len(molecules.positions)
     blocks = [(b, min(b + BLOCK, n), first_block + k) for k, b in enumerate(range(0, n, BLOCK))]
     owner, rotation, translation, local = _draw_elements(
         molecules, blocks, symmetries, n_samples, seed
     )
+    n_copies = len(owner)
     copy_counts = molecules.counts[owner]
     n_copy_atoms = int(copy_counts.sum())
 
     positions = np.empty((2 * n_atoms + n_copy_atoms, 3))
     positions[:n_atoms] = molecules.positions
-    copy_atoms = slice(n_atoms, n_atoms + n_copy_atoms)
-    source = _place(molecules, owner, rotation, translation, local, positions[copy_atoms])
+    atom_copy = segment_ids(copy_counts)
+    source = np.repeat(molecules.starts[owner], copy_counts) + local
+    copied = positions[n_atoms : n_atoms + n_copy_atoms]
+    np.einsum("aij,aj->ai", rotation[atom_copy], molecules.positions[source], out=copied)
+    copied += translation[atom_copy]
     displacement = np.concatenate(
         [_displacement(molecules.range(lo, hi), block, seed) for lo, hi, block in blocks]
     )
@@ -147,8 +116,14 @@ def audit_batch(
         np.concatenate([molecules.counts, copy_counts, molecules.counts]),
         [*molecules.smiles, *(molecules.smiles[m] for m in owner.tolist()), *molecules.smiles],
     )
-    copies = Copies(batch.range(n, n + len(owner)), owner, rotation, translation, local)
-    control = _control(batch.range(n + len(owner), 2 * n + len(owner)))
+    copies = Copies(batch.range(n, n + n_copies), owner, rotation, translation, local)
+    control = Copies(
+        batch.range(n + n_copies, 2 * n + n_copies),
+        np.arange(n),
+        np.broadcast_to(np.eye(3), (n, 3, 3)).copy(),
+        np.zeros((n, 3)),
+        segment_arange(np.zeros(n, np.int64), molecules.counts),
+    )
     return batch, copies, control
 
 
@@ -160,7 +135,7 @@ def _draw_elements(
     seed: int,
 ) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
     """``(owner, rotation, translation, local order)`` of the copies of ``molecules``, whose
-    ``(first, last, block number)`` blocks draw from their own generators (`draw_copies`).
+    ``(first, last, block number)`` blocks draw from their own generators (`audit_batch`).
 
     Only the draws are made block by block; the rotations and the rest are computed on all
     blocks at once, with the same results (each matrix is its own), in a fraction of the
@@ -211,39 +186,10 @@ def _draw_elements(
     return owner, rotation.reshape(-1, 3, 3), translation.reshape(-1, 3), local
 
 
-def _place(
-    molecules: Molecules,
-    owner: IntArray,
-    rotation: FloatArray,
-    translation: FloatArray,
-    local: IntArray,
-    out: FloatArray,
-) -> IntArray:
-    """Write the copies' coordinates into ``out``; return each copy atom's source atom."""
-    copy_counts = molecules.counts[owner]
-    atom_copy = segment_ids(copy_counts)
-    source = np.repeat(molecules.starts[owner], copy_counts) + local
-    np.einsum("aij,aj->ai", rotation[atom_copy], molecules.positions[source], out=out)
-    out += translation[atom_copy]
-    return source
-
-
 def _displacement(molecules: Molecules, block: int, seed: int) -> FloatArray:
     """The control's seeded Gaussian displacement of every atom of one block."""
     rng = np.random.default_rng([seed, block, 1])
     return rng.normal(scale=DISTORTION, size=molecules.positions.shape)
-
-
-def _control(distorted: Molecules) -> Copies:
-    """The control copies: ``distorted`` molecule by molecule, nothing turned or renumbered."""
-    n = len(distorted)
-    return Copies(
-        distorted,
-        np.arange(n),
-        np.broadcast_to(np.eye(3), (n, 3, 3)).copy(),
-        np.zeros((n, 3)),
-        segment_arange(np.zeros(n, np.int64), distorted.counts),
-    )
 
 
 def _mixing_orders(molecules: Molecules, n_samples: int, rng: np.random.Generator) -> np.ndarray:

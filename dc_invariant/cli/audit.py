@@ -219,9 +219,9 @@ def _audit_jobs(args: argparse.Namespace, model: Any, featurizer: Any) -> int:
     threads (nothing to start or copy: a gain from the first chunk), else one."""
     if args.n_jobs is not None or args.scheduler:
         return args.n_jobs or 1
-    from dc_invariant.models import InvariantModel
+    from dc_invariant.auditing.compute import runs_in_threads
 
-    return -1 if featurizer is None and isinstance(model, InvariantModel) else 1
+    return -1 if runs_in_threads(model, featurizer) else 1
 
 
 def _status(report: Any, required: list[str], label: str) -> int:

@@ -9,8 +9,6 @@ from dc_invariant.auditing.copies import (
     DISTORTION,
     TUTORIAL_ROTATION,
     audit_batch,
-    draw_control,
-    draw_copies,
 )
 from dc_invariant.molecules import Molecules
 from dc_invariant.symmetry import transform
@@ -29,6 +27,16 @@ def stacked(n_molecules: int, seed: int = 0) -> Molecules:
     )
 
 
+def draw_copies(molecules, block, symmetries, n_samples, seed):
+    """The copies of one block (at most `BLOCK` molecules) numbered ``block``."""
+    return audit_batch(molecules, block, symmetries, n_samples, seed)[1]
+
+
+def draw_control(molecules, block, seed):
+    """The controls of one block numbered ``block``."""
+    return audit_batch(molecules, block, ALL, 1, seed)[2]
+
+
 def same(a, b) -> bool:
     return all(
         np.array_equal(x, y)
@@ -44,9 +52,6 @@ def same(a, b) -> bool:
 
 def test_vectorised_copies_equal_plain_per_molecule_transforms():
     """The audit's batched copies are `transform` applied to each molecule on its own."""
-    from dc_invariant.auditing.copies import draw_copies
-    from dc_invariant.molecules import Molecules
-
     rng = np.random.default_rng(3)
     molecules = [
         Conformer(rng.normal(size=(n, 3)), rng.normal(size=(n, 2)), rng.integers(1, 9, n))

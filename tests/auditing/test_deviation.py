@@ -6,7 +6,7 @@ from audit_helpers import drug_dataset
 
 from dc_invariant import Conformer
 from dc_invariant.auditing import audit
-from dc_invariant.auditing.copies import draw_copies
+from dc_invariant.auditing.copies import audit_batch
 from dc_invariant.auditing.deviation import compare, segment_reduce
 from dc_invariant.molecules import Molecules
 
@@ -69,7 +69,7 @@ def test_segment_reduce_fills_empty_segments_and_reduces_the_others():
 
 def test_compare_invariant_outputs_by_hand():
     molecules = small_molecules()
-    copies = draw_copies(molecules, 0, ("translation", "rotation"), 2, seed=0)
+    copies = audit_batch(molecules, 0, ("translation", "rotation"), 2, 0)[1]
     base = np.array([1.0, -2.0, 4.0])
     moved = base[copies.owner].copy()
     moved[5] += 0.5  # copy 5: molecule 1, translation, sample 1
@@ -89,7 +89,7 @@ def test_compare_invariant_outputs_by_hand():
 
 def test_compare_vector_outputs_must_turn_and_renumber_with_the_molecule():
     molecules = small_molecules()
-    copies = draw_copies(molecules, 0, ("permutation", "rotation", "reflection"), 2, seed=3)
+    copies = audit_batch(molecules, 0, ("permutation", "rotation", "reflection"), 2, 3)[1]
     values, lengths = ragged(centred(molecules) + centred(copies.molecules))
     absolute, _, passed, _ = compare(
         "vector", values, lengths, 3, copies, molecules.counts, rtol=1e-9, atol=1e-12
@@ -111,7 +111,7 @@ def test_compare_vector_outputs_must_turn_and_renumber_with_the_molecule():
 
 def test_compare_fails_a_changed_size_and_refuses_outputs_that_are_not_per_atom():
     molecules = small_molecules()
-    copies = draw_copies(molecules, 0, ("translation",), 1, seed=0)
+    copies = audit_batch(molecules, 0, ("translation",), 1, 0)[1]
     pieces = [np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones(2), np.ones(1)]
     values, lengths = ragged(pieces)
     absolute, relative, passed, _ = compare(

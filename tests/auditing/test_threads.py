@@ -16,7 +16,6 @@ from dc_invariant import ConformerFeaturizer
 from dc_invariant.auditing import audit
 from dc_invariant.models import (
     RUNTIME,
-    Batch,
     DenseModel,
     InvariantModel,
     RotationInvariantModel,
@@ -25,31 +24,16 @@ from dc_invariant.models import (
 from dc_invariant.models.runtime import inference_threads, one_torch_thread_each
 from dc_invariant.parallel import map_ordered
 
-# Where each forward pass of `SeenModel` ran: (process, thread, torch threads).
-SEEN: list[tuple[int, int, int]] = []
 
-
-class SeenModel(InvariantModel):
-    """Sums of squared centred coordinates, noting where each forward pass ran."""
-
-    def build_network(self, settings):
-        return SeenNetwork(settings.n_outputs)
-
-    def make_batch(self, molecules):
-        return Batch([molecules.centred_positions(), molecules.counts], molecules.counts, False)
-
-
-class SeenNetwork(torch.nn.Module):
-    def __init__(self, n_outputs):
-        super().__init__()
-        self.out = torch.nn.Linear(1, n_outputs)
-
-    def forward(self, positions, counts):
-        SEEN.append((os.getpid(), threading.get_ident(), torch.get_num_threads()))
-        molecule = torch.repeat_interleave(torch.arange(len(counts)), counts)
-        spread = torch.zeros(len(counts), 1, dtype=positions.dtype)
-        spread.index_add_(0, molecule, (positions**2).sum(1, keepdim=True))
-        return self.out(spread)
+def noting_where_it_runs(model: InvariantModel) -> list[tuple[int, int, int]]:
+    """Where each forward pass of ``model``'s network runs: (process, thread, torch threads)."""
+    seen: list[tuple[int, int, int]] = []
+    model.model.register_forward_pre_hook(
+        lambda module, inputs: seen.append(
+            (os.getpid(), threading.get_ident(), torch.get_num_threads())
+        )
+    )
+    return seen
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +43,15 @@ def molecules(nci_smiles):
 
 
 def test_our_models_audit_on_threads_of_this_process_with_one_torch_thread(molecules):
-    SEEN.clear()
-    model = SeenModel(seed=0)
+    model = RotationInvariantModel(seed=0)
     serial = audit(model, molecules, seed=3, chunk_size=64, n_samples=2)
-    SEEN.clear()
+    seen = noting_where_it_runs(model)
     before = torch.get_num_threads()
     threaded = audit(model, molecules, seed=3, chunk_size=64, n_samples=2, n_jobs=2)
     pd.testing.assert_frame_equal(threaded.molecules, serial.molecules)
-    assert {pid for pid, _, _ in SEEN} == {os.getpid()}
-    assert len({thread for _, thread, _ in SEEN} - {threading.get_ident()}) == 2
-    assert {count for _, _, count in SEEN} == {1}
+    assert {pid for pid, _, _ in seen} == {os.getpid()}
+    assert len({thread for _, thread, _ in seen} - {threading.get_ident()}) == 2
+    assert {count for _, _, count in seen} == {1}
     assert torch.get_num_threads() == before
 
 
