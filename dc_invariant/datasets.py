@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -126,19 +127,35 @@ def read_qm9_table(
     # Parsed for all molecules at once (a third of the time of one parse each), then split
     # into per-molecule views.
     counts = raw["N_atoms"].to_numpy(dtype=np.int64)
-    n_elements = raw["Elements"].str.count(",").to_numpy() + 1
-    n_coordinates = raw["XYZ_Ang"].str.count(",").to_numpy() + 1
+    elements, coordinates = raw["Elements"].tolist(), raw["XYZ_Ang"].tolist()
+    # str.count on Python strings: a third of the time of pandas' `.str.count`.
+    n_elements = np.fromiter((s.count(",") for s in elements), np.int64, len(elements)) + 1
+    n_coordinates = np.fromiter((s.count(",") for s in coordinates), np.int64, len(counts)) + 1
     for k in np.flatnonzero((n_elements != counts) | (n_coordinates != 3 * counts))[:1]:
         raise ValueError(
             f"{raw.index[k]}: QM9 lists {counts[k]} atoms but {n_elements[k]} elements and "
             f"{n_coordinates[k] / 3:g} positions"
         )
-    symbols = ",".join(raw["Elements"]).translate(_BRACKETS).split(",")
+    symbols = ",".join(elements).translate(_BRACKETS).split(",")
     unknown = sorted(set(symbols) - set(_SYMBOL_Z))
     if unknown:
         raise ValueError(f"the QM9 files list elements {unknown}, not among {list(_SYMBOL_Z)}")
     z = np.fromiter(map(_SYMBOL_Z.__getitem__, symbols), np.int64, len(symbols))
-    xyz = np.array(",".join(raw["XYZ_Ang"]).translate(_BRACKETS).split(","), dtype=np.float64)
+    # `fromstring` (C's strtod) takes half the time of splitting the text. Where a value is
+    # not a number it stops early with a DeprecationWarning (NumPy 2) or a ValueError.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            xyz = np.fromstring(",".join(coordinates).translate(_BRACKETS), np.float64, sep=",")
+    except (DeprecationWarning, ValueError):
+        for k, text in enumerate(coordinates):
+            try:
+                np.array(text.translate(_BRACKETS).split(","), dtype=np.float64)
+            except ValueError:
+                raise ValueError(
+                    f"{raw.index[k]}: QM9 lists a position that is not a number"
+                ) from None
+        raise
     cuts = np.cumsum(counts)[:-1]
     table["atomic_numbers"] = np.split(z, cuts)
     table["positions"] = np.split(xyz.reshape(-1, 3), cuts)

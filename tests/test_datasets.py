@@ -75,6 +75,11 @@ def test_table_parse_equals_a_plain_parse_of_each_record():
     [
         ("N_atoms", 6, "gdb_826: QM9 lists 6 atoms but 7 elements and 7 positions"),
         ("Elements", "['F','C','F','F','C','C','Xx']", r"elements \['Xx'\], not among"),
+        (
+            "XYZ_Ang",
+            str([[k, 0.5, 1.5] for k in range(6)] + [[6, "n/a", 0]]),
+            "gdb_826: QM9 lists a position that is not a number",
+        ),
     ],
 )
 def test_a_damaged_qm9_file_is_refused_naming_the_molecule(tmp_path, column, value, match):

@@ -9,6 +9,7 @@ import pytest
 from dc_invariant.files import (
     atomic,
     columns_of,
+    csv_text,
     dumps_readable,
     read_json,
     write_json,
@@ -59,3 +60,35 @@ def test_tables_are_written_one_csv_each_into_a_new_folder(tmp_path):
     write_tables(str(folder), tables)
     assert sorted(p.name for p in folder.iterdir()) == ["molecules.csv", "skipped.csv"]
     pd.testing.assert_frame_equal(pd.read_csv(folder / "molecules.csv"), tables["molecules"])
+
+
+AWKWARD = {
+    "id": ["plain", "a,b", 'say "hi"', "two\nlines", "", None],
+    "smiles": pd.array(["C", "CC,O", None, "O", "N", "[Na+]"], dtype="str"),
+    "n_atoms": np.arange(6, dtype=np.int64),
+    "x": [0.1, np.nan, -0.0, 1e300, np.inf, 1 / 3],
+    "passed": [True, False, True, True, False, True],
+}
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        pd.DataFrame(AWKWARD),
+        pd.DataFrame(AWKWARD).iloc[:0],
+        pd.DataFrame({"id": ["a"], "b,c": [np.int32(3)]}),
+    ],
+    ids=["awkward", "no-rows", "quoted-header"],
+)
+def test_csv_text_is_pandas_text_without_pandas(table, monkeypatch):
+    expected = table.to_csv(index=False)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", None)  # the fast path must not need it
+    assert csv_text(table) == expected
+
+
+def test_csv_text_leaves_other_columns_to_pandas():
+    table = pd.DataFrame(
+        {"x": np.float32([0.1, 2.5]), "mixed": [1, "a"], "t": pd.to_datetime([0, 1])}
+    )
+    assert csv_text(table) == table.to_csv(index=False)
+    assert "0.1," in csv_text(table)  # float32 as pandas writes it, not 0.10000000149011612
