@@ -257,6 +257,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--kernel-only", action="store_true", help="skip training the two networks")
     parser.add_argument(
+        "--plot",
+        default=os.path.join("benchmarks", "results", "qm9_learning_curve.png"),
+        help="where to draw the learning curve ('' skips; --quick never draws)",
+    )
+    parser.add_argument(
         "--beyond",
         default="",
         help="also fit KernelModel on these many training molecules (comma-separated, 'all' "
@@ -432,9 +437,7 @@ def report(
             )
         )  # fmt: skip
     if curve or beyond:
-        plot = (
-            None if args.quick else os.path.join("benchmarks", "results", "qm9_learning_curve.png")
-        )
+        plot = None if args.quick or not args.plot else args.plot
         out += report_curve(curve, peer, schnet_mae, sizes, plot, KERNEL_TARGET, beyond)
     if args.json:
         write_rows(args.json, out)
