@@ -50,7 +50,11 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
         import pandas as pd
 
         try:
-            table = pd.read_csv(readable_file(args.csv, (".csv", ".csv.gz")), nrows=args.limit)
+            # Ids as written (an id column of numbers with a gap would read as 12.0).
+            text_ids = {args.id_column: str} if args.id_column is not None else None
+            table = pd.read_csv(
+                readable_file(args.csv, (".csv", ".csv.gz")), nrows=args.limit, dtype=text_ids
+            )
         except (ValueError, OSError) as err:
             raise UsageError(f"cannot read {args.csv} as CSV: {err}") from err
         for column in (args.smiles_column, args.id_column):
@@ -61,7 +65,7 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
         inputs = table[args.smiles_column].tolist()
         # pandas reads an empty cell as NaN: such a molecule is named by its line instead.
         labels = [
-            str(s) if isinstance(s, str) or args.id_column else f"line {i + 2} (empty cell)"
+            s if isinstance(s, str) else f"line {i + 2} (empty cell)"
             for i, s in enumerate(table[args.id_column or args.smiles_column])
         ]
     elif args.sdf:

@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
@@ -252,6 +253,16 @@ def test_featurize_out_keeps_every_conformer_and_the_ids(tmp_path, capsys):
     np.testing.assert_array_equal(first, again[0].ensemble)
     assert not np.allclose(first[0], first[1])  # three different geometries, not one
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_ids_are_read_as_written_and_an_empty_one_names_its_line(tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_text("id,smiles\n007,CCO\n,CCN\n12,c1ccccc1O\n")
+    out = tmp_path / "audit"
+    argv = ["audit", "--csv", str(csv), "--id-column", "id", "--model", "rotation"]
+    assert main([*argv, "--symmetries", "translation", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "rotation" / "molecules.csv", dtype={"id": str})
+    assert list(dict.fromkeys(table["id"])) == ["007", "line 3 (empty cell)", "12"]
 
 
 def test_a_target_that_crashes_exits_3_with_its_traceback(tmp_path, capsys):
