@@ -133,12 +133,15 @@ def csv_text(table: pd.DataFrame) -> str:
     "2"" pipe",
     <BLANKLINE>
     """
+    import numpy as np
     import pandas as pd
 
     columns = []
     for name in table.columns:
         values = table[name]
-        kind = values.dtype.kind
+        # NumPy kinds only: pandas' nullable Int64 / boolean / Float64 hold pd.NA, which
+        # pandas writes as an empty field.
+        kind = values.dtype.kind if isinstance(values.dtype, np.dtype) else "?"
         if kind == "f" and values.dtype.itemsize == 8:
             text = list(map(float.__repr__, values.tolist()))
             if values.isna().any():

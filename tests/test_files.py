@@ -86,9 +86,19 @@ def test_csv_text_is_pandas_text_without_pandas(table, monkeypatch):
     assert csv_text(table) == expected
 
 
-def test_csv_text_leaves_other_columns_to_pandas():
-    table = pd.DataFrame(
-        {"x": np.float32([0.1, 2.5]), "mixed": [1, "a"], "t": pd.to_datetime([0, 1])}
-    )
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.float32([0.1, 2.5]),  # pandas writes 0.1, not repr's 0.10000000149011612
+        [1, "a"],
+        pd.to_datetime([0, 1]),
+        pd.array([1, None], dtype="Int64"),  # pd.NA: an empty field, not <NA>
+        pd.array([True, None], dtype="boolean"),
+        pd.array([0.5, None], dtype="Float64"),
+        pd.Categorical(["a", "b,c"]),
+    ],
+    ids=["float32", "mixed", "datetime", "Int64", "boolean", "Float64", "category"],
+)
+def test_csv_text_of_other_columns_is_still_pandas_text(column):
+    table = pd.DataFrame({"id": ["m1", "m2"], "value": column})
     assert csv_text(table) == table.to_csv(index=False)
-    assert "0.1," in csv_text(table)  # float32 as pandas writes it, not 0.10000000149011612
