@@ -232,13 +232,14 @@ def _audit_prepared(
 
 def runs_in_threads(target: Any, featurizer: Any = None) -> bool:
     """Whether `audit` with ``n_jobs`` above 1 runs this target's chunks on threads of this
-    process: dc_invariant's torch models, whose predictions spend their time in NumPy and
-    torch kernels that release the GIL and share nothing between calls (SchNet keeps its
-    scratch tensors per thread).
+    process: dc_invariant's torch models that declare ``thread_safe`` (the built-in ones),
+    whose predictions spend their time in NumPy and torch kernels that release the GIL and
+    share nothing between calls (SchNet keeps its scratch tensors per thread).
 
-    Threads start at once and copy nothing: all of QM9 ran 1.68x faster on two cores than
-    on one (`benchmarks/audit.py`). Other targets (DeepChem models, featurizers, functions)
-    are not known to be safe side by side and go to processes.
+    Threads start at once and copy nothing: all of QM9 ran 1.54x faster on two cores than
+    on one (`benchmarks/audit.py`). Other targets (your own `InvariantModel` subclass unless
+    it declares ``thread_safe = True``, DeepChem models, featurizers, functions) are not
+    known to be safe side by side and go to processes.
 
     Examples
     --------
@@ -248,7 +249,12 @@ def runs_in_threads(target: Any, featurizer: Any = None) -> bool:
     """
     # Looked up, not imported: a target of that class has imported it already.
     base = sys.modules.get("dc_invariant.models.base")
-    return featurizer is None and base is not None and isinstance(target, base.InvariantModel)
+    return (
+        featurizer is None
+        and base is not None
+        and isinstance(target, base.InvariantModel)
+        and type(target).thread_safe
+    )
 
 
 def _portable(target: Any) -> Any:

@@ -39,7 +39,7 @@ def add_parser(commands: Any) -> None:
         audit,
         n_jobs_default=None,
         n_jobs_help="workers; -1 for all cores (default: every core, as threads, for the "
-        "audit of dc_invariant's torch models; one otherwise)",
+        "audit of dc_invariant's built-in torch models; one otherwise)",
     )
     audit.add_argument(
         "--dataset",
@@ -215,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _audit_jobs(args: argparse.Namespace, model: Any, featurizer: Any) -> int:
-    """--n-jobs, else every core for dc_invariant's torch models, which `audit` runs on
-    threads (nothing to start or copy: a gain from the first chunk), else one."""
+    """--n-jobs, else every core for the models `audit` runs on threads (`runs_in_threads`:
+    nothing to start or copy, a gain from the first chunk), else one."""
     if args.n_jobs is not None or args.scheduler:
         return args.n_jobs or 1
     from dc_invariant.auditing.compute import runs_in_threads

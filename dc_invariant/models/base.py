@@ -56,7 +56,8 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
 
     Subclass it to bring your own network: set ``settings_class`` (a frozen dataclass
     derived from `ModelSettings`), and implement ``build_network(settings)`` and
-    ``make_batch(molecules)``. The constructor takes the settings' fields and DeepChem's
+    ``make_batch(molecules)`` (and ``thread_safe = True`` where neither keeps state between
+    calls, for the audit's threads). The constructor takes the settings' fields and DeepChem's
     ``TorchModel`` arguments (``batch_size``, ``learning_rate``, ``model_dir``, ``device``,
     ...) as keywords; unknown names raise ``TypeError``. The network returns per-molecule
     outputs of shape (B, n_outputs): one per task in regression, logits per task and class
@@ -100,6 +101,12 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
     """
 
     settings_class: ClassVar[type[ModelSettings]] = ModelSettings
+    #: Whether the audit may run this model's predictions on several threads of one process
+    #: at once (`audit` with ``n_jobs`` above 1): only where ``make_batch`` and the network
+    #: keep nothing between calls (no cache or scratch buffer on ``self`` shared by two
+    #: calls). The built-in models declare it; a subclass of this base that does not goes to
+    #: worker processes, safe whatever it keeps.
+    thread_safe: ClassVar[bool] = False
     #: Atoms per batch of ``predict`` and of `predict_arrays` unless it is given one.
     predict_batch_atoms: int = 32_768
 

@@ -38,6 +38,9 @@ DENSE_PAIR_ATOMS = 64
 
 class _TutorialModel(InvariantModel):
     settings_class = TutorialSettings
+    # Their kernels' scratch is allocated per call, and the in-place kernel choice is made
+    # once under a lock (`elementwise`).
+    thread_safe = True
 
     def make_batch(self, molecules: Molecules) -> Batch:
         return Batch(

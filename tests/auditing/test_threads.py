@@ -140,3 +140,41 @@ def test_the_command_line_audits_our_models_on_every_core_by_default(monkeypatch
     spread.write_text("def spread():\n    return lambda r, x: float((r * r).sum())\n")
     assert main(["audit", "--target", f"{spread}:spread", *smiles]) == 0
     assert calls[-1] == (1, False)  # a function is not known to be safe on threads
+
+
+class KeepsItsBatch(InvariantModel):
+    """A user's network whose ``make_batch`` keeps the batch on ``self``: right on one
+    thread, wrong if two calls overlapped."""
+
+    def build_network(self, settings):
+        return torch.nn.Linear(1, settings.n_outputs)
+
+    def make_batch(self, molecules):
+        from dc_invariant.models import Batch
+
+        self.kept = (molecules.centred_positions() ** 2).sum(1, keepdims=True)
+        spread = np.add.reduceat(self.kept, molecules.starts)
+        return Batch([spread], molecules.counts, padded=False)
+
+
+class SaysItIsThreadSafe(KeepsItsBatch):
+    thread_safe = True
+
+
+def test_own_models_go_to_threads_only_when_their_class_says_so(monkeypatch, molecules):
+    from dc_invariant.auditing import compute
+
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["threads"])
+        return map_ordered(*args, **kwargs)
+
+    monkeypatch.setattr(compute, "map_ordered", recording)
+    some = molecules[:70]
+    for model in (KeepsItsBatch(seed=0), SaysItIsThreadSafe(seed=0), SchNetModel(seed=0)):
+        serial = audit(model, some, seed=2, chunk_size=64, n_samples=1)
+        parallel = audit(model, some, seed=2, chunk_size=64, n_samples=1, n_jobs=2)
+        pd.testing.assert_frame_equal(parallel.molecules, serial.molecules)
+    # Serial runs never ask for threads; of the n_jobs=2 runs, only the declared classes.
+    assert calls == [False, False, False, True, False, True]
