@@ -267,7 +267,7 @@ def earlier_rows(text: str, replaced: Sequence[str]) -> tuple[list[str], list[st
     run included it (a full run, or the names after ``--only``).
     """
     rows = [line for line in text.splitlines() if line.startswith("| ")]
-    kept = [row for row in rows[1:] if _row_benchmark(row) not in replaced]
+    kept = [row for row in rows[1:] if _row_benchmark(row) not in replaced]  # [0]: header
     shown = {_row_benchmark(row) for row in kept}
     claimed, lines = set(replaced), []
     for line in text.splitlines():
@@ -327,8 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     path = folder / "summary.md"
     kept: list[str] = []
     if list(args.names) != list(BENCHMARKS) and path.exists():
-        # The Performance page is built from this file: a partial run replaces its own
-        # benchmarks' rows and keeps the others, each under the line that measured it.
+        # The Performance page is built from this file (see `earlier_rows`).
         earlier, kept = earlier_rows(path.read_text(encoding="utf-8"), args.names)
         header = "\n\n".join([header, *earlier])
     text = summary(outcomes, folder, header, kept)

@@ -129,7 +129,7 @@ def read_qm9_table(
     counts = raw["N_atoms"].to_numpy(dtype=np.int64)
     elements, coordinates = raw["Elements"].tolist(), raw["XYZ_Ang"].tolist()
     # str.count on Python strings: a third of the time of pandas' `.str.count`.
-    n_elements = np.fromiter((s.count(",") for s in elements), np.int64, len(elements)) + 1
+    n_elements = np.fromiter((s.count(",") for s in elements), np.int64, len(counts)) + 1
     n_coordinates = np.fromiter((s.count(",") for s in coordinates), np.int64, len(counts)) + 1
     for k in np.flatnonzero((n_elements != counts) | (n_coordinates != 3 * counts))[:1]:
         raise ValueError(

@@ -25,6 +25,7 @@ __all__ = [
     "read_json",
     "write_json",
     "write_tables",
+    "write_text",
 ]
 
 
@@ -48,7 +49,12 @@ def write_json(path: str | os.PathLike, data: Any, **options: Any) -> None:
     Serialised before the file is opened: a value JSON cannot hold fails with nothing
     written.
     """
-    text = json.dumps(data, **{"indent": 2, **options})
+    write_text(path, json.dumps(data, **{"indent": 2, **options}))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` whole (`atomic`): made before the file is opened, so a
+    failure to make it leaves nothing behind."""
     with atomic(path) as handle:
         handle.write(text)
 
@@ -110,9 +116,7 @@ def write_tables(folder: str, tables: dict[str, pd.DataFrame]) -> None:
     """Write each table as ``folder/<name>.csv`` (`csv_text`)."""
     os.makedirs(folder, exist_ok=True)
     for name, table in tables.items():
-        text = csv_text(table)
-        with atomic(os.path.join(folder, f"{name}.csv")) as handle:
-            handle.write(text)
+        write_text(os.path.join(folder, f"{name}.csv"), csv_text(table))
 
 
 def csv_text(table: pd.DataFrame) -> str:
@@ -148,12 +152,12 @@ def csv_text(table: pd.DataFrame) -> str:
                 text = ["" if v == "nan" else v for v in text]
         elif kind in "iub":
             text = list(map(str, values.tolist()))
-        elif isinstance(values.dtype, pd.StringDtype) or (
-            kind == "O" and all(isinstance(v, str) or v is None for v in values.tolist())
-        ):
+        elif kind == "O" or isinstance(values.dtype, pd.StringDtype):
             text = values.tolist()
+            if kind == "O" and not all(isinstance(v, str) or v is None for v in text):
+                return table.to_csv(index=False)
             # Field by field only where something needs quotes (one vectorised test).
-            if values.isna().any() or values.str.contains('[,"\n\r]', regex=True).any():
+            if values.isna().any() or values.str.contains(f"[{_QUOTED}]", regex=True).any():
                 text = [_csv_field(v) for v in text]
         else:
             return table.to_csv(index=False)
@@ -164,10 +168,14 @@ def csv_text(table: pd.DataFrame) -> str:
     return "\n".join([header, *map(",".join, zip(*columns))]) + "\n"
 
 
+# Characters that put a CSV field in quotes (as Python's csv module, pandas' writer, decides).
+_QUOTED = ',"\n\r'
+
+
 def _csv_field(value: Any) -> str:
     if not isinstance(value, str):  # None or a missing value: an empty field, as in pandas
         return ""
-    if any(c in value for c in ',"\n\r'):
+    if any(c in value for c in _QUOTED):
         return '"' + value.replace('"', '""') + '"'
     return value
 
@@ -188,9 +196,7 @@ class TableReport:
 
     def to_json(self, path: str) -> None:
         """Write the whole report as one JSON file (`dumps_readable`)."""
-        text = dumps_readable(self.payload(), default=float)
-        with atomic(path) as handle:
-            handle.write(text)
+        write_text(path, dumps_readable(self.payload(), default=float))
 
     def to_csv(self, folder: str) -> None:
         """Write the report's tables as CSV files into ``folder``."""

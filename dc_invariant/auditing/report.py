@@ -12,7 +12,7 @@ import pandas as pd
 
 from dc_invariant.auditing.html import render
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
-from dc_invariant.files import TableReport, atomic, columns_of, read_json
+from dc_invariant.files import TableReport, columns_of, read_json, write_text
 
 __all__ = ["AuditReport", "COLUMNS", "CONTROL"]
 
@@ -273,6 +273,4 @@ class AuditReport(TableReport):
         Plots and 2D depictions are embedded as PNG data, so the file can be mailed or
         archived on its own.
         """
-        page = render(self, worst)
-        with atomic(path) as handle:
-            handle.write(page)
+        write_text(path, render(self, worst))

@@ -100,16 +100,14 @@ def choice(name: str, dtype: torch.dtype) -> str:
     if RUNTIME.elementwise == "torch":
         return "torch"
     key = (name, dtype)
-    if key not in _EXACT or (RUNTIME.elementwise == "auto" and key not in _CHOSEN):
-        # Threads predicting side by side must all get the one answer: two timings could
-        # disagree, and the two kernels round differently.
-        with _CHOOSING:
-            if key not in _EXACT:
-                _EXACT[key] = _agree(name, dtype) and _position_independent(name, dtype)
-            if _EXACT[key] and RUNTIME.elementwise == "auto" and key not in _CHOSEN:
-                seconds = timings(name, dtype)
-                faster = seconds["numpy"] * MARGIN < seconds["torch"]
-                _CHOSEN[key] = "numpy" if faster else "torch"
+    # Threads predicting side by side must all get the one answer: two timings could
+    # disagree, and the two kernels round differently.
+    with _CHOOSING:
+        if key not in _EXACT:
+            _EXACT[key] = _agree(name, dtype) and _position_independent(name, dtype)
+        if _EXACT[key] and RUNTIME.elementwise == "auto" and key not in _CHOSEN:
+            seconds = timings(name, dtype)
+            _CHOSEN[key] = "numpy" if seconds["numpy"] * MARGIN < seconds["torch"] else "torch"
     if not _EXACT[key]:
         return "torch"
     if RUNTIME.elementwise == "numpy":
