@@ -98,6 +98,15 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
     (1, 1)
     >>> audit(model, [water], n_samples=1).holds("rotation")
     True
+
+    Its ``make_batch`` and network keep nothing on ``self`` between calls, so it may say so
+    and be audited on threads (``n_jobs`` above 1) like the built-in models:
+
+    >>> from dc_invariant.auditing.compute import runs_in_threads
+    >>> class SafeSpreadModel(SpreadModel):
+    ...     thread_safe = True
+    >>> runs_in_threads(model), runs_in_threads(SafeSpreadModel())
+    (False, True)
     """
 
     settings_class: ClassVar[type[ModelSettings]] = ModelSettings
