@@ -81,7 +81,12 @@ def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]
 
     n_sym = len(symmetries)
     shape = (n, n_sym, n_samples)
-    bad = ~finite[:n] | ~finite[n:].reshape(n, -1).all(axis=1)
+    # A molecule without a finite output of its own is skipped; a copy that lost it (NaN,
+    # infinity, an error) while its molecule kept it has broken the symmetry.
+    bad = ~finite[:n]
+    lost = ~finite[n:]
+    absolute[lost] = relative[lost] = np.inf
+    passed[lost] = False
     copy_absolute = absolute.reshape(shape)
     copy_passed = passed.reshape(shape)
     absolute = copy_absolute.max(axis=2)
@@ -128,14 +133,9 @@ def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]
         "passed": passed[keep].reshape(-1).tolist(),
         "checked": checked[keep].reshape(-1).tolist(),
     }
-    reasons: dict[int, str] = {}
-    for k, why in sorted(outputs.failures.items(), reverse=True):
-        if k >= n + n_copies:
-            continue  # a failed control copy only leaves the control unmeasured
-        # The molecule's own failure wins over one of its copies'.
-        reasons[k if k < n else int(copies.owner[k - n])] = (
-            why if k < n else f"{why} (on a transformed copy)"
-        )
+    # Failed copies are in the rows (deviation inf); a failed control copy only leaves the
+    # control unmeasured.
+    reasons = {k: why for k, why in outputs.failures.items() if k < n}
     skipped = [
         (ids[m], reasons.get(int(m), "the target returned NaN or infinity"))
         for m in np.flatnonzero(bad)

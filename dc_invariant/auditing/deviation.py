@@ -106,7 +106,10 @@ def compare(
     difference = np.abs(moved - expected)
     scale = np.abs(expected)
     absolute[k] = segment_reduce(np.maximum, difference, size, 0.0)
-    relative[k] = segment_reduce(np.maximum, difference / np.maximum(scale, atol), size, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # An exact match is relative 0 even where the expected value and atol are both 0.
+        ratio = np.where(difference == 0, 0.0, difference / np.maximum(scale, atol))
+    relative[k] = segment_reduce(np.maximum, ratio, size, 0.0)
     ok = difference <= np.maximum(atol, rtol * scale)
     passed[k] = segment_reduce(np.logical_and, ok, size, True)
     return absolute, relative, passed, finite

@@ -5,22 +5,31 @@ the ones that produced them. Class names and counts are not enough: a retrained 
 same class and settings, another CSV can have the same number of rows. The digests here hash
 what computes the outputs: the stacked input arrays of a chunk, and the target's weights,
 arrays and settings (a function: its byte code, defaults, the values it closes over and the
-module-level names it reads).
+module-level names it reads; an object of the user's own class: that class's code too).
+A target whose state cannot be followed to the end gets a digest that is never equal to
+another (`INCOMPLETE`): its audit cannot be resumed, rather than resumed from stale chunks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
+import os
+import sys
+import sysconfig
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from dc_invariant.molecules import Molecules
 
-__all__ = ["inputs_digest", "target_digest"]
+__all__ = ["INCOMPLETE", "inputs_digest", "target_digest"]
+
+#: How a digest that could not cover the whole target begins (then why, then a random part).
+INCOMPLETE = "incomplete: "
 
 # Where a model lives on disk or how it logs is not what it computes: a model loaded twice
 # from one folder gets a new temporary model_dir each time and must keep its digest.
@@ -36,9 +45,16 @@ _NOT_STATE = frozenset(
 )
 _NOT_STATE_PREFIXES = ("_loss", "_output", "_prediction", "_variance", "_other", "_built")
 
-# Deeper than this, an object is hashed by its type alone; DeepChem and sklearn models keep
-# their state within a few levels.
-_MAX_DEPTH = 8
+# Deeper than this the state is not followed and the digest is `INCOMPLETE`; DeepChem and
+# sklearn models (a Pipeline of fitted trees included) keep their state within it.
+_MAX_DEPTH = 24
+# Functions and classes defined under these folders are libraries (NumPy, torch, DeepChem,
+# sklearn, the standard library, this package): their code is the installed version's and
+# is named, not hashed (hashing it would also hash the caches their globals hold).
+_LIBRARY_FOLDERS = tuple(
+    {os.path.realpath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "purelib", "platlib")}
+    | {os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep}
+)
 
 
 def inputs_digest(molecules: Molecules, ids: Sequence[str]) -> str:
@@ -67,10 +83,27 @@ def target_digest(target: Any, featurizer: Any = None) -> str:
     >>> target_digest(lambda r, x: r.sum()) == target_digest(lambda r, x: r.mean())
     False
     """
-    h = hashlib.blake2b(digest_size=16)
+    h = _Hash()
     _feed(h, featurizer, 0, set())
     _feed(h, target, 0, set())
+    if h.missing:
+        return f"{INCOMPLETE}{h.missing[0]}; {os.urandom(8).hex()}"
     return h.hexdigest()
+
+
+class _Hash:
+    """A blake2b hash that also records what it could not follow."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.blake2b(digest_size=16)
+        self.missing: list[str] = []
+        self.classes: set[type] = set()
+
+    def update(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def _feed_array(h: Any, array: np.ndarray) -> None:
@@ -88,8 +121,11 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
     if isinstance(value, np.ndarray) and value.dtype != object:
         _feed_array(h, value)
         return
-    if id(value) in seen or depth > _MAX_DEPTH:
+    if id(value) in seen:  # a cycle: this object is being hashed further up
         h.update(f"<{type(value).__qualname__}>".encode())
+        return
+    if depth > _MAX_DEPTH:
+        h.missing.append(f"its state nests deeper than {_MAX_DEPTH} levels")
         return
     seen = seen | {id(value)}
     torch = _torch()
@@ -98,10 +134,7 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
             _feed_array(h, value.detach().cpu().numpy())
             return
         if isinstance(value, torch.nn.Module):
-            h.update(f"module {type(value).__qualname__}".encode())
-            for name, tensor in sorted(value.state_dict().items()):
-                h.update(name.encode())
-                _feed_array(h, tensor.detach().cpu().numpy())
+            _feed_module(h, value, depth, seen)
             return
         if isinstance(value, (torch.device, torch.dtype)):
             h.update(str(value).encode())
@@ -128,6 +161,9 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
     if inspect.isfunction(value):
         _feed_function(h, value, depth, seen)
         return
+    if isinstance(value, functools.partial):
+        _feed(h, (value.func, value.args, value.keywords), depth + 1, seen)
+        return
     if inspect.ismodule(value) or inspect.isclass(value) or inspect.isbuiltin(value):
         name = getattr(value, "__qualname__", getattr(value, "__name__", ""))
         h.update(f"{getattr(value, '__module__', '')}.{name}".encode())
@@ -137,21 +173,73 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
         _feed(h, value.__self__, depth + 1, seen)
         return
     h.update(f"object {type(value).__module__}.{type(value).__qualname__}".encode())
+    _feed_class_code(h, type(value))
     if dataclasses.is_dataclass(value):
         state: Any = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     else:
         # __getstate__ covers C-level objects (sklearn's trees) whose state is not in __dict__.
         state = value.__getstate__() if hasattr(value, "__getstate__") else vars(value)
-    if isinstance(state, Mapping):
-        state = {
-            k: v
-            for k, v in state.items()
-            if k not in _NOT_STATE and not str(k).startswith(_NOT_STATE_PREFIXES)
-        }
-    _feed(h, state, depth + 1, seen)
+    _feed(h, _state_only(state), depth + 1, seen)
+
+
+def _state_only(state: Any) -> Any:
+    """``state`` without the entries that say where a model lives rather than what it is."""
+    if not isinstance(state, Mapping):
+        return state
+    return {
+        k: v
+        for k, v in state.items()
+        if k not in _NOT_STATE and not str(k).startswith(_NOT_STATE_PREFIXES)
+    }
+
+
+def _feed_module(h: Any, module: Any, depth: int, seen: set[int]) -> None:
+    """A torch module: its weights and buffers, and every submodule's class (with the code of
+    the user's own) and plain attributes (an activation chosen by name, a scale)."""
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        _feed_array(h, tensor.detach().cpu().numpy())
+    for name, part in module.named_modules():
+        h.update(f"module {name} {type(part).__module__}.{type(part).__qualname__}".encode())
+        _feed_class_code(h, type(part))
+        attributes = {k: v for k, v in vars(part).items() if not k.startswith("_")}
+        _feed(h, attributes, depth + 1, seen)
+
+
+def _feed_class_code(h: Any, cls: type) -> None:
+    """The byte code of the methods of ``cls`` and its bases that are the user's own (not
+    from an installed library): a class edited between two runs changes the digest."""
+    for klass in cls.__mro__:
+        if klass in h.classes or _is_library(klass.__module__):
+            continue
+        h.classes.add(klass)
+        h.update(f"class {klass.__module__}.{klass.__qualname__}".encode())
+        for name, member in sorted(vars(klass).items()):
+            function = getattr(member, "__func__", member)  # staticmethod, classmethod
+            if isinstance(member, property):
+                function = member.fget
+            if inspect.isfunction(function):
+                h.update(name.encode())
+                _feed_code(h, function.__code__)
+            elif not name.startswith("__") and isinstance(member, (bool, int, float, str)):
+                h.update(f"{name}={member!r};".encode())
+
+
+@functools.cache
+def _is_library(module_name: Optional[str]) -> bool:
+    """Whether the module of this name is installed library code (a module without a file,
+    such as ``builtins``, is; ``__main__`` and the user's files are not)."""
+    module = sys.modules.get(module_name or "")
+    if module is None or module_name == "__main__":
+        return False
+    path = getattr(module, "__file__", None)
+    return path is None or os.path.realpath(path).startswith(_LIBRARY_FOLDERS)
 
 
 def _feed_function(h: Any, function: Any, depth: int, seen: set[int]) -> None:
+    if _is_library(function.__module__):
+        h.update(f"function {function.__module__}.{function.__qualname__}".encode())
+        return
     _feed_code(h, function.__code__)
     _feed(h, function.__defaults__, depth + 1, seen)
     _feed(h, function.__kwdefaults__, depth + 1, seen)

@@ -118,14 +118,23 @@ def model_dtype(model: Any) -> Optional[str]:
     """
     dtype = getattr(model, "dtype", None)
     if dtype is not None:
-        return str(dtype).replace("torch.", "")
+        return precision_name(dtype)
     network = getattr(model, "model", None)
     if hasattr(network, "parameters"):
         parameters = next(iter(network.parameters()), None)
-        return str(parameters.dtype).replace("torch.", "") if parameters is not None else None
+        return precision_name(parameters.dtype) if parameters is not None else None
     if network is not None and hasattr(network, "predict") and hasattr(network, "fit"):
         return "float64"
     return None
+
+
+def precision_name(dtype: Any) -> str:
+    """``"float64"`` for ``np.float64`` (the class, whose ``str`` is ``"<class ...>"``),
+    ``np.dtype("float64")``, ``"float64"`` and ``torch.float64`` alike."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:  # a torch dtype, or something NumPy does not know
+        return str(dtype).replace("torch.", "")
 
 
 def describe(target: Any, featurizer: Any = None) -> str:

@@ -77,11 +77,14 @@ def _histogram(values: np.ndarray, symmetry: str, rtol: float) -> str:
 
     measured = values[np.isfinite(values)]
     zeros = int((measured == 0).sum())
+    lost = int(np.isposinf(values).sum())
     positive = measured[measured > 0]
     figure = Figure(figsize=(3.2, 2.4), layout="constrained")
     ax = figure.subplots()
     if len(positive) == 0:
-        if zeros == 1:
+        if lost:
+            text = f"{lost} infinite\n(output lost)" + (f",\n{zeros} exactly zero" if zeros else "")
+        elif zeros == 1:
             text = "its one deviation\nis exactly zero"
         else:
             text = f"all {zeros} deviations\nare exactly zero" if zeros else "nothing measured"
@@ -99,7 +102,8 @@ def _histogram(values: np.ndarray, symmetry: str, rtol: float) -> str:
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
     ax.set_xlabel("relative deviation")
     ax.set_ylabel("molecules")
-    ax.set_title(symmetry + (f" ({zeros} exactly zero)" if zeros else ""), fontsize=10)
+    notes = [f"{zeros} exactly zero"] * bool(zeros) + [f"{lost} infinite"] * bool(lost)
+    ax.set_title(symmetry + (f" ({', '.join(notes)})" if notes else ""), fontsize=10)
     return _png(figure)
 
 
@@ -109,13 +113,14 @@ def _histograms(report: Any) -> str:
     for symmetry in report.settings["symmetries"]:
         rows = report.molecules.loc[report.molecules["symmetry"] == symmetry, "rel_deviation"]
         values = rows.to_numpy(dtype=float)
-        # n/a rows (NaN) are left out.
+        # n/a rows (NaN) are left out; lost outputs (inf) are counted apart.
         measured = values[np.isfinite(values)]
+        lost = int(np.isposinf(values).sum())
         alt = (
             f"{symmetry}: every one of {len(measured)} deviations is exactly zero"
             if len(measured) and not measured.any()
             else f"{symmetry}: histogram of {len(measured)} relative deviations, log scale"
-        )
+        ) + (f"; {lost} infinite (output lost)" if lost else "")
         image = _histogram(values, symmetry, rtol)
         parts.append(
             f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{image}"></figure>'

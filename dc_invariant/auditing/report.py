@@ -113,9 +113,7 @@ class AuditReport(TableReport):
                     "passed": passed,
                     "not_applicable": len(all_rows) - len(rows),
                     "max_rel_deviation": float(deviations.max()) if len(rows) else np.nan,
-                    "p99_rel_deviation": float(np.percentile(deviations, 99))
-                    if len(rows)
-                    else np.nan,
+                    "p99_rel_deviation": _p99(deviations) if len(rows) else np.nan,
                     "verdict": verdict,
                 }
             )
@@ -274,3 +272,11 @@ class AuditReport(TableReport):
         archived on its own.
         """
         write_text(path, render(self, worst))
+
+
+def _p99(deviations: np.ndarray) -> float:
+    """The 99th percentile, infinite when it falls among infinite deviations (NumPy's
+    interpolation between two infinities gives NaN, which reads as "nothing measured")."""
+    with np.errstate(invalid="ignore"):
+        value = float(np.percentile(deviations, 99))
+    return np.inf if np.isnan(value) and np.isinf(deviations).any() else value

@@ -8,6 +8,7 @@ form, so a stored audit can say exactly what it checked.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -83,6 +84,16 @@ class AuditSettings:
     def for_dtype(self, dtype: Optional[str]) -> AuditSettings:
         """These settings for a target of precision ``dtype`` (float32 when unknown), with
         the default tolerances of that precision where none were given."""
+        if dtype is not None and dtype not in TOLERANCES:
+            given = self.rtol is not None and self.atol is not None
+            if not given:  # float16 and kin: float32's tolerances call rounding a break
+                warnings.warn(
+                    f"outputs of precision {dtype!r} have no default tolerances; float32's "
+                    f"(rtol {TOLERANCES['float32'][0]:g}, atol {TOLERANCES['float32'][1]:g}) "
+                    "are used: pass rtol and atol for this precision",
+                    UserWarning,
+                    stacklevel=3,
+                )
         dtype = dtype if dtype in TOLERANCES else "float32"
         rtol, atol = TOLERANCES[dtype]
         return dataclasses.replace(

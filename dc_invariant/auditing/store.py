@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple, Optional
 
+from dc_invariant.auditing.digest import INCOMPLETE
 from dc_invariant.files import read_json, write_json
 
 __all__ = ["StoredChunk", "check_chunk", "open_store", "save_chunk"]
@@ -40,6 +41,13 @@ def open_store(
             )
         write_json(path, key)
         return {}
+    digest = str(key.get("target_digest", ""))
+    if digest.startswith(INCOMPLETE):
+        raise ValueError(
+            f"cannot resume {store}: the target's state could not be digested completely "
+            f"({digest[len(INCOMPLETE) :].split(';')[0]}), so its stored results cannot be "
+            "told from another target's; audit into an empty folder"
+        )
     if os.path.isfile(path):
         stored = read_json(path)
         if stored != key:
@@ -50,6 +58,11 @@ def open_store(
                 else f"settings differ in {changed}"
             )
             raise ValueError(f"cannot resume {store}: {what}; audit into an empty folder")
+    elif chunks:
+        raise ValueError(
+            f"cannot resume {store}: it holds results without their settings.json, so what "
+            "made them cannot be checked; audit into an empty folder"
+        )
     else:
         write_json(path, key)
     done = {}

@@ -240,7 +240,10 @@ def run_isolating(
     The batch holds original molecules ``0 .. n-1`` and copies of them (``lineage.owner``).
     Molecules in ``excluded`` (index -> reason) and all their copies are not run. When the
     target raises, the molecules are halved until each error is pinned to one molecule,
-    whose rows then fail with the error as their reason; the others' outputs are kept.
+    whose rows then fail with the error as their reason; the others' outputs are kept. When
+    the molecule itself runs alone, the error belongs to some of its copies: each copy is
+    run beside the molecule and only the copies that raise fail (a target that fails on a
+    turned copy breaks the symmetry; it must not just lose the molecule).
 
     Raises
     ------
@@ -253,25 +256,46 @@ def run_isolating(
     pieces: list[tuple[np.ndarray, Outputs]] = []
     errors: dict[int, BaseException] = {}
 
+    copy_errors: dict[int, BaseException] = {}
+
+    def run_rows(rows: np.ndarray) -> Outputs:
+        if len(rows) == len(batch):
+            return run(batch, lineage)
+        atoms = segment_arange(batch.starts[rows], batch.counts[rows])
+        part_lineage = Lineage(np.searchsorted(rows, owner[rows]), lineage.order[atoms])
+        return run(batch.select(rows), part_lineage)
+
     def attempt(molecules: np.ndarray) -> None:
         rows = np.flatnonzero(np.isin(owner, molecules))
-        if len(rows) == len(batch):
-            part, part_lineage = batch, lineage
-        else:
-            atoms = segment_arange(batch.starts[rows], batch.counts[rows])
-            part = batch.select(rows)
-            part_lineage = Lineage(np.searchsorted(rows, owner[rows]), lineage.order[atoms])
         try:
-            pieces.append((rows, run(part, part_lineage)))
+            pieces.append((rows, run_rows(rows)))
         except (MemoryError, PipelineMismatch):
             raise  # a mismatch was already pinned down molecule by molecule: every one failed
         except Exception as err:  # noqa: BLE001 - pinned to a molecule, or re-raised below
             if len(molecules) == 1:
-                errors[int(molecules[0])] = err
+                pin_copies(int(molecules[0]), rows, err)
                 return
             half = len(molecules) // 2
             attempt(molecules[:half])
             attempt(molecules[half:])
+
+    def pin_copies(molecule: int, rows: np.ndarray, err: BaseException) -> None:
+        try:
+            pieces.append((np.array([molecule]), run_rows(np.array([molecule]))))
+        except (MemoryError, PipelineMismatch):
+            raise
+        except Exception:  # noqa: BLE001 - the molecule's own failure
+            errors[molecule] = err
+            return
+        for row in rows[rows != molecule]:
+            try:
+                pair = run_rows(np.array([molecule, row]))
+            except (MemoryError, PipelineMismatch):
+                raise
+            except Exception as copy_err:  # noqa: BLE001 - this copy's failure
+                copy_errors[int(row)] = copy_err
+                continue
+            pieces.append((np.array([row]), _take(pair, 1)))
 
     if len(wanted):
         attempt(wanted)
@@ -285,7 +309,17 @@ def run_isolating(
         ) from first
     if len(pieces) == 1 and len(pieces[0][0]) == len(batch):
         return pieces[0][1]  # the usual case: one call, nothing failed or left out
-    return _assemble(len(batch), owner, pieces, errors, excluded)
+    out = _assemble(len(batch), owner, pieces, errors, excluded)
+    out.failures.update({row: f"{type(e).__name__}: {e}" for row, e in copy_errors.items()})
+    return out
+
+
+def _take(outputs: Outputs, row: int) -> Outputs:
+    """The `Outputs` of one row of ``outputs``."""
+    values = split_segments(outputs.values, outputs.lengths)[row]
+    same = None if outputs.same_input is None else outputs.same_input[row : row + 1]
+    failures = {0: outputs.failures[row]} if row in outputs.failures else {}
+    return Outputs(values, outputs.lengths[row : row + 1], failures, same)
 
 
 def _assemble(

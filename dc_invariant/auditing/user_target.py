@@ -8,6 +8,7 @@ never executed as expressions.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -57,7 +58,9 @@ def _import(where: str) -> Any:
         path = os.path.abspath(where)
         if not os.path.isfile(path):
             raise TargetError(f"--target: no such file: {where}")
-        module_name = f"_dc_invariant_target_{abs(hash(path))}"
+        # Named from the path by a stable hash (Python's hash() is salted per process): a
+        # resumed audit digests the target's classes by their module's name.
+        module_name = f"_dc_invariant_target_{hashlib.sha256(path.encode()).hexdigest()[:16]}"
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         if loader_spec is None or loader_spec.loader is None:
             raise TargetError(f"--target: {where} is not a Python file")

@@ -19,8 +19,12 @@ OUTPUT_WORDS = {
 
 
 def deviation(value: float) -> str:
-    """A deviation for a table: ``1.23e-05``, or ``-`` where nothing was measured."""
-    return f"{value:.2e}" if np.isfinite(value) else "-"
+    """A deviation for a table: ``1.23e-05``; ``inf`` where a copy lost its output (its
+    size changed, it was not finite, or the target raised); ``-`` where nothing was
+    measured."""
+    if np.isnan(value):
+        return "-"
+    return f"{value:.2e}" if np.isfinite(value) else "inf"
 
 
 def environment() -> dict[str, str]:

@@ -139,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     from dc_invariant.auditing import audit, prepare
 
     symmetries, required = args.symmetries, args.require or []
+    unaudited = [s for s in required if s not in symmetries]
+    if unaudited:  # a requirement nobody checks must not pass a CI gate
+        raise UsageError(
+            f"--require {','.join(unaudited)}: not among --symmetries {','.join(symmetries)}"
+        )
     if args.dataset and (args.smiles or args.csv or args.sdf):
         raise UsageError("--dataset is a source of molecules: give it or --smiles/--csv/--sdf")
     custom = _custom_target(args)
@@ -210,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
             report.to_json(os.path.join(folder, "audit.json"))
             report.to_html(os.path.join(folder, "report.html"))
         label = f"{name} ({report.settings['target']})"
-        status = max(status, _status(report, [s for s in required if s in symmetries], label))
+        status = max(status, _status(report, required, label))
     return status
 
 

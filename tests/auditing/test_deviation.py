@@ -85,6 +85,11 @@ def test_compare_invariant_outputs_by_hand():
     assert finite.all()
     # Within rtol of |expected| it passes: 0.5 <= 0.3 * 2.0.
     assert compare("invariant", values, lengths, 3, copies, molecules.counts, 0.3, 0.1)[2].all()
+    # atol=0 with outputs that are exactly 0: an exact match is relative 0, not 0/0.
+    zeros = np.zeros_like(values)
+    zeros[3 + 5] = 0.5
+    relative = compare("invariant", zeros, lengths, 3, copies, molecules.counts, 0.1, 0.0)[1]
+    assert relative[5] == np.inf and (np.delete(relative, 5) == 0).all()
 
 
 def test_compare_vector_outputs_must_turn_and_renumber_with_the_molecule():

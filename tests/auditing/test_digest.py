@@ -7,7 +7,7 @@ import pytest
 from conftest import DRUG_LIKE
 
 from dc_invariant.auditing import audit
-from dc_invariant.auditing.digest import inputs_digest, target_digest
+from dc_invariant.auditing.digest import INCOMPLETE, inputs_digest, target_digest
 from dc_invariant.cli import main
 from dc_invariant.molecules import Molecules
 
@@ -49,6 +49,66 @@ def test_target_digest_of_functions_reads_code_and_closure():
     assert target_digest(make(2)) == target_digest(make(2))
     assert target_digest(make(2)) != target_digest(make(3))
     assert target_digest(spread) != target_digest(lambda r, x: spread(r, x) + 1)
+
+
+def _twin(body: str):
+    """A class named ``Target`` in a module named ``user_code``, with ``body`` as its
+    ``__call__``: two of them differ only in their code, as a class edited between runs."""
+    namespace: dict = {"__name__": "user_code"}
+    exec(f"class Target:\n    def __call__(self, r, x):\n        return {body}\n", namespace)
+    return namespace["Target"]()
+
+
+def test_target_digest_reads_what_a_target_computes_with():
+    import functools
+
+    import torch
+
+    # functools.partial keeps its function and arguments outside __dict__.
+    assert target_digest(functools.partial(np.power, 2)) != target_digest(
+        functools.partial(np.power, 3)
+    )
+    # An object of the user's own class: that class's code.
+    assert target_digest(_twin("r.sum()")) == target_digest(_twin("r.sum()"))
+    assert target_digest(_twin("r.sum()")) != target_digest(_twin("r.mean()"))
+
+    # A torch module: beyond its weights, its submodules' classes and plain attributes.
+    def net(activation, scale):
+        torch.manual_seed(0)
+        module = torch.nn.Sequential(torch.nn.Linear(3, 3), activation)
+        module.scale = scale
+        return module
+
+    same = target_digest(net(torch.nn.Tanh(), 1.0))
+    assert target_digest(net(torch.nn.Tanh(), 1.0)) == same
+    assert target_digest(net(torch.nn.ReLU(), 1.0)) != same
+    assert target_digest(net(torch.nn.Tanh(), 2.0)) != same
+
+
+def test_a_target_too_deep_to_digest_cannot_be_resumed(tmp_path):
+    class Nested:
+        def __init__(self, depth):
+            self.inner = Nested(depth - 1) if depth else None
+
+        def __call__(self, r, x):
+            return spread(r, x)
+
+    deep = Nested(40)
+    digest = target_digest(deep)
+    assert digest.startswith(INCOMPLETE) and digest != target_digest(deep)
+    store = str(tmp_path / "store")
+    audit(deep, DRUG_LIKE[:2], n_samples=1, store=store)
+    reason = r"could not be digested completely \(its state nests deeper than 24 levels\)"
+    with pytest.raises(ValueError, match=reason):
+        audit(deep, DRUG_LIKE[:2], n_samples=1, store=store, resume=True)
+
+
+def test_resume_refuses_results_without_their_settings(tmp_path):
+    store = tmp_path / "store"
+    audit(spread, DRUG_LIKE[:2], n_samples=1, store=str(store))
+    (store / "settings.json").unlink()
+    with pytest.raises(ValueError, match=r"holds results without their settings\.json"):
+        audit(spread, DRUG_LIKE[:2], n_samples=1, store=str(store), resume=True)
 
 
 def test_resume_refuses_other_molecules_with_the_same_count(tmp_path):
@@ -109,8 +169,13 @@ def test_digests_are_the_same_in_another_process(tmp_path):
     target.write_text(
         "import numpy as np\n"
         "SCALE = np.arange(3.0)\n"
+        "class Scaled:\n"
+        "    def __call__(self, r, x):\n"
+        "        return float((r @ SCALE).sum())\n"
         "def make():\n"
         "    return lambda r, x: float((r @ SCALE).sum())\n"
+        "def make_object():\n"
+        "    return Scaled()\n"
     )
     code = (
         "import sys\n"
@@ -119,10 +184,11 @@ def test_digests_are_the_same_in_another_process(tmp_path):
         "from dc_invariant.models import load_model\n"
         f"print(target_digest(load_model({str(tmp_path / 'm')!r})))\n"
         f"print(target_digest(*reversed(load_target({str(target) + ':make'!r}))))\n"
+        f"print(target_digest(*reversed(load_target({str(target) + ':make_object'!r}))))\n"
     )
     runs = [
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
         for seed in ("1", "2")
     ]  # fmt: skip
-    assert runs[0] == runs[1] and len(runs[0].split()) == 2
+    assert runs[0] == runs[1] and len(runs[0].split()) == 3

@@ -129,6 +129,21 @@ def test_summary_counts_and_verdicts_from_hand_made_rows():
     assert "enantiomers" not in text  # reflection is broken here
 
 
+def test_lost_outputs_read_inf_in_every_export(tmp_path):
+    # Deviation inf is a copy that lost its output: the worst deviation there is, which
+    # must not print as "-" (nothing measured) nor become a NaN percentile.
+    rows = [row(f"m{k}", "rotation", np.inf, False) for k in range(3)]
+    rows += [row(f"m{k}", CONTROL, 0.3, False) for k in range(3)]
+    report = AuditReport.from_rows(rows, [], {**SETTINGS, "symmetries": ["rotation"]}, 3)
+    summary = report.summary.iloc[0]
+    assert summary["verdict"] == "broken"
+    assert summary["max_rel_deviation"] == summary["p99_rel_deviation"] == np.inf
+    assert "inf         inf  broken" in report.format()
+    report.to_html(str(tmp_path / "page.html"))
+    page = (tmp_path / "page.html").read_text()
+    assert "<td>inf</td><td>inf</td>" in page and "3 infinite (output lost)" in page
+
+
 def test_unchecked_symmetry_is_not_checked_and_blind_control_is_a_note():
     rows = [row("[Na+]", "permutation", 0.0, True, checked=False, n_atoms=1)]
     settings = {**SETTINGS, "symmetries": ["permutation"]}

@@ -39,6 +39,38 @@ def test_a_target_failing_everywhere_is_an_error_not_a_skip():
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
+WATER = Conformer([[0.96, 0, 0], [0, 0, 0], [-0.24, 0.93, 0]], np.eye(3), [8, 1, 1])
+
+
+def _on_the_right(r):
+    """Whether the first atom lies at +x of the centre: true of WATER as given, not of
+    every turned copy."""
+    return r[0, 0] > r[:, 0].mean()
+
+
+def nan_when_turned(r, x):
+    return spread(r, x) if _on_the_right(r) else np.nan
+
+
+def raises_when_turned(r, x):
+    if not _on_the_right(r):
+        raise ValueError("first atom on the left")
+    return spread(r, x)
+
+
+@pytest.mark.parametrize("target", [nan_when_turned, raises_when_turned])
+def test_a_copy_that_loses_the_output_breaks_the_symmetry(target):
+    # Losing a finite output on a turned copy is a dependence on the orientation: the
+    # molecule must fail rotation, not drop out and leave the verdict to the others.
+    report = audit(target, [WATER, WATER], symmetries=("translation", "rotation"), n_samples=4)
+    assert report.skipped.empty
+    rows = report.molecules.set_index("symmetry")
+    assert (rows.loc["rotation", "abs_deviation"] == np.inf).all()
+    assert not rows.loc["rotation", "passed"].any()
+    assert report.holds("translation") and not report.holds("rotation")
+    assert "inf" in report.format()
+
+
 def test_unsupported_molecules_are_skipped_before_the_target_sees_them():
     seen = []
 

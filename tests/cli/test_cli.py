@@ -126,6 +126,10 @@ def test_sdf_input_keeps_file_coordinates(tmp_path, capsys):
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["audit", "--symmetries", "scaling"], "argument --symmetries: expected symmetries from"),
         (["audit", "--require", "rotation,mirror"], "argument --require: expected symmetries from"),
+        (
+            ["audit", "--symmetries", "permutation", "--require", "rotation"],
+            "--require rotation: not among --symmetries permutation",
+        ),
         (["audit", "--model", "nonexistent"], "neither one of dense"),
         (["audit", "--n-samples", "0"], "argument --n-samples: value == 0, must be >= 1"),
         (["audit", "--resume"], "--resume continues the audit stored under --out"),
