@@ -27,10 +27,12 @@ from dc_invariant.geometry import describe_clash, find_clash, place_fragments
 __all__ = [
     "Encoder",
     "FeaturizationError",
+    "ShippedMol",
     "conformer_from_arrays",
     "describe_input",
     "featurize_chunk",
     "mol_from_geometry",
+    "without_hydrogens",
 ]
 
 
@@ -129,7 +131,7 @@ class Encoder:
         if own:
             if self.settings.heavy_atoms_only:
                 # A new, sanitized Mol whose conformers keep the heavy atoms' coordinates.
-                mol = Chem.RemoveHs(mol)
+                mol = without_hydrogens(mol)
             elif self.settings.atom_properties:
                 # Aromaticity and hybridisation are only set by sanitization, which DeepChem's
                 # SDFLoader skips by default; sanitize a copy so they are never silently wrong.
@@ -161,7 +163,7 @@ class Encoder:
             problem = self._embed_once(work, params, fragments, deadline)
             if problem is not None:
                 raise FeaturizationError(f"{problem}, also from random starting coordinates")
-        return Chem.RemoveHs(work) if s.heavy_atoms_only else work
+        return without_hydrogens(work) if s.heavy_atoms_only else work
 
     def _embed_once(
         self,
@@ -267,6 +269,8 @@ class Encoder:
         if mol.GetNumAtoms() == 0:
             raise FeaturizationError("the molecule has no atoms")
         mol, geometries = self.geometry(mol)
+        if mol.GetNumAtoms() == 0:
+            raise FeaturizationError("the molecule has no heavy atoms (heavy_atoms_only=True)")
         z, x = self.features(mol)
         if isinstance(item, str):
             smiles: Optional[str] = item
@@ -276,12 +280,35 @@ class Encoder:
         return Conformer(geometries[0], x, z, smiles=smiles, ensemble=ensemble)
 
 
+def without_hydrogens(mol: Chem.Mol) -> Chem.Mol:
+    """``mol`` without any hydrogen atom, conformers kept.
+
+    ``Chem.RemoveHs`` keeps some by default: isotopes (``[2H]``), hydrides, H bonded to H
+    (``[H][H]``); a heavy-atoms-only model would then see atoms it was told it never sees,
+    and the arrays path (which drops every Z = 1) would disagree with the Mol path.
+    """
+    params = Chem.RemoveHsParameters()
+    for name in dir(params):
+        if name.startswith("remove") and name != "removeAndTrackIsotopes":
+            setattr(params, name, True)
+    with rdBase.BlockLogs():  # "not removing hydrogen atom without neighbors": H2's last one
+        out = Chem.RemoveHs(mol, params)
+    hydrogens = [a.GetIdx() for a in out.GetAtoms() if a.GetAtomicNum() == 1]
+    if hydrogens:  # an H that no parameter covers (H2's last atom): dropped by hand
+        editable = Chem.RWMol(out)
+        for index in reversed(hydrogens):
+            editable.RemoveAtom(index)
+        out = editable.GetMol()
+    return out
+
+
 def conformer_from_arrays(
     encoder: Encoder, atomic_numbers: Any, positions: Any, smiles: Optional[str]
 ) -> Conformer:
     """A `Conformer` from a geometry given as arrays, with no RDKit Mol in between."""
     z = np.asarray(atomic_numbers, dtype=np.int64).reshape(-1)
-    r = np.asarray(positions, dtype=np.float64)
+    # A copy: the datapoint must not change when the caller reuses its buffer (MD frames).
+    r = np.array(positions, dtype=np.float64)
     if len(z) == 0:
         raise FeaturizationError("the molecule has no atoms")
     if r.shape != (len(z), 3):
@@ -294,6 +321,24 @@ def conformer_from_arrays(
         keep = z > 1
         z, r = z[keep], r[keep]
     return Conformer(r, encoder.element_block(z), z, smiles=smiles)
+
+
+class ShippedMol:
+    """An RDKit Mol on its way to a worker process, its coordinates kept in float64.
+
+    RDKit's pickle writes conformer coordinates as float32 (and drops the Mol's properties):
+    given 3D coordinates sent to a worker came back rounded by up to 1e-7 Å, and a parallel
+    featurization differed from a serial one.
+    """
+
+    __slots__ = ("binary",)
+
+    def __init__(self, mol: Chem.Mol) -> None:
+        flags = Chem.PropertyPickleOptions.AllProps | Chem.PropertyPickleOptions.CoordsAsDouble
+        self.binary = mol.ToBinary(flags)
+
+    def mol(self) -> Chem.Mol:
+        return Chem.Mol(self.binary)
 
 
 def featurize_chunk(
@@ -310,7 +355,7 @@ def featurize_chunk(
     try:
         for item in items:
             try:
-                out.append((encode(item), None))
+                out.append((encode(item.mol() if isinstance(item, ShippedMol) else item), None))
             except FeaturizationError as err:
                 out.append((None, str(err)))
             except Exception as err:  # noqa: BLE001 - RDKit raises many types; keep the text

@@ -23,6 +23,7 @@ from dc_invariant.conformer import Conformer
 from dc_invariant.embedding import (
     Encoder,
     FeaturizationError,
+    ShippedMol,
     conformer_from_arrays,
     describe_input,
     featurize_chunk,
@@ -401,10 +402,13 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
             workers = joblib.effective_n_jobs(self.n_jobs)
         size = max(1, min(_MAX_CHUNK, math.ceil(len(items) / (_CHUNKS_PER_WORKER * workers))))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
+        n_jobs = workers if client is None and len(chunks) > 1 else 1
+        if client is not None or n_jobs > 1:
+            chunks = [[_shipped(item) for item in chunk] for chunk in chunks]
         parts = map_ordered(
             featurize_chunk,
             ((self.settings, chunk) for chunk in chunks),
-            n_jobs=workers if client is None and len(chunks) > 1 else 1,
+            n_jobs=n_jobs,
             scheduler=client,
         )
         show = self.progress
@@ -442,3 +446,8 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
 
 
 __all__ = ["ConformerFeaturizer", "FeaturizationError"]
+
+
+def _shipped(item: Any) -> Any:
+    """``item`` as it should travel to another process: a Mol with its float64 coordinates."""
+    return ShippedMol(item) if isinstance(item, Chem.Mol) else item

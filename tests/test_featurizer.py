@@ -138,6 +138,12 @@ def test_heavy_atoms_only_for_smiles_and_for_3d_mols():
     heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
     np.testing.assert_array_equal(c.positions, mol.GetConformer().GetPositions()[heavy])
     assert mol.GetNumAtoms() == 12  # the caller's Mol keeps its hydrogens
+    # RDKit's RemoveHs keeps deuterium and H bonded to H; heavy atoms only means no Z = 1.
+    assert one(featurizer, "[2H]C([2H])([2H])[2H]").atomic_numbers.tolist() == [6]
+    deuterated = embedded("[2H]OC")
+    assert one(featurizer, deuterated).atomic_numbers.tolist() == [8, 6]
+    assert featurizer.featurize(["[H][H]"])[0].size == 0
+    assert "no heavy atoms" in featurizer.failures[0][2]
 
 
 def test_same_seed_same_arrays_and_a_new_seed_new_geometry():
@@ -270,7 +276,8 @@ def test_rdkit_writes_nothing_to_stderr(capfd):
 
 
 def test_parallel_matches_serial_in_order(nci_smiles):
-    inputs = [*nci_smiles[:24], "bad_smiles", *DRUG_LIKE[:4]]
+    # Given 3D Mols too: RDKit's pickle would send their coordinates as float32.
+    inputs = [*nci_smiles[:24], "bad_smiles", *DRUG_LIKE[:4], embedded("c1ccccc1O")]
     serial = ConformerFeaturizer(n_jobs=1)
     parallel = ConformerFeaturizer(n_jobs=2)
     a, b = serial.featurize(inputs), parallel.featurize(inputs)
@@ -331,6 +338,10 @@ def test_featurize_arrays_matches_the_mol_path():
     assert from_arrays.smiles == "paracetamol"
     [heavy] = ConformerFeaturizer(heavy_atoms_only=True).featurize_arrays([z], [r])
     np.testing.assert_array_equal(heavy.positions, r[z > 1])
+    # The datapoint is the caller's geometry as it was, whatever the caller's buffer does.
+    r += 10.0
+    assert not np.shares_memory(from_arrays.positions, r)
+    np.testing.assert_array_equal(from_arrays.positions, from_mol.positions)
 
 
 def test_featurize_arrays_failures_and_errors(caplog):

@@ -28,6 +28,7 @@ from dc_invariant.models.persistence import (
     from_config,
     jsonable,
     read_config,
+    unsaved,
 )
 from dc_invariant.models.prediction import PredictionMixin, inference_threads
 from dc_invariant.models.runtime import training_threads
@@ -298,6 +299,16 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         if max_checkpoints_to_keep == 0:
             return
         path = os.path.join(model_dir or self.model_dir, CONFIG_FILE)
+        left_out = unsaved({k: v for k, v in self._torch_kwargs.items() if k != "model_dir"})
+        if left_out:
+            warnings.warn(
+                f"{type(self).__name__}: {', '.join(left_out)} cannot be written to the "
+                f"settings file (only numbers, strings and DeepChem's own optimizers and "
+                "learning-rate schedules can); load_model will use DeepChem's defaults for "
+                "them, which matters if training goes on",
+                UserWarning,
+                stacklevel=2,
+            )
         write_json(path, self.get_config(), sort_keys=True)
 
     def restore(

@@ -16,7 +16,14 @@ import numpy as np
 
 from dc_invariant.molecules import Molecules, split_segments
 
-__all__ = ["Batch", "check_labels", "dataset_batches", "describe_molecule", "transform_scale"]
+__all__ = [
+    "Batch",
+    "check_labels",
+    "dataset_batches",
+    "describe_molecule",
+    "label_weights",
+    "transform_scale",
+]
 
 
 @dataclass
@@ -105,8 +112,9 @@ def check_labels(dataset: Any, n_tasks: int, *, every_label: bool = False) -> np
     dataset : DeepChem Dataset
     n_tasks : int
     every_label : bool, default=False
-        Also refuse labels marked missing by weight 0 (DeepChem's convention), for models
-        that solve all tasks at once and cannot leave one out (`KernelModel`).
+        Also refuse labels marked missing by weight 0 (DeepChem's convention) and weights
+        other than 1, for models that solve all tasks at once and weigh every label the same
+        (`KernelModel`). Without it, only NaN, infinite and negative weights are refused.
 
     Examples
     --------
@@ -128,11 +136,17 @@ def check_labels(dataset: Any, n_tasks: int, *, every_label: bool = False) -> np
     y = np.asarray(y, dtype=np.float64).reshape(n, -1)
     if y.shape[1] != n_tasks:
         raise ValueError(f"the model has n_tasks={n_tasks} but the dataset's y has shape {y.shape}")
-    problems = [(~np.isfinite(y).all(axis=1), "a NaN or infinite label")]
-    w = getattr(dataset, "w", None)
-    if every_label and w is not None and np.size(w) == np.size(y):
-        missing = (np.asarray(w).reshape(n, -1) == 0).any(axis=1)
+    w = label_weights(dataset, n_tasks)
+    problems = [
+        (~np.isfinite(y).all(axis=1), "a NaN or infinite label"),
+        (~np.isfinite(w).all(axis=1), "a NaN or infinite weight"),
+        ((w < 0).any(axis=1), "a negative weight"),
+    ]
+    if every_label:
+        missing = (w == 0).any(axis=1)
         problems.append((missing, "a missing label (weight 0), which this model cannot skip"))
+        weighted = ((w != 0) & (w != 1)).any(axis=1)
+        problems.append((weighted, "a weight other than 1, which this model cannot apply"))
     for bad, what in problems:
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
@@ -147,6 +161,20 @@ def check_labels(dataset: Any, n_tasks: int, *, every_label: bool = False) -> np
             "dataset is made without labels; pass y= (or tasks= to the loader)"
         )
     return y
+
+
+def label_weights(dataset: Any, n_tasks: int) -> np.ndarray:
+    """DeepChem's weights ``w`` as an (n, n_tasks) array: one weight per molecule (shape (n,)
+    or (n, 1)) applies to all its tasks, and a dataset without weights weighs every label 1.
+    Weight 0 marks a missing label."""
+    n = len(dataset)
+    w = getattr(dataset, "w", None)
+    if w is None or np.size(w) == 0:
+        return np.ones((n, n_tasks))
+    w = np.asarray(w, dtype=np.float64).reshape(n, -1)
+    if w.shape[1] not in (1, n_tasks):
+        raise ValueError(f"the model has n_tasks={n_tasks} but the dataset's w has shape {w.shape}")
+    return np.broadcast_to(w, (n, n_tasks))
 
 
 def describe_molecule(X: Any, ids: Any, k: int) -> str:

@@ -7,6 +7,7 @@ restores any of them. `PortableModel` carries a torch model to other processes t
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -26,6 +27,8 @@ __all__ = [
     "load_model",
     "plain",
     "read_config",
+    "torch_settings",
+    "unsaved",
 ]
 
 CONFIG_FILE = "dc_invariant_model.json"
@@ -43,14 +46,65 @@ def plain(value: Any) -> Any:
     return value
 
 
+# A DeepChem optimizer or learning-rate schedule in a settings file: its class name (looked
+# up in ``deepchem.models.optimizers`` only, never imported by a path from the file) and the
+# arguments that rebuild it.
+_OPTIMIZER = "deepchem_optimizer"
+_UNSAVED = object()
+
+
 def jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` that JSON can hold (a ``torch.device`` is not saved)."""
+    """The entries of ``values`` that JSON can hold: numbers, strings, and DeepChem's
+    optimizers and learning-rate schedules as their settings (a ``torch.device`` is not
+    saved; see `unsaved` for what else is left out)."""
     out = {}
     for key, value in values.items():
-        value = plain(value)
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            out[key] = value
+        encoded = _encode(value)
+        if encoded is not _UNSAVED:
+            out[key] = encoded
     return out
+
+
+def unsaved(values: dict[str, Any]) -> list[str]:
+    """The names of the entries `jsonable` leaves out, but for the device (a model saved on
+    a GPU machine must load on a CPU one)."""
+    return [k for k, v in values.items() if k != "device" and _encode(v) is _UNSAVED]
+
+
+def _encode(value: Any) -> Any:
+    value = plain(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if type(value).__module__ == "deepchem.models.optimizers":
+        settings = {}
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        for name, parameter in inspect.signature(type(value).__init__).parameters.items():
+            if name == "self" or parameter.kind in variadic:
+                continue
+            encoded = _encode(getattr(value, name, _UNSAVED))
+            if encoded is _UNSAVED:
+                return _UNSAVED
+            settings[name] = encoded
+        return {_OPTIMIZER: type(value).__name__, "settings": settings}
+    return _UNSAVED
+
+
+def _decode(value: Any) -> Any:
+    if not (isinstance(value, dict) and _OPTIMIZER in value):
+        return value
+    from dc_invariant._deepchem import import_deepchem
+
+    optimizers = import_deepchem().models.optimizers
+    cls = getattr(optimizers, str(value[_OPTIMIZER]), None)
+    kinds = (optimizers.Optimizer, optimizers.LearningRateSchedule)
+    if not (isinstance(cls, type) and issubclass(cls, kinds)):
+        raise ValueError(f"the settings file names no DeepChem optimizer {value[_OPTIMIZER]!r}")
+    return cls(**{k: _decode(v) for k, v in value["settings"].items()})
+
+
+def torch_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``TorchModel`` keyword arguments of a settings file, optimizers rebuilt."""
+    return {k: _decode(v) for k, v in config["torch_model"].items()}
 
 
 def read_config(model_dir: str) -> dict[str, Any]:
@@ -99,7 +153,7 @@ def load_model(model_dir: str, **overrides: Any) -> Any:
 
 def from_config(config: dict[str, Any], **overrides: Any) -> Any:
     """An untrained torch model with the settings of ``InvariantModel.get_config``."""
-    settings = {**config["torch_model"], **overrides}
+    settings = {**torch_settings(config), **overrides}
     return MODEL_CLASSES[config["class"]](**config["hyperparameters"], **settings)
 
 
@@ -137,7 +191,7 @@ class PortableModel:
     def model(self) -> Any:
         """The rebuilt model (built on first call in this process)."""
         if self._model is None:
-            settings = self.config["torch_model"]
+            settings = torch_settings(self.config)
             model = self.model_class(**self.config["hyperparameters"], **settings)
             state = torch.load(io.BytesIO(self.weights), map_location="cpu", weights_only=True)
             model.model.load_state_dict(state)

@@ -150,5 +150,11 @@ class PredictionMixin(StackedArrays):
         # On the inference threads too: SchNet's gradient sums depend on torch's thread
         # count at the last bit, and forces should not depend on the machine's load.
         with inference_threads():
-            (gradient,) = torch.autograd.grad(self.model(inputs)[:, task].sum(), positions)
-        return batch.split_atoms(-scale * gradient.detach().cpu().numpy())
+            energies = self.model(inputs)[:, task]
+            (gradient,) = torch.autograd.grad(energies.sum(), positions)
+        forces = batch.split_atoms(-scale * gradient.detach().cpu().numpy())
+        # A molecule predicted as NaN (an element the model cannot take) has no forces
+        # either; its gradient through the NaN fill would read as zero force.
+        for k in np.flatnonzero(torch.isnan(energies).cpu().numpy()):
+            forces[k] = np.full_like(forces[k], np.nan)
+        return forces

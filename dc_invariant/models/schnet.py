@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import warnings
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -17,7 +18,8 @@ import torch
 
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
-from dc_invariant.models.batching import check_labels
+from dc_invariant.models.batching import check_labels, label_weights
+from dc_invariant.models.elements import unsupported
 from dc_invariant.models.elementwise import exp_, softplus_
 from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.runtime import RUNTIME
@@ -233,6 +235,13 @@ class SchNetNetwork(torch.nn.Module):
         pooled = sum_over_molecules(per_atom, counts)
         if self.pooling == "mean":
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
+        if not self.training and bool(self.standardized):
+            # An element without a fitted offset was in no labelled training molecule: its
+            # atoms would add 0 where the offsets of others add eV. NaN, not a guess.
+            unseen = (self.atom_offset == 0).all(dim=1)[atomic_numbers]
+            if bool(unseen.any()):
+                holds = sum_over_molecules(unseen.to(pooled.dtype).unsqueeze(-1), counts) > 0
+                pooled = pooled.masked_fill(holds, float("nan"))
         return pooled
 
 
@@ -321,37 +330,135 @@ class SchNetModel(InvariantModel):
         inputs = [positions, molecules.features, molecules.atomic_numbers, counts, pairs]
         return Batch(inputs, counts, padded=False)
 
-    def fit(self, dataset: Any, *args: Any, **kwargs: Any) -> float:
-        """DeepChem's ``fit``; the first call of a regression model also fits target statistics."""
-        self._ensure_built()
+    def trained_elements(self) -> Optional[np.ndarray]:
+        """Atomic numbers with a fitted offset (those of the labelled training molecules), or
+        None before statistics were fitted (``standardize=False``, classification)."""
         network = self.model.network
-        if self.settings.standardize and self.mode == "regression" and not network.standardized:
-            self._fit_statistics(dataset.X, check_labels(dataset, self.n_tasks))
+        if not bool(network.standardized):
+            return None
+        return np.flatnonzero((network.atom_offset != 0).any(dim=1).cpu().numpy())
+
+    def unsupported(self, molecules: Molecules) -> dict[int, str]:
+        """Molecules with an element absent from the labelled training molecules, each with a
+        reason: their predictions (and forces) are NaN, since the element has no offset."""
+        elements = self.trained_elements()
+        return {} if elements is None else unsupported(molecules, elements)
+
+    def predict(self, dataset: Any, transformers: Sequence[Any] = (), **kwargs: Any) -> Any:
+        """DeepChem's ``predict``; molecules with an element the training labels never held
+        are NaN, with a warning naming the elements."""
+        self._warn_unsupported(dataset.X)
+        return super().predict(dataset, list(transformers), **kwargs)
+
+    def predict_molecules(self, molecules: Molecules, **kwargs: Any) -> np.ndarray:
+        self._warn_unsupported(molecules)
+        return super().predict_molecules(molecules, **kwargs)
+
+    def predict_forces(self, dataset: Any, *args: Any, **kwargs: Any) -> list[np.ndarray]:
+        self._warn_unsupported(getattr(dataset, "X", dataset))
+        return super().predict_forces(dataset, *args, **kwargs)
+
+    def _warn_unsupported(self, molecules: Any) -> None:
+        elements = self.trained_elements()
+        if elements is None:
+            return
+        if not isinstance(molecules, Molecules):
+            items = [molecules] if isinstance(molecules, Conformer) else list(molecules)
+            known = [c for c in items if isinstance(c, Conformer)]
+            if not known:
+                return  # the batch checks name what is not a Conformer
+            molecules = Molecules.from_conformers(known)
+        skipped = unsupported(molecules, elements)
+        if skipped:
+            reasons = "; ".join(sorted(set(skipped.values())))
+            warnings.warn(
+                f"SchNetModel: {len(skipped)} molecule(s) are predicted as NaN, {reasons} "
+                "(no offset was fitted for it); first: molecule "
+                + ", ".join(str(k) for k in list(skipped)[:3]),
+                UserWarning,
+                stacklevel=3,
+            )
+
+    def fit(self, dataset: Any, *args: Any, **kwargs: Any) -> float:
+        """DeepChem's ``fit``; the first call of a regression model also fits target
+        statistics, and a later one the offsets of elements new to it."""
+        self._ensure_built()
+        if self.settings.standardize and self.mode == "regression":
+            y = check_labels(dataset, self.n_tasks)
+            labelled = label_weights(dataset, self.n_tasks) > 0
+            if self.model.network.standardized:
+                self._fit_new_offsets(dataset.X, y, labelled)
+            else:
+                self._fit_statistics(dataset.X, y, labelled)
         return super().fit(dataset, *args, **kwargs)
 
-    def _fit_statistics(self, X: Any, y: np.ndarray) -> None:
-        check = [c for c in X if isinstance(c, Conformer)]
-        if len(check) != len(X) or len(X) == 0:
-            return  # the batch checks will name the bad molecule
+    def _design(self, X: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Element counts per molecule (fractions for mean pooling) and atoms per molecule;
+        None when a datapoint is not a Conformer (the batch checks name it)."""
+        if len(X) == 0 or not all(isinstance(c, Conformer) for c in X):
+            return None
         counts = np.zeros((len(X), 119))
         for row, c in enumerate(X):
             np.add.at(counts[row], c.atomic_numbers, 1.0)
         n_atoms = counts.sum(axis=1, keepdims=True)
-        design = counts / n_atoms if self.settings.pooling == "mean" else counts
-        present = design.any(axis=0)
-        # A small ridge keeps the solve stable when two elements always occur together.
-        a = design[:, present]
-        offsets = np.linalg.solve(a.T @ a + 1e-8 * np.eye(a.shape[1]), a.T @ y)
-        residual = y - a @ offsets
-        per_atom = residual if self.settings.pooling == "mean" else residual / n_atoms
-        scale = per_atom.std(axis=0)
-        # The scale is a buffer training never changes: offsets that explain the labels
-        # (a few molecules, one per element mix) would leave it ~0 and the network's part,
-        # geometry included, silenced for good. It is held to a share of the labels' spread.
-        labels = y if self.settings.pooling == "mean" else y / n_atoms
-        spread = labels.std(axis=0)
-        floor = SCALE_FLOOR * np.where(spread > 0, spread, np.abs(labels).mean(axis=0))
-        floor[floor == 0] = 1.0
+        return (counts / n_atoms if self.settings.pooling == "mean" else counts), n_atoms
+
+    def _fit_new_offsets(self, X: Any, y: np.ndarray, labelled: np.ndarray) -> None:
+        """Offsets of elements that labelled molecules now hold and the first fit's did not,
+        fitted to what the known offsets leave of the labels (those stay as they are)."""
+        made = self._design(X)
+        known = self.trained_elements()
+        if made is None or known is None:
+            return
+        design = made[0]
+        new = design[labelled.any(axis=1)].any(axis=0)
+        new[known] = False
+        if not new.any():
+            return
+        network = self.model.network
+        offsets = network.atom_offset.detach().cpu().numpy().astype(np.float64)
+        fitted = np.zeros((int(new.sum()), y.shape[1]))
+        for task in range(y.shape[1]):
+            rows = labelled[:, task] & design[:, new].any(axis=1)
+            if rows.any():
+                a = design[rows][:, new]
+                rest = y[rows, task] - design[rows] @ offsets[:, task]
+                fitted[:, task] = np.linalg.solve(a.T @ a + 1e-8 * np.eye(a.shape[1]), a.T @ rest)
+        with torch.no_grad():
+            rows = torch.as_tensor(np.flatnonzero(new), device=network.atom_offset.device)
+            network.atom_offset[rows] = torch.as_tensor(
+                fitted, dtype=network.atom_offset.dtype, device=network.atom_offset.device
+            )
+
+    def _fit_statistics(self, X: Any, y: np.ndarray, labelled: np.ndarray) -> None:
+        """Offsets and scale per task from the molecules whose label it has (weight > 0: a
+        missing label is a placeholder, usually 0, that the loss skips)."""
+        made = self._design(X)
+        if made is None:
+            return
+        design, n_atoms = made
+        present = design[labelled.any(axis=1)].any(axis=0)
+        offsets = np.zeros((int(present.sum()), y.shape[1]))
+        scale, floor = np.ones(y.shape[1]), np.ones(y.shape[1])
+        for task in range(y.shape[1]):
+            rows = labelled[:, task]
+            if not rows.any():
+                continue
+            # A small ridge keeps the solve stable when two elements always occur together
+            # (or never in this task's molecules).
+            a, t = design[rows][:, present], y[rows, task]
+            offsets[:, task] = np.linalg.solve(a.T @ a + 1e-8 * np.eye(a.shape[1]), a.T @ t)
+            residual = t - a @ offsets[:, task]
+            sizes = n_atoms[rows, 0]
+            per_atom = residual if self.settings.pooling == "mean" else residual / sizes
+            scale[task] = per_atom.std()
+            # The scale is a buffer training never changes: offsets that explain the labels
+            # (a few molecules, one per element mix) would leave it ~0 and the network's
+            # part, geometry included, silenced for good. It is held to a share of the
+            # labels' spread.
+            labels = t if self.settings.pooling == "mean" else t / sizes
+            spread = labels.std()
+            floor[task] = SCALE_FLOOR * (spread if spread > 0 else np.abs(labels).mean()) or 1.0
         if (scale < floor).any():
             warnings.warn(
                 "SchNetModel: the per-element offsets alone explain the training labels "

@@ -51,6 +51,44 @@ def test_load_model_errors(tmp_path):
         load_model(str(tmp_path))
 
 
+def test_deepchem_optimizers_and_schedules_are_saved_and_others_are_warned_about(
+    dc, first_four, tmp_path
+):
+    from dc_invariant.models import RotationInvariantModel
+
+    optimizers = dc.models.optimizers
+    schedule = optimizers.ExponentialDecay(0.05, 0.5, 10)
+    model = RotationInvariantModel(
+        model_dir=str(tmp_path / "m"), optimizer=optimizers.GradientDescent(learning_rate=schedule)
+    )
+    data = dc.data.NumpyDataset(objects(first_four), np.arange(1.0, 5.0))
+    model.fit(data, nb_epoch=1)
+    restored = load_model(str(tmp_path / "m"))
+    # It was silently Adam at 0.001 after loading, and a continued fit failed (KeyError).
+    assert type(restored.optimizer).__name__ == "GradientDescent"
+    rate = restored.optimizer.learning_rate
+    assert (type(rate).__name__, rate.initial_rate, rate.decay_rate, rate.decay_steps) == (
+        "ExponentialDecay", 0.05, 0.5, 10
+    )  # fmt: skip
+    restored.fit(data, nb_epoch=1, restore=True)
+
+    # A class of the user's own cannot be rebuilt from a settings file: not written, said so.
+    class Mine(optimizers.GradientDescent):
+        pass
+
+    other = RotationInvariantModel(model_dir=str(tmp_path / "o"), optimizer=Mine(0.01))
+    with pytest.warns(UserWarning, match="optimizer cannot be written to the settings file"):
+        other.save_checkpoint()
+
+    # A settings file names classes of deepchem.models.optimizers only.
+    path = tmp_path / "m" / CONFIG_FILE
+    config = json.loads(path.read_text())
+    config["torch_model"]["optimizer"]["deepchem_optimizer"] = "Dataset"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="names no DeepChem optimizer 'Dataset'"):
+        load_model(str(tmp_path / "m"))
+
+
 def test_numpy_integer_settings_are_saved_as_plain_json(dc, first_four, tmp_path):
     model = SchNetModel(
         n_interactions=np.int64(2),

@@ -115,6 +115,50 @@ def test_schnet_predictions_from_threads_sharing_one_model(dc, conformers):
         np.testing.assert_array_equal(result, alone[k % 2])
 
 
+def test_schnet_offsets_skip_missing_labels_and_unseen_elements_are_nan(dc):
+    from dc_invariant import ConformerFeaturizer
+    from dc_invariant.auditing import audit
+
+    train = ConformerFeaturizer().featurize(["C", "CC", "CCC", "CCO", "CO", "OCCO", "CCCO"])
+    h = np.array([(c.atomic_numbers == 1).sum() for c in train])
+    heavy = np.array([(c.atomic_numbers > 1).sum() for c in train])
+    y = np.column_stack([-1.5 * h - 4.0 * heavy, 2.0 * h + 7.0 * heavy])
+    w = np.ones_like(y)
+    # Task 1 missing on CC, CCO and OCCO (DeepChem's placeholder: y 0, w 0); C, CCC, CO and
+    # CCCO still tell the three offsets apart.
+    w[[1, 3, 5], 1], y[[1, 3, 5], 1] = 0.0, 0.0
+    model = SchNetModel(**SMALL_SCHNET, n_tasks=2, dtype="float64", seed=0)
+    model.fit(dc.data.NumpyDataset(train, y, w), nb_epoch=1)
+    offsets = model.model.network.atom_offset
+    # Fitted on task 1's labelled molecules only (the placeholders pulled them away).
+    assert offsets[1, 1].item() == pytest.approx(2.0, abs=1e-3)
+    assert offsets[6, 1].item() == pytest.approx(7.0, abs=1e-3)
+    assert model.trained_elements().tolist() == [1, 6, 8]
+
+    # Nitrogen was in no training molecule: no offset, so NaN (with a warning), not a guess.
+    test = ConformerFeaturizer().featurize(["CN", "CCO"])
+    with pytest.warns(UserWarning, match=r"1 molecule\(s\) are predicted as NaN, element N"):
+        predicted = model.predict(dc.data.NumpyDataset(test))
+    assert np.isnan(predicted[0]).all() and np.isfinite(predicted[1]).all()
+    with pytest.warns(UserWarning, match="element N"):
+        forces = model.predict_forces(list(test))
+    assert np.isnan(forces[0]).all() and np.isfinite(forces[1]).all()
+    report = audit(model, list(test), n_samples=1)
+    assert report.skipped.values.tolist() == [["0", "element N (Z=7) not in the training set"]]
+    # Trained on nitrogen later: its offset is fitted then, the others' kept.
+    before = offsets.clone()
+    amines = ConformerFeaturizer().featurize(["CN", "CCN", "NCCN"])
+    h = np.array([(c.atomic_numbers == 1).sum() for c in amines])
+    n = np.array([(c.atomic_numbers == 7).sum() for c in amines])
+    heavy = np.array([(c.atomic_numbers > 1).sum() for c in amines])
+    y = np.column_stack([-1.5 * h - 4.0 * heavy - 3.0 * n, 2.0 * h + 7.0 * heavy])
+    model.fit(dc.data.NumpyDataset(amines, y), nb_epoch=1)
+    assert model.trained_elements().tolist() == [1, 6, 7, 8]
+    assert torch.equal(offsets[[1, 6, 8]], before[[1, 6, 8]])
+    assert offsets[7, 0].item() == pytest.approx(-7.0, abs=1e-3)
+    assert np.isfinite(model.predict(dc.data.NumpyDataset(test))).all()
+
+
 def test_schnet_offsets_that_explain_the_labels_leave_the_network_a_scale(dc, first_four):
     # Three molecules, labels 1, 2, 3: per-element offsets fit them exactly.
     data = dc.data.NumpyDataset(objects(first_four[:3]), np.arange(1.0, 4.0))

@@ -17,11 +17,9 @@ from dc_invariant.molecules import Molecules
 __all__ = [
     "element_counts",
     "element_index",
-    "element_symbol",
     "resolve_device",
     "stack_dataset",
     "stack_geometries",
-    "unsupported",
 ]
 
 
@@ -92,30 +90,3 @@ def element_counts(
     """Atoms of each element per molecule, (n_molecules, n_elements) float64."""
     flat = np.bincount(molecule * n_elements + index, minlength=n_molecules * n_elements)
     return flat.reshape(n_molecules, n_elements).astype(np.float64)
-
-
-def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
-    """Molecules with an element not in ``elements``, each with a one-line reason.
-
-    Returns
-    -------
-    dict of int to str
-        ``{index: "element Na (Z=11) not in the training set"}`` for each such molecule.
-    """
-    z = molecules.atomic_numbers
-    unknown = ~np.isin(z, elements)
-    molecule = molecules.molecule
-    out: dict[int, str] = {}
-    for k in np.unique(molecule[unknown]):
-        zs = np.unique(z[unknown & (molecule == k)])
-        names = ", ".join(f"{element_symbol(int(v))} (Z={int(v)})" for v in zs)
-        word = "element" if len(zs) == 1 else "elements"
-        out[int(k)] = f"{word} {names} not in the training set"
-    return out
-
-
-def element_symbol(z: int) -> str:
-    """The element's symbol (RDKit's periodic table), or ``Z<z>`` outside it."""
-    from rdkit import Chem
-
-    return Chem.GetPeriodicTable().GetElementSymbol(z) if 0 < z < 119 else f"Z{z}"

@@ -20,6 +20,7 @@ import torch
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.models.batching import check_labels, transform_scale
 from dc_invariant.models.contract import StackedArrays
+from dc_invariant.models.elements import unsupported
 from dc_invariant.models.kernel import nystrom, search, solve, store
 from dc_invariant.models.kernel.inputs import (
     element_counts,
@@ -27,7 +28,6 @@ from dc_invariant.models.kernel.inputs import (
     resolve_device,
     stack_dataset,
     stack_geometries,
-    unsupported,
 )
 from dc_invariant.models.kernel.kernels import AtomSet, blas_on_one_thread
 from dc_invariant.models.kernel.projection import Projection
@@ -283,6 +283,11 @@ class KernelModel(StackedArrays, dc.models.Model):
         rng = np.random.default_rng(self.settings.seed)
         sample = np.sort(rng.choice(n, _CHUNK, replace=False))
         in_sample = np.isin(stacked.molecule, sample)
+        # A rare element the draw missed would have no projection: its molecules join.
+        missing = np.setdiff1d(np.arange(n_elements), index[in_sample])
+        if len(missing):
+            sample = np.union1d(sample, stacked.molecule[np.isin(index, missing)])
+            in_sample = np.isin(stacked.molecule, sample)
         vectors = vectors_of(stacked.select(sample), index[in_sample])
         projection = Projection.fit(vectors, index[in_sample], n_elements, tolerance)
         del vectors

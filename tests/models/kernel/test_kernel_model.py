@@ -235,6 +235,18 @@ def test_bad_input_is_a_clear_error_naming_the_molecule(dc, qm9, fitted):
     y[3] = np.nan
     with pytest.raises(ValueError, match=f"molecule 3 \\(id '{qm9.ids[3]}'"):
         model.fit(dc.data.NumpyDataset(qm9.X, y, ids=qm9.ids))
+    # Weights: one per molecule counts for every task; the kernel weighs all labels alike,
+    # so a weight it would ignore is refused rather than fitted as 1.
+    two = np.column_stack([qm9.y[:, 0], 2 * qm9.y[:, 0]])
+    cases = [(0.0, "a missing label"), (100.0, "a weight other than 1"),
+             (np.nan, "a NaN or infinite weight"), (-1.0, "a negative weight")]  # fmt: skip
+    for w, problem in cases:
+        weights = np.ones(len(qm9))
+        weights[2] = w
+        for shape in [(-1,), (-1, 1)]:
+            data = dc.data.NumpyDataset(qm9.X, two, weights.reshape(shape), ids=qm9.ids)
+            with pytest.raises(ValueError, match=f"molecule 2 .* has {problem}"):
+                KernelModel(n_tasks=2, sigma=1.0, regularization=1e-6).fit(data)
     with pytest.raises(ValueError, match="not fitted"):
         model.predict(qm9)
     sulfur = np.empty(2, dtype=object)

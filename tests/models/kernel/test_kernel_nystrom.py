@@ -162,6 +162,21 @@ def test_vectors_computed_in_chunks_are_the_vectors_computed_at_once(molecules, 
         torch.testing.assert_close(chunked.vectors, whole.vectors, rtol=0, atol=1e-12)
 
 
+def test_a_rare_element_the_projection_sample_missed_joins_it(dc, monkeypatch):
+    from dc_invariant import ConformerFeaturizer
+
+    smiles = ["C", "CC", "CCC", "CCCC", "CO", "CCO", "CCCO", "OCCO", "CC(C)C", "CCCCC", "CCN"]
+    X = ConformerFeaturizer().featurize(smiles)
+    y = np.array([[c.n_atoms + 0.1 * k] for k, c in enumerate(X)])
+    # Past _CHUNK molecules the projection is fitted on a sample; with 6 of 11, seed 0
+    # draws none with nitrogen, whose projection was then NaN (a singular kernel).
+    monkeypatch.setattr(kernel_model, "_CHUNK", 6)
+    model = KernelModel(solver="exact", sigma=4.0, regularization=1e-6, seed=0)
+    model.fit(dc.data.NumpyDataset(X, y))
+    assert all(np.isfinite(mean).all() for mean in model._trained.projection.means)
+    np.testing.assert_allclose(model.predict(dc.data.NumpyDataset(X)), y, atol=1e-3)
+
+
 def test_duplicate_landmarks_grow_the_jitter_instead_of_failing(dc, molecules):
     train, test = molecules
     twice = dc.data.NumpyDataset(

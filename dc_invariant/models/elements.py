@@ -1,0 +1,41 @@
+"""Elements a trained model knows: which molecules hold others, named for people.
+
+A model fitted on some elements has nothing learned for an atom of another (a kernel model
+no training atom to compare it with, SchNet no fitted offset): such molecules are predicted
+as NaN and named by `unsupported`, which the audit also reads to skip them with the reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dc_invariant.molecules import Molecules
+
+__all__ = ["element_symbol", "unsupported"]
+
+
+def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
+    """Molecules with an element not in ``elements``, each with a one-line reason.
+
+    Returns
+    -------
+    dict of int to str
+        ``{index: "element Na (Z=11) not in the training set"}`` for each such molecule.
+    """
+    z = molecules.atomic_numbers
+    unknown = ~np.isin(z, elements)
+    molecule = molecules.molecule
+    out: dict[int, str] = {}
+    for k in np.unique(molecule[unknown]):
+        zs = np.unique(z[unknown & (molecule == k)])
+        names = ", ".join(f"{element_symbol(int(v))} (Z={int(v)})" for v in zs)
+        word = "element" if len(zs) == 1 else "elements"
+        out[int(k)] = f"{word} {names} not in the training set"
+    return out
+
+
+def element_symbol(z: int) -> str:
+    """The element's symbol (RDKit's periodic table), or ``Z<z>`` outside it."""
+    from rdkit import Chem
+
+    return Chem.GetPeriodicTable().GetElementSymbol(z) if 0 < z < 119 else f"Z{z}"
