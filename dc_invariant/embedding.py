@@ -132,7 +132,14 @@ class Encoder:
             if self.settings.heavy_atoms_only:
                 # A new, sanitized Mol whose conformers keep the heavy atoms' coordinates.
                 mol = without_hydrogens(mol)
-            elif self.settings.atom_properties:
+            elif _implicit_hydrogens(mol):
+                # A geometry written without hydrogens (an SDF or PDB without H): the model
+                # would see a molecule without them, unlike the same one from SMILES. They
+                # are placed by RDKit's rules; the given atoms keep their coordinates.
+                mol = Chem.Mol(mol)
+                mol.UpdatePropertyCache(strict=False)
+                mol = Chem.AddHs(mol, addCoords=True)
+            if not self.settings.heavy_atoms_only and self.settings.atom_properties:
                 # Aromaticity and hybridisation are only set by sanitization, which DeepChem's
                 # SDFLoader skips by default; sanitize a copy so they are never silently wrong.
                 mol = Chem.Mol(mol)
@@ -278,6 +285,16 @@ class Encoder:
             smiles = Chem.MolToSmiles(mol) if self.settings.record_smiles else None
         ensemble = geometries if self.settings.n_conformers > 1 else None
         return Conformer(geometries[0], x, z, smiles=smiles, ensemble=ensemble)
+
+
+def _implicit_hydrogens(mol: Chem.Mol) -> bool:
+    """Whether some atom of ``mol`` carries hydrogens without atoms (and coordinates)."""
+    try:
+        return any(atom.GetNumImplicitHs() for atom in mol.GetAtoms())
+    except RuntimeError:  # an unsanitized Mol (SDFLoader's default): counts not yet computed
+        probe = Chem.Mol(mol)
+        probe.UpdatePropertyCache(strict=False)
+        return any(atom.GetNumImplicitHs() for atom in probe.GetAtoms())
 
 
 def without_hydrogens(mol: Chem.Mol) -> Chem.Mol:

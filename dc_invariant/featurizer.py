@@ -51,7 +51,8 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
     warning line and kept in `failures`.
 
     **Geometry.** A Mol that carries a 3D conformer (read from an SDF, a QM9 geometry, or
-    embedded beforehand) keeps it exactly and its atoms are used as they are. Otherwise
+    embedded beforehand) keeps it exactly and its atoms are used as they are (hydrogens it
+    holds only implicitly are added after them, placed by RDKit). Otherwise
     (SMILES, or a Mol with no conformer or only a 2D one) hydrogens are added and the
     molecule is embedded with RDKit's ETKDGv3 using ``random_seed``, so the same input and
     seed give identical arrays in any process. An optional force-field clean-up follows.

@@ -146,6 +146,19 @@ def test_heavy_atoms_only_for_smiles_and_for_3d_mols():
     assert "no heavy atoms" in featurizer.failures[0][2]
 
 
+def test_a_geometry_written_without_hydrogens_gets_them_placed():
+    given = embedded("CC(=O)O")
+    block = Chem.MolToMolBlock(Chem.RemoveHs(given))  # an SDF record without hydrogens
+    for sanitize in (True, False):  # DeepChem's SDFLoader reads unsanitized
+        mol = Chem.MolFromMolBlock(block, sanitize=sanitize, removeHs=False)
+        c = one(ConformerFeaturizer(), mol)
+        # All 8 atoms, as from SMILES (it was the 4 heavy ones), heavy atoms where given.
+        assert c.atomic_numbers.tolist() == [6, 6, 8, 8, 1, 1, 1, 1]
+        np.testing.assert_allclose(c.positions[:4], mol.GetConformer().GetPositions(), atol=1e-4)
+        bonded = np.linalg.norm(c.positions[4:] - c.positions[[0, 0, 0, 3]], axis=1)
+        assert (bonded > 0.9).all() and (bonded < 1.2).all()
+
+
 def test_same_seed_same_arrays_and_a_new_seed_new_geometry():
     a = one(ConformerFeaturizer(random_seed=3), "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
     b = one(ConformerFeaturizer(random_seed=3), "CC(C)Cc1ccc(cc1)C(C)C(=O)O")
