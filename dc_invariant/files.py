@@ -140,6 +140,10 @@ def csv_text(table: pd.DataFrame) -> str:
     import numpy as np
     import pandas as pd
 
+    if len(table.columns) < 2:
+        # An empty field of a one-column row would be a blank line, which CSV readers skip;
+        # pandas writes "" there.
+        return table.to_csv(index=False)
     columns = []
     for name in table.columns:
         values = table[name]
@@ -162,8 +166,6 @@ def csv_text(table: pd.DataFrame) -> str:
         else:
             return table.to_csv(index=False)
         columns.append(text)
-    if not columns:
-        return table.to_csv(index=False)
     header = ",".join(_csv_field(str(name)) for name in table.columns)
     return "\n".join([header, *map(",".join, zip(*columns))]) + "\n"
 
@@ -196,8 +198,16 @@ class TableReport:
 
     def to_json(self, path: str) -> None:
         """Write the whole report as one JSON file (`dumps_readable`)."""
-        write_text(path, dumps_readable(self.payload(), default=float))
+        write_text(path, dumps_readable(self.payload(), default=_json_number))
 
     def to_csv(self, folder: str) -> None:
         """Write the report's tables as CSV files into ``folder``."""
         write_tables(folder, self.tables())
+
+
+def _json_number(value: Any) -> Any:
+    """A NumPy scalar as the Python number it holds (``float`` would write an integer 3 as
+    3.0, True as 1.0, and round integers past 2**53)."""
+    if hasattr(value, "item"):
+        return value.item()
+    return float(value)

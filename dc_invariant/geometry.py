@@ -82,7 +82,7 @@ def find_clash(
     True
     """
     z = np.asarray(atomic_numbers, dtype=np.int64)
-    r = np.asarray(positions, dtype=np.float64)
+    r = _finite(np.asarray(positions, dtype=np.float64))
     if len(z) < 2:
         return None
     if len(z) <= _DENSE_ATOMS:
@@ -94,6 +94,14 @@ def find_clash(
             return None
         i, j = pairs[:, 0], pairs[:, 1]
     return _worst_pairs(z[None], r[None], i, j, fraction).get(0)
+
+
+def _finite(positions: FloatArray) -> FloatArray:
+    """``positions``, or a ``ValueError`` if any is NaN or infinite: a NaN distance compares
+    as no clash and would hide a real one elsewhere in the molecule."""
+    if not np.isfinite(positions).all():
+        raise ValueError("positions must be finite to look for clashes; some are NaN or infinite")
+    return positions
 
 
 def _worst_pairs(
@@ -224,7 +232,7 @@ def clashing_molecules(
     # as checking it.
     all_z, all_r, starts = (
         np.concatenate(atomic_numbers),
-        np.concatenate(positions),
+        _finite(np.concatenate(positions)),
         starts_of(sizes),
     )
     for n in np.unique(sizes):

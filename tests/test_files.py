@@ -1,5 +1,6 @@
 """Files the package writes are complete or absent."""
 
+import io
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from dc_invariant.files import (
+    TableReport,
     atomic,
     columns_of,
     csv_text,
@@ -102,3 +104,22 @@ def test_csv_text_is_pandas_text_without_pandas(table, monkeypatch):
 def test_csv_text_of_other_columns_is_still_pandas_text(column):
     table = pd.DataFrame({"id": ["m1", "m2"], "value": column})
     assert csv_text(table) == table.to_csv(index=False)
+
+
+def test_a_one_column_table_keeps_its_empty_rows():
+    # Written as blank lines they would vanish on reading: pandas writes "".
+    table = pd.DataFrame({"id": ["a", "", None, "b"]})
+    assert csv_text(table) == 'id\na\n""\n""\nb\n'
+    assert len(pd.read_csv(io.StringIO(csv_text(table)))) == 4
+
+
+def test_report_json_keeps_numpy_integers_and_booleans_as_they_are(tmp_path):
+    class Counts(TableReport):
+        def payload(self):
+            return {"n": np.int64(3), "ok": np.bool_(True), "big": np.int64(2**53 + 1),
+                    "x": np.float32(0.5)}  # fmt: skip
+
+    Counts().to_json(str(tmp_path / "r.json"))
+    back = read_json(str(tmp_path / "r.json"))
+    assert back == {"n": 3, "ok": True, "big": 2**53 + 1, "x": 0.5}
+    assert type(back["n"]) is int and back["ok"] is True

@@ -277,3 +277,12 @@ def test_the_audit_lists_molecules_whose_given_geometry_clashes(tmp_path):
     page = tmp_path / "report.html"
     report.to_html(str(page))
     assert "Overlapping atoms in the given geometry" in page.read_text()
+
+
+def test_clash_search_refuses_coordinates_that_are_not_finite():
+    z = np.array([6, 6, 6])
+    r = np.array([[0.0, 0, 0], [0.01, 0, 0], [np.nan, 0, 0]])  # atoms 0 and 1 clash
+    with pytest.raises(ValueError, match="positions must be finite"):
+        find_clash(z, r)  # a NaN ratio was the minimum, and "NaN < 1" said no clash
+    with pytest.raises(ValueError, match="positions must be finite"):
+        clashing_molecules([z], [r])

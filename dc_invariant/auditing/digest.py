@@ -237,13 +237,17 @@ def _is_library(module_name: Optional[str]) -> bool:
 
 
 def _feed_function(h: Any, function: Any, depth: int, seen: set[int]) -> None:
-    if _is_library(function.__module__):
+    library = _is_library(function.__module__)
+    if library and "<" not in function.__qualname__:  # a library's own function, by name
         h.update(f"function {function.__module__}.{function.__qualname__}".encode())
         return
+    # A lambda or closure (made in library code too) is what its code and values make it.
     _feed_code(h, function.__code__)
     _feed(h, function.__defaults__, depth + 1, seen)
     _feed(h, function.__kwdefaults__, depth + 1, seen)
     _feed(h, [_cell(c) for c in function.__closure__ or ()], depth + 1, seen)
+    if library:
+        return
     # The module-level names it reads (helpers, constants, a model kept in a global).
     names = function.__code__.co_names
     _feed(

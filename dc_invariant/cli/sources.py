@@ -39,6 +39,21 @@ def writable_target(path: str, suffix: str) -> str:
     return path
 
 
+def _read_table(pd: Any, path: str, args: argparse.Namespace) -> Any:
+    """The rows of a CSV file that hold something, each indexed by its line less 2, the first
+    ``args.limit`` of them. Cells are text as written: only an empty cell is missing (pandas
+    would read ids such as ``NA`` or ``None`` as missing, and ``007`` as 7)."""
+    text = {args.id_column: str} if args.id_column is not None else None
+    options = {"dtype": text, "keep_default_na": False, "na_values": [""]}
+    rows = args.limit
+    while True:
+        table = pd.read_csv(path, nrows=rows, skip_blank_lines=False, **options)
+        filled = table[table.notna().any(axis=1)]
+        if args.limit is None or len(filled) >= args.limit or len(table) < rows:
+            return filled.head(args.limit) if args.limit is not None else filled
+        rows += len(table) - len(filled)  # blank lines took places of molecules
+
+
 def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     """Molecules to featurize and a label for each."""
     if args.id_column is not None and not args.csv:
@@ -50,11 +65,7 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
         import pandas as pd
 
         try:
-            # Ids as written (an id column of numbers with a gap would read as 12.0).
-            text_ids = {args.id_column: str} if args.id_column is not None else None
-            table = pd.read_csv(
-                readable_file(args.csv, (".csv", ".csv.gz")), nrows=args.limit, dtype=text_ids
-            )
+            table = _read_table(pd, readable_file(args.csv, (".csv", ".csv.gz")), args)
         except (ValueError, OSError) as err:
             raise UsageError(f"cannot read {args.csv} as CSV: {err}") from err
         for column in (args.smiles_column, args.id_column):
@@ -63,10 +74,11 @@ def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
                     f"{args.csv} has no column {column!r}; columns are {list(table.columns)}"
                 )
         inputs = table[args.smiles_column].tolist()
-        # pandas reads an empty cell as NaN: such a molecule is named by its line instead.
+        # An empty cell reads as NaN: such a molecule is named by its line (the header is
+        # line 1, and blank lines were kept until now so that the count holds).
         labels = [
-            s if isinstance(s, str) else f"line {i + 2} (empty cell)"
-            for i, s in enumerate(table[args.id_column or args.smiles_column])
+            s if isinstance(s, str) else f"line {int(i) + 2} (empty cell)"
+            for i, s in table[args.id_column or args.smiles_column].items()
         ]
     elif args.sdf:
         from rdkit import Chem, rdBase
