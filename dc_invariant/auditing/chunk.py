@@ -8,7 +8,7 @@ or on a Dask cluster alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -44,9 +44,24 @@ class ChunkTask:
     molecules: Molecules
     ids: list[str]
     first: int  # index of the chunk's first molecule in the audit
+    # The auditing process's `RUNTIME` and kernel choices, for a chunk run in another
+    # process (None: run where they are in force): each worker would otherwise choose its
+    # own, and round some numbers otherwise than a serial run.
+    runtime: Optional[dict[str, Any]] = None
 
 
 def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]]:
+    """Audit the molecules of one chunk (`_audit_chunk`) under the task's runtime settings."""
+    if task.runtime is None:
+        return _audit_chunk(task)
+    from dc_invariant.models.elementwise import adopted
+    from dc_invariant.models.runtime import runtime_settings
+
+    with runtime_settings(task.runtime["settings"]), adopted(task.runtime["kernels"]):
+        return _audit_chunk(task)
+
+
+def _audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]]:
     """Audit the molecules of one chunk.
 
     Returns per-(molecule, symmetry) columns, the positive control's rows among them

@@ -184,7 +184,9 @@ def _audit_prepared(
                 raise ValueError(f"cannot resume {store}: it holds more molecules than given")
             check_chunk(store, start, done[start], inputs_digest(*chunk(start)))
     threads = scheduler is None and n_jobs != 1 and runs_in_threads(target, featurizer)
-    remote = target if threads or (n_jobs == 1 and scheduler is None) else _portable(target)
+    here = threads or (n_jobs == 1 and scheduler is None)
+    remote = target if here else _portable(target)
+    runtime = None if here else _runtime()
     digests: dict[int, str] = {}  # of the chunks in flight, for the store
 
     def tasks() -> Iterator[tuple[ChunkTask]]:
@@ -194,7 +196,7 @@ def _audit_prepared(
             part, part_ids = chunk(start)
             if store:
                 digests[start] = inputs_digest(part, part_ids)
-            yield (ChunkTask(remote, featurizer, settings, part, part_ids, start),)
+            yield (ChunkTask(remote, featurizer, settings, part, part_ids, start, runtime),)
 
     hold: Any = contextlib.nullcontext()
     initializer = None
@@ -294,3 +296,16 @@ def assert_invariant(target: Any, data: Any, **kwargs: Any) -> AuditReport:
         problems += [f"not checked on any molecule: {', '.join(unchecked)}"] if unchecked else []
         raise AssertionError(f"{'; '.join(problems)}\n{report.format()}")
     return report
+
+
+def _runtime() -> Optional[dict[str, Any]]:
+    """This process's `RUNTIME` and element-wise kernel choices, for chunks run elsewhere;
+    None when no dc_invariant model was imported (nothing else reads them)."""
+    if "dc_invariant.models.runtime" not in sys.modules:
+        return None
+    from dataclasses import asdict
+
+    from dc_invariant.models.elementwise import resolved
+    from dc_invariant.models.runtime import RUNTIME
+
+    return {"settings": asdict(RUNTIME), "kernels": resolved()}

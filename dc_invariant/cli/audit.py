@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--model {name!r} is neither one of {', '.join(BUILTIN_MODELS)} "
                 "nor a saved model folder"
             )
+        if name in BUILTIN_MODELS and os.path.isdir(name):  # which one was meant?
+            raise UsageError(
+                f"--model {name} names a built-in model and a folder here: write "
+                f"{os.path.join('.', name)} for the saved model in the folder"
+            )
     if args.resume and not args.out:
         raise UsageError("--resume continues the audit stored under --out: give --out too")
     if args.out:

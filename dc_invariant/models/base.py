@@ -236,8 +236,9 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         """
         shuffle = mode == "fit" and not deterministic
         pad_to = self.batch_size if pad_batches and mode == "fit" else None
-        # A prediction never depends on its batch-mates, so prediction batches are bounded by
-        # atoms (memory) rather than molecules: fewer, fuller batches of equal-sized molecules.
+        # A prediction does not depend on its batch-mates (beyond the last bits of a product's
+        # rounding), so prediction batches are bounded by atoms (memory) rather than
+        # molecules: fewer, fuller batches of equal-sized molecules.
         batch_atoms = None if mode == "fit" else self.predict_batch_atoms
         for batch, y, w in self._batches(dataset, epochs, shuffle, pad_to, batch_atoms):
             if self.mode == "classification":

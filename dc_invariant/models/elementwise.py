@@ -8,16 +8,17 @@ networks' tanh, SchNet's Gaussian expansion and softplus), the kernel is
 picked once per process by timing both on a small buffer: NumPy's ufunc, run on the
 tensor's own memory (no copy), only when it is clearly faster (`MARGIN`) and agrees with
 torch's to a few units in the last place. Either way every element goes through the same
-kernel, so a molecule's prediction still does not depend on its batch mates.
+kernel, so the kernel choice adds no dependence of a prediction on its batch mates.
 ``RUNTIME.elementwise`` overrides the timing (``"torch"`` always, ``"numpy"`` wherever
 NumPy's kernel is exact here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Optional
 
 import numpy as np
@@ -25,7 +26,17 @@ import torch
 
 from dc_invariant.models.runtime import RUNTIME, inference_threads
 
-__all__ = ["MARGIN", "KERNELS", "choice", "exp_", "softplus_", "tanh_", "timings"]
+__all__ = [
+    "MARGIN",
+    "KERNELS",
+    "adopted",
+    "choice",
+    "exp_",
+    "resolved",
+    "softplus_",
+    "tanh_",
+    "timings",
+]
 
 #: NumPy is chosen only when it takes less than 1/MARGIN of torch's time.
 MARGIN = 2.0
@@ -59,6 +70,38 @@ KERNELS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[..., n
 _CHOSEN: dict[tuple[str, torch.dtype], str] = {}
 _EXACT: dict[tuple[str, torch.dtype], bool] = {}
 _CHOOSING = threading.Lock()
+# Answers taken from another process (`adopted`): they win over this process's own.
+_ADOPTED: dict[tuple[str, torch.dtype], str] = {}
+_DTYPES = (torch.float32, torch.float64)
+
+
+def resolved() -> dict[str, str]:
+    """Every operation's kernel for both precisions in this process (timing them now where
+    not yet chosen), as ``{"tanh float32": "numpy", ...}``: what a worker process must
+    use (`adopted`) to compute the same numbers as this one."""
+    return {f"{name} {str(d)[6:]}": choice(name, d) for name in KERNELS for d in _DTYPES}
+
+
+@contextlib.contextmanager
+def adopted(kernels: Optional[dict[str, str]]) -> Iterator[None]:
+    """Use ``kernels`` (from `resolved` in another process) inside the context; None: this
+    process's own choices."""
+    if not kernels:
+        yield
+        return
+    wanted = {}
+    for key, label in kernels.items():
+        name, dtype = key.split()
+        wanted[(name, getattr(torch, dtype))] = label
+    with _CHOOSING:
+        before = dict(_ADOPTED)
+        _ADOPTED.update(wanted)
+    try:
+        yield
+    finally:
+        with _CHOOSING:
+            _ADOPTED.clear()
+            _ADOPTED.update(before)
 
 
 def tanh_(x: torch.Tensor) -> torch.Tensor:
@@ -97,14 +140,16 @@ def choice(name: str, dtype: torch.dtype) -> str:
     and ``"auto"`` times both on first use (a few milliseconds); answers are kept for the
     process.
     """
-    if RUNTIME.elementwise == "torch":
-        return "torch"
     key = (name, dtype)
+    if RUNTIME.elementwise == "torch" and key not in _ADOPTED:
+        return "torch"
     # Threads predicting side by side must all get the one answer: two timings could
     # disagree, and the two kernels round differently.
     with _CHOOSING:
         if key not in _EXACT:
             _EXACT[key] = _agree(name, dtype) and _position_independent(name, dtype)
+        if key in _ADOPTED:  # another process's answer, if its kernel is exact here too
+            return _ADOPTED[key] if _EXACT[key] else "torch"
         if _EXACT[key] and RUNTIME.elementwise == "auto" and key not in _CHOSEN:
             seconds = timings(name, dtype)
             _CHOSEN[key] = "numpy" if seconds["numpy"] * MARGIN < seconds["torch"] else "torch"

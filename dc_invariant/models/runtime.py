@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
 
 import torch
 
@@ -27,6 +27,7 @@ __all__ = [
     "inference_threads",
     "one_torch_thread_each",
     "pin_one_torch_thread",
+    "runtime_settings",
     "training_threads",
 ]
 
@@ -93,6 +94,23 @@ class Runtime:
 
 #: The settings in force (one per process).
 RUNTIME = Runtime()
+
+
+@contextlib.contextmanager
+def runtime_settings(settings: Optional[dict[str, Any]]) -> Iterator[None]:
+    """`RUNTIME` set to ``settings`` (``dataclasses.asdict`` of another process's) inside
+    the context, restored after; None leaves it as it is."""
+    if not settings:
+        yield
+        return
+    before = asdict(RUNTIME)
+    for name, value in settings.items():
+        setattr(RUNTIME, name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            setattr(RUNTIME, name, value)
 
 
 @contextlib.contextmanager

@@ -53,10 +53,21 @@ class _TutorialModel(InvariantModel):
         """Copy weights of the matching `dc_invariant.reference` function into this model.
 
         Only for single-task regression, where the reference's ``w2`` (hidden,) and scalar
-        ``b2`` fit the output layer.
+        ``b2`` fit the output layer, with the reference's tanh and no cutoff: otherwise the
+        weights would load into a different function.
         """
         if self.n_tasks != 1 or self.mode != "regression":
             raise ValueError("reference weights fit single-task regression models only")
+        changed = [
+            f"{name}={getattr(self.settings, name)!r}"
+            for name, reference in (("activation", "tanh"), ("cutoff", None))
+            if getattr(self.settings, name, reference) != reference
+        ]
+        if changed:
+            raise ValueError(
+                f"the reference computes with activation='tanh' and no cutoff; this model has "
+                f"{', '.join(changed)}, so its outputs would not be the reference's"
+            )
         self._ensure_built()
         network = self.model.network
         values = {

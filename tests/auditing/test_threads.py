@@ -178,3 +178,22 @@ def test_own_models_go_to_threads_only_when_their_class_says_so(monkeypatch, mol
         pd.testing.assert_frame_equal(parallel.molecules, serial.molecules)
     # Serial runs never ask for threads; of the n_jobs=2 runs, only the declared classes.
     assert calls == [False, False, False, True, False, True]
+
+
+class OnProcesses(RotationInvariantModel):
+    """A built-in network audited in worker processes."""
+
+    thread_safe = False
+
+
+def test_worker_processes_compute_with_the_auditing_process_s_runtime(monkeypatch, molecules):
+    # Forced NumPy kernels round tanh otherwise than torch's here; worker processes used
+    # to start from their own defaults, and 86 of 350 deviations differed from serial.
+    monkeypatch.setattr(RUNTIME, "elementwise", "numpy")
+    model, some = OnProcesses(seed=1), molecules[:70]
+    serial = audit(model, some, seed=5, chunk_size=64, n_samples=1)
+    parallel = audit(model, some, seed=5, chunk_size=64, n_samples=1, n_jobs=2)
+    pd.testing.assert_frame_equal(parallel.molecules, serial.molecules)
+    monkeypatch.setattr(RUNTIME, "elementwise", "torch")  # the kernels do differ here
+    torch_kernels = audit(model, some, seed=5, chunk_size=64, n_samples=1)
+    assert not serial.molecules.equals(torch_kernels.molecules)

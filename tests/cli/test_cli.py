@@ -320,3 +320,17 @@ def test_forces_are_not_told_about_enantiomers(capsys):
     assert "enantiomers" not in out and "reads the geometry" in out
     assert main(["audit", "--smiles", "CCO", "--model", "rotation"]) == 0
     assert "enantiomers" in capsys.readouterr().out
+
+
+def test_a_folder_named_like_a_built_in_model_is_not_silently_replaced(
+    tmp_path, monkeypatch, capsys
+):
+    from dc_invariant.models import RotationInvariantModel
+
+    RotationInvariantModel(model_dir=str(tmp_path / "rotation"), seed=7).save_checkpoint()
+    monkeypatch.chdir(tmp_path)
+    argv = ["audit", "--smiles", "CCO", "--n-samples", "1", "--symmetries", "rotation"]
+    # An untrained built-in used to be audited in place of the saved model.
+    assert main([*argv, "--model", "rotation"]) == 2
+    assert "write ./rotation for the saved model" in capsys.readouterr().err
+    assert main([*argv, "--model", "./rotation"]) == 0

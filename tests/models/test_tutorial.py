@@ -29,6 +29,14 @@ def test_float64_models_reproduce_the_numpy_reference(dc, name):
         assert abs(got[0, 0] - expected) <= 1e-10 * abs(expected)
 
 
+def test_reference_weights_refuse_a_model_computing_another_function():
+    weights = tutorial_case().weights["rotation"]
+    for changed in ({"cutoff": 3.0}, {"activation": "relu"}):
+        model = MODELS["rotation"](n_features=2, dtype="float64", **changed)
+        with pytest.raises(ValueError, match="its outputs would not be the reference's"):
+            model.load_reference_weights(weights)  # took them, and was off by 164%
+
+
 def test_negative_control_a_network_reading_raw_coordinates_fails(dc, conformers):
     # PermutationInvariantModel's first layer reads raw x, y, z: moving or turning the
     # molecule must change its output, or the invariance checks above could not fail.
