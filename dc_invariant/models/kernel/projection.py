@@ -2,12 +2,21 @@
 
 Centring on each element's training mean keeps the digits of the GEMM form of the squared
 distances (see `kernels`); dropping the axes that hold almost no variance makes every kernel
-block cheaper without changing the kernel beyond ``tolerance``.
+block cheaper without changing the kernel between training atoms beyond ``tolerance``.
+
+An atom unlike the training atoms can lie far off the kept axes (an element with few training
+atoms keeps few axes: one, with one atom). Dropping that part would make it look like the
+training atoms, its kernel row too high (1.0 where the true kernel is 0.77). So each atom
+gets one more coordinate: how far what the axes leave of it exceeds the most they leave of
+any training atom (``floors``). It is 0 for every training atom, so fits are unchanged, and
+its square grows smoothly from 0, so energies and forces stay smooth; an atom off the axes
+gets its distance to every training atom back to first order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -19,14 +28,19 @@ __all__ = ["Projection"]
 
 # Varying columns up to which the covariance is decomposed whole (QM9's five elements: 720).
 _DIRECT = 1024
+# Atoms at a time whose residual vectors are formed (16,384 x 720 float64: 94 MB).
+_ROWS = 16_384
 
 
 @dataclass
 class Projection:
-    """Per element: the training mean and the principal axes kept (columns of ``axes``)."""
+    """Per element: the training mean, the principal axes kept (columns of ``axes``) and
+    the longest part of a training atom they leave (``floors``; None for models saved
+    before it existed, which project without the extra coordinate, as they were fitted)."""
 
     means: list[np.ndarray]
     axes: list[np.ndarray]
+    floors: Optional[list[float]] = None
 
     @classmethod
     def fit(cls, vectors: torch.Tensor, index: np.ndarray, n_elements: int, tolerance: float):
@@ -37,7 +51,7 @@ class Projection:
         atoms' Gram matrix when there are fewer atoms than such columns: the same axes,
         at a fraction of the cost (10 elements: 2,440 columns, 30 s -> 1 s on FreeSolv).
         """
-        means, axes = [], []
+        means, axes, floors = [], [], []
         for e in range(n_elements):
             mine = vectors[torch.as_tensor(index == e, device=vectors.device)]
             mean = mine.mean(dim=0)
@@ -57,12 +71,21 @@ class Projection:
             # A copy, not ascontiguousarray: a single kept axis of the reversed view counts
             # as contiguous to NumPy but keeps its negative stride, which torch refuses.
             axes.append(vecs[:, : max(1, keep)].copy())
-        return cls(means, axes)
+            floors.append(float(_left_lengths(centred, torch.as_tensor(axes[-1])).max()))
+        return cls(means, axes, floors)
 
     def project(self, vectors: torch.Tensor, e: int) -> torch.Tensor:
-        """Vectors of element ``e`` centred and projected, on their device."""
-        mean = torch.as_tensor(self.means[e], device=vectors.device)
-        return (vectors - mean) @ torch.as_tensor(self.axes[e], device=vectors.device)
+        """Vectors of element ``e`` centred and projected, on their device (and the length
+        of what the axes leave, with ``residual``)."""
+        axes = torch.as_tensor(self.axes[e], device=vectors.device)
+        centred = vectors - torch.as_tensor(self.means[e], device=vectors.device)
+        kept = centred @ axes
+        if self.floors is None:
+            return kept
+        # Exactly 0 (and no gradient) up to the floor: what the axes leave of an atom like
+        # the training ones is rounding-sized, and its direction noise in the forces.
+        beyond = (_left_lengths(centred, axes) - self.floors[e]).clamp_min(0.0)
+        return torch.cat([kept, beyond.unsqueeze(1)], dim=1)
 
     def atom_sets(self, vectors: torch.Tensor, index: np.ndarray, molecule: np.ndarray):
         """One `AtomSet` per element, vectors centred and projected, on their device."""
@@ -72,6 +95,20 @@ class Projection:
             mine = vectors[torch.as_tensor(mask, device=vectors.device)]
             out.append(AtomSet(self.project(mine, e), molecule[mask]))
         return out
+
+
+def _left_lengths(centred: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """Length of what ``axes`` (orthonormal columns) leave of each row of ``centred``, formed
+    as vectors (|c|^2 - |A^T c|^2 cancels to noise) a block of rows at a time (the
+    temporary is as wide as the representation)."""
+    lengths = []
+    for rows in torch.split(torch.arange(len(centred), device=centred.device), _ROWS):
+        part = centred[rows]
+        left = part - (part @ axes) @ axes.T
+        squared = (left * left).sum(dim=1)
+        # The floor keeps the gradient finite for an atom exactly on the axes.
+        lengths.append(squared.clamp_min(torch.finfo(squared.dtype).tiny).sqrt())
+    return torch.cat(lengths) if lengths else centred.new_zeros(0)
 
 
 def _varying_axes(centred: torch.Tensor, tolerance: float) -> tuple[np.ndarray, np.ndarray]:

@@ -198,9 +198,10 @@ def walk(
     if not np.isfinite(tried[best][0]):
         raise ValueError("every regularization tried left the kernel singular; try larger ones")
     rows = [
-        {"regularization": float(candidates[k]), "mae": _num(v[1]), "rmse": _num(v[2])}
+        {"regularization": float(candidates[k]), "score": _num(v[0]), "mae": _num(v[1]),
+         "rmse": _num(v[2])}
         for k, v in sorted(tried.items())
-    ]
+    ]  # fmt: skip
     return best, tried[best], rows
 
 
@@ -283,9 +284,9 @@ class _Grid:
         score, mae, rmse = self.scorer.score(residuals)
         self.results[sigma] = (score, mae, rmse, regs)
         self.table += [
-            {"sigma": sigma, "regularization": float(r), "mae": _num(m), "rmse": _num(e),
-             "n_train": self.n}
-            for r, m, e in zip(regs, mae, rmse)
+            {"sigma": sigma, "regularization": float(r), "score": _num(c), "mae": _num(m),
+             "rmse": _num(e), "n_train": self.n}
+            for r, c, m, e in zip(regs, score, mae, rmse)
         ]  # fmt: skip
 
     def regularizations(self, kernel: np.ndarray) -> np.ndarray:

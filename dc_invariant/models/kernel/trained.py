@@ -47,6 +47,8 @@ class TrainedKernel:
     def to_arrays(self, elements: np.ndarray) -> dict[str, np.ndarray]:
         """The arrays to save, as CPU NumPy arrays."""
         arrays = {"elements": elements, "offsets": self.offsets, "alpha": self.alpha}
+        if self.projection.floors is not None:
+            arrays["floors"] = np.asarray(self.projection.floors)
         for e, atoms in enumerate(self.train):
             arrays[f"mean_{e}"] = self.projection.means[e]
             arrays[f"axes_{e}"] = self.projection.axes[e]
@@ -68,7 +70,9 @@ class TrainedKernel:
         """The inverse of `to_arrays`, with the training atoms moved to ``device``."""
         n = len(arrays["elements"])
         projection = Projection(
-            [arrays[f"mean_{e}"] for e in range(n)], [arrays[f"axes_{e}"] for e in range(n)]
+            [arrays[f"mean_{e}"] for e in range(n)],
+            [arrays[f"axes_{e}"] for e in range(n)],
+            None if "floors" not in arrays else arrays["floors"].tolist(),  # saved before
         )
         train = [
             AtomSet(

@@ -261,3 +261,41 @@ def test_bad_input_is_a_clear_error_naming_the_molecule(dc, qm9, fitted):
         KernelModel(n_tasks=0)
     with pytest.raises(ValueError, match="sigmas"):
         KernelModel(sigmas=())
+
+
+def test_an_atom_off_the_kept_axes_is_not_taken_for_a_training_atom(dc):
+    from dc_invariant import ConformerFeaturizer
+
+    featurize = ConformerFeaturizer().featurize
+    train = ["CC", "CCC", "CCCC", "CCO", "CCCO", "CC(C)O", "CCN", "CCCN", "CC=O", "COC", "CCF"]
+    test = ["CCCF", "FC(F)F", "OCCF", "CF", "CC(F)C"]
+    y = np.random.default_rng(0).normal(size=(len(train), 1))
+    data = dc.data.NumpyDataset(featurize(train), y)
+    predictions = []
+    for tolerance in (1e-6, 0.0):  # the default projection, and every axis kept
+        model = KernelModel(sigma=1.0, regularization=1e-6, pca_tolerance=tolerance)
+        model.fit(data)
+        predictions.append(model.predict(dc.data.NumpyDataset(featurize(test)))[:, 0])
+    # One training F atom keeps one axis; dropping what it leaves of the test F atoms made
+    # them all look like that one (differences up to 0.032, labels' spread 0.92).
+    np.testing.assert_allclose(predictions[0], predictions[1], atol=1e-3)
+
+
+def test_a_model_saved_before_the_extra_coordinate_projects_as_it_was_fitted(fitted):
+    from dc_invariant.models.kernel.trained import TrainedKernel
+
+    trained = fitted._trained
+    arrays = trained.to_arrays(fitted._elements)
+    assert len(arrays["floors"]) == len(fitted._elements)
+    del arrays["floors"]  # as written before it existed
+    old = TrainedKernel.from_arrays(
+        arrays, trained.representation, trained.sigma, trained.memory_bytes, torch.device("cpu")
+    )
+    assert old.projection.floors is None
+    vectors = torch.as_tensor(
+        np.random.default_rng(0).normal(size=(3, trained.projection.axes[0].shape[0]))
+    )
+    assert old.projection.project(vectors, 0).shape[1] == trained.projection.axes[0].shape[1]
+    assert (
+        trained.projection.project(vectors, 0).shape[1] == trained.projection.axes[0].shape[1] + 1
+    )
