@@ -248,11 +248,27 @@ def _feed_function(h: Any, function: Any, depth: int, seen: set[int]) -> None:
     _feed(h, [_cell(c) for c in function.__closure__ or ()], depth + 1, seen)
     if library:
         return
-    # The module-level names it reads (helpers, constants, a model kept in a global).
-    names = function.__code__.co_names
-    _feed(
-        h, {n: function.__globals__[n] for n in names if n in function.__globals__}, depth + 1, seen
-    )
+    # The module-level names it reads (helpers, constants, a model kept in a global); of a
+    # module of the user's own, the attributes it may read (``helpers.energy``, ``cfg.SCALE``:
+    # attribute names are among the code's names), since the module's name says nothing of
+    # what an edit changed.
+    names = _names(function.__code__)
+    read = {}
+    for name in sorted(names & function.__globals__.keys()):
+        value = function.__globals__[name]
+        if inspect.ismodule(value) and not _is_library(value.__name__):
+            value = {a: getattr(value, a) for a in sorted(names) if hasattr(value, a)}
+        read[name] = value
+    _feed(h, read, depth + 1, seen)
+
+
+def _names(code: Any) -> set[str]:
+    """The global and attribute names a code object and the code nested in it read."""
+    out = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            out |= _names(const)
+    return out
 
 
 def _feed_code(h: Any, code: Any) -> None:

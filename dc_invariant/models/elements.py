@@ -7,11 +7,14 @@ as NaN and named by `unsupported`, which the audit also reads to skip them with 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from dc_invariant.conformer import Conformer
 from dc_invariant.molecules import Molecules
 
-__all__ = ["element_symbol", "unsupported"]
+__all__ = ["as_molecules", "element_symbol", "unsupported"]
 
 
 def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
@@ -39,3 +42,17 @@ def element_symbol(z: int) -> str:
     from rdkit import Chem
 
     return Chem.GetPeriodicTable().GetElementSymbol(z) if 0 < z < 119 else f"Z{z}"
+
+
+def as_molecules(molecules: Any) -> Molecules:
+    """``molecules`` stacked: a `Molecules`, a DeepChem dataset of `Conformer`s, or a
+    sequence of them (or one). Raises ``TypeError`` for anything else."""
+    if isinstance(molecules, Molecules):
+        return molecules
+    items = getattr(molecules, "X", molecules)
+    items = [items] if isinstance(items, Conformer) else list(items)
+    bad = [k for k, c in enumerate(items) if not isinstance(c, Conformer)]
+    if bad or not items:
+        what = type(items[bad[0]]).__name__ if bad else "nothing"
+        raise TypeError(f"expected Molecules, a dataset or Conformers, got {what}")
+    return Molecules.from_conformers(items)

@@ -19,7 +19,7 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels, label_weights
-from dc_invariant.models.elements import unsupported
+from dc_invariant.models.elements import as_molecules, unsupported
 from dc_invariant.models.elementwise import exp_, softplus_
 from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.runtime import RUNTIME
@@ -338,11 +338,12 @@ class SchNetModel(InvariantModel):
             return None
         return np.flatnonzero((network.atom_offset != 0).any(dim=1).cpu().numpy())
 
-    def unsupported(self, molecules: Molecules) -> dict[int, str]:
-        """Molecules with an element absent from the labelled training molecules, each with a
-        reason: their predictions (and forces) are NaN, since the element has no offset."""
+    def unsupported(self, molecules: Any) -> dict[int, str]:
+        """Molecules (a `Molecules` stack, a dataset or `Conformer`s) with an element absent
+        from the labelled training molecules, each with a reason: their predictions (and
+        forces) are NaN, since the element has no offset."""
         elements = self.trained_elements()
-        return {} if elements is None else unsupported(molecules, elements)
+        return {} if elements is None else unsupported(as_molecules(molecules), elements)
 
     def predict(self, dataset: Any, transformers: Sequence[Any] = (), **kwargs: Any) -> Any:
         """DeepChem's ``predict``; molecules with an element the training labels never held
@@ -359,16 +360,12 @@ class SchNetModel(InvariantModel):
         return super().predict_forces(dataset, *args, **kwargs)
 
     def _warn_unsupported(self, molecules: Any) -> None:
-        elements = self.trained_elements()
-        if elements is None:
+        if self.trained_elements() is None:
             return
-        if not isinstance(molecules, Molecules):
-            items = [molecules] if isinstance(molecules, Conformer) else list(molecules)
-            known = [c for c in items if isinstance(c, Conformer)]
-            if not known:
-                return  # the batch checks name what is not a Conformer
-            molecules = Molecules.from_conformers(known)
-        skipped = unsupported(molecules, elements)
+        try:
+            skipped = self.unsupported(molecules)
+        except TypeError:
+            return  # not all Conformers: the batch checks name the bad one
         if skipped:
             reasons = "; ".join(sorted(set(skipped.values())))
             warnings.warn(

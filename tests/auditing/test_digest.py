@@ -85,6 +85,26 @@ def test_target_digest_reads_what_a_target_computes_with():
     assert target_digest(net(torch.nn.Tanh(), 2.0)) != same
 
 
+def test_target_digest_reads_the_user_s_modules_a_target_reaches(tmp_path, monkeypatch):
+    import sys
+
+    from dc_invariant.auditing.user_target import load_target
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "target.py").write_text(
+        "import numpy as np\nimport user_helpers\n"
+        "def make():\n    return lambda r, x: np.array([user_helpers.energy(r)])\n"
+    )
+    digests = []
+    for body in ("float((r * r).sum())", "float((r * r).sum()) + float(r[0, 0])"):
+        (tmp_path / "user_helpers.py").write_text(f"def energy(r):\n    return {body}\n")
+        sys.modules.pop("user_helpers", None)  # a new process, as a resumed CLI run is
+        digests.append(target_digest(*reversed(load_target(f"{tmp_path / 'target.py'}:make"))))
+    # The helper's edit made the target break every symmetry; resume took the old results.
+    assert digests[0] != digests[1]
+    sys.modules.pop("user_helpers", None)
+
+
 def test_a_target_too_deep_to_digest_cannot_be_resumed(tmp_path):
     class Nested:
         def __init__(self, depth):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from dc_invariant import Conformer
-from dc_invariant.models.elements import element_symbol, unsupported
+from dc_invariant.models.elements import as_molecules, element_symbol, unsupported
 from dc_invariant.molecules import Molecules
 
 
@@ -26,3 +26,17 @@ def test_molecules_with_elements_outside_the_set_are_named_with_each_element():
 def test_element_symbols_come_from_the_periodic_table():
     assert [element_symbol(z) for z in (1, 6, 92, 118)] == ["H", "C", "U", "Og"]
     assert element_symbol(0) == "Z0" and element_symbol(200) == "Z200"
+
+
+def test_what_a_model_predicts_on_is_stacked_for_the_check(dc):
+    import pytest
+
+    molecules = [_molecule(6, 1), _molecule(8, 1, 1)]
+    stacked = Molecules.from_conformers(molecules)
+    for given in (stacked, molecules, np.array(molecules), dc.data.NumpyDataset(molecules)):
+        again = as_molecules(given)
+        assert again.counts.tolist() == [2, 3]
+        assert again.atomic_numbers.tolist() == stacked.atomic_numbers.tolist()
+    assert as_molecules(molecules[1]).counts.tolist() == [3]
+    with pytest.raises(TypeError, match="got ndarray"):
+        as_molecules([molecules[0], np.zeros(0)])  # a featurizer's failure

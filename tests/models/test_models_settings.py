@@ -32,6 +32,7 @@ from dc_invariant.models import DenseModel, RotationInvariantModel, SchNetModel
         (lambda: SchNetModel(cutoff=-1.0), ValueError, r"cutoff \(Å\) == -1.0, must be > 0"),
         (lambda: SchNetModel(n_interactions=0), ValueError, "n_interactions == 0, must be >= 1"),
         (lambda: SchNetModel(n_rbf=np.int64(1)), ValueError, "n_rbf == 1, must be >= 2"),
+        (lambda: SchNetModel(standardize="no"), TypeError, "standardize must be True or False"),
     ],
 )
 def test_bad_hyperparameters(make, error, match):

@@ -143,6 +143,7 @@ def test_schnet_offsets_skip_missing_labels_and_unseen_elements_are_nan(dc):
     with pytest.warns(UserWarning, match="element N"):
         forces = model.predict_forces(list(test))
     assert np.isnan(forces[0]).all() and np.isfinite(forces[1]).all()
+    assert model.unsupported(test) == {0: "element N (Z=7) not in the training set"}
     report = audit(model, list(test), n_samples=1)
     assert report.skipped.values.tolist() == [["0", "element N (Z=7) not in the training set"]]
     # Trained on nitrogen later: its offset is fitted then, the others' kept.

@@ -20,7 +20,7 @@ import torch
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.models.batching import check_labels, transform_scale
 from dc_invariant.models.contract import StackedArrays
-from dc_invariant.models.elements import unsupported
+from dc_invariant.models.elements import as_molecules, unsupported
 from dc_invariant.models.kernel import nystrom, search, solve, store
 from dc_invariant.models.kernel.inputs import (
     element_counts,
@@ -415,15 +415,16 @@ class KernelModel(StackedArrays, dc.models.Model):
 
     # ---- predict -------------------------------------------------------------------------
 
-    def unsupported(self, molecules: Molecules) -> dict[int, str]:
-        """Molecules of ``molecules`` this model cannot predict, each with a one-line reason.
+    def unsupported(self, molecules: Any) -> dict[int, str]:
+        """Molecules of ``molecules`` (a `Molecules` stack, a dataset or `Conformer`s) this
+        model cannot predict, each with a one-line reason.
 
         A kernel model has nothing to compare an atom of an element it was never trained on
         with: ``{3: "element Na (Z=11) not in the training set"}``. `predict` gives NaN for
         these molecules.
         """
         self._check_fitted()
-        return unsupported(molecules, self._elements)
+        return unsupported(as_molecules(molecules), self._elements)
 
     @blas_on_one_thread
     def predict(self, dataset: Any, transformers: Sequence[Any] = ()) -> np.ndarray:
