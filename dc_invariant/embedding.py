@@ -138,6 +138,10 @@ class Encoder:
                 # are placed by RDKit's rules; the given atoms keep their coordinates.
                 mol = Chem.Mol(mol)
                 mol.UpdatePropertyCache(strict=False)
+                # AddHs places hydrogens by hybridization, which a Mol built atom by atom
+                # lacks (they landed on their carbon); sanitized Mols have it already.
+                Chem.GetSymmSSSR(mol)
+                Chem.SetHybridization(mol)
                 mol = Chem.AddHs(mol, addCoords=True)
             if not self.settings.heavy_atoms_only and self.settings.atom_properties:
                 # Aromaticity and hybridisation are only set by sanitization, which DeepChem's

@@ -157,6 +157,19 @@ def test_a_geometry_written_without_hydrogens_gets_them_placed():
         np.testing.assert_allclose(c.positions[:4], mol.GetConformer().GetPositions(), atol=1e-4)
         bonded = np.linalg.norm(c.positions[4:] - c.positions[[0, 0, 0, 3]], axis=1)
         assert (bonded > 0.9).all() and (bonded < 1.2).all()
+    # A Mol built atom by atom has no hybridization, by which RDKit places hydrogens.
+    built = Chem.RWMol()
+    for z in (6, 8):
+        built.AddAtom(Chem.Atom(z))
+    built.AddBond(0, 1, Chem.BondType.SINGLE)
+    frame = Chem.Conformer(2)
+    frame.SetAtomPosition(1, (1.43, 0.0, 0.0))
+    frame.Set3D(True)
+    built.AddConformer(frame)
+    c = one(ConformerFeaturizer(), built.GetMol())
+    assert c.atomic_numbers.tolist() == [6, 8, 1, 1, 1, 1]
+    bonded = np.linalg.norm(c.positions[2:] - c.positions[[0, 0, 0, 1]], axis=1)
+    assert (bonded > 0.9).all() and (bonded < 1.2).all()  # they landed on their carbon
 
 
 def test_same_seed_same_arrays_and_a_new_seed_new_geometry():

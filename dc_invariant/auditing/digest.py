@@ -173,7 +173,7 @@ def _feed(h: Any, value: Any, depth: int, seen: set[int]) -> None:
         _feed(h, value.__self__, depth + 1, seen)
         return
     h.update(f"object {type(value).__module__}.{type(value).__qualname__}".encode())
-    _feed_class_code(h, type(value))
+    _feed_class_code(h, type(value), depth + 1, seen)
     if dataclasses.is_dataclass(value):
         state: Any = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     else:
@@ -201,14 +201,15 @@ def _feed_module(h: Any, module: Any, depth: int, seen: set[int]) -> None:
         _feed_array(h, tensor.detach().cpu().numpy())
     for name, part in module.named_modules():
         h.update(f"module {name} {type(part).__module__}.{type(part).__qualname__}".encode())
-        _feed_class_code(h, type(part))
+        _feed_class_code(h, type(part), depth + 1, seen)
         attributes = {k: v for k, v in vars(part).items() if not k.startswith("_")}
         _feed(h, attributes, depth + 1, seen)
 
 
-def _feed_class_code(h: Any, cls: type) -> None:
-    """The byte code of the methods of ``cls`` and its bases that are the user's own (not
-    from an installed library): a class edited between two runs changes the digest."""
+def _feed_class_code(h: Any, cls: type, depth: int, seen: set[int]) -> None:
+    """The methods of ``cls`` and its bases that are the user's own (not from an installed
+    library), as functions are digested (their code and what they read): a class edited
+    between two runs, or a helper its methods call, changes the digest."""
     for klass in cls.__mro__:
         if klass in h.classes or _is_library(klass.__module__):
             continue
@@ -220,7 +221,7 @@ def _feed_class_code(h: Any, cls: type) -> None:
                 function = member.fget
             if inspect.isfunction(function):
                 h.update(name.encode())
-                _feed_code(h, function.__code__)
+                _feed_function(h, function, depth, seen)
             elif not name.startswith("__") and isinstance(member, (bool, int, float, str)):
                 h.update(f"{name}={member!r};".encode())
 

@@ -285,12 +285,15 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
 
     def get_config(self) -> dict[str, Any]:
         """Everything needed to rebuild this model, as JSON-compatible data."""
-        torch_settings = {k: v for k, v in self._torch_kwargs.items() if k != "model_dir"}
         return {
             "class": type(self).__name__,
             "hyperparameters": self.hyperparameters,
-            "torch_model": jsonable(torch_settings),
+            "torch_model": jsonable(self._torch_settings()),
         }
+
+    def _torch_settings(self) -> dict[str, Any]:
+        """The ``TorchModel`` keywords this model was made with, but where it lives."""
+        return {k: v for k, v in self._torch_kwargs.items() if k != "model_dir"}
 
     def save_checkpoint(
         self, max_checkpoints_to_keep: int = 5, model_dir: Optional[str] = None
@@ -300,7 +303,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         if max_checkpoints_to_keep == 0:
             return
         path = os.path.join(model_dir or self.model_dir, CONFIG_FILE)
-        left_out = unsaved({k: v for k, v in self._torch_kwargs.items() if k != "model_dir"})
+        left_out = unsaved(self._torch_settings())
         if left_out:
             warnings.warn(
                 f"{type(self).__name__}: {', '.join(left_out)} cannot be written to the "

@@ -7,6 +7,8 @@ as NaN and named by `unsupported`, which the audit also reads to skip them with 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 from dc_invariant.conformer import Conformer
 from dc_invariant.molecules import Molecules
 
-__all__ = ["as_molecules", "element_symbol", "unsupported"]
+__all__ = ["as_molecules", "element_symbol", "unsupported", "warn_unsupported"]
 
 
 def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
@@ -56,3 +58,22 @@ def as_molecules(molecules: Any) -> Molecules:
         what = type(items[bad[0]]).__name__ if bad else "nothing"
         raise TypeError(f"expected Molecules, a dataset or Conformers, got {what}")
     return Molecules.from_conformers(items)
+
+
+def warn_unsupported(
+    model: str,
+    skipped: dict[int, str],
+    what: str,
+    why: str,
+    name: Callable[[int], str] = lambda k: f"molecule {k}",
+    stacklevel: int = 2,
+) -> None:
+    """One ``UserWarning`` for the molecules of `unsupported`: how many, which elements
+    and why, the first few by ``name``."""
+    reasons = "; ".join(sorted(set(skipped.values())))
+    first = "; ".join(name(k) for k in list(skipped)[:3])
+    warnings.warn(
+        f"{model}: {len(skipped)} molecule(s) are {what}, {reasons} ({why}); first: {first}",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )

@@ -75,27 +75,19 @@ _ADOPTED: dict[tuple[str, torch.dtype], str] = {}
 _DTYPES = (torch.float32, torch.float64)
 
 
-def resolved() -> dict[str, str]:
+def resolved() -> dict[tuple[str, torch.dtype], str]:
     """Every operation's kernel for both precisions in this process (timing them now where
-    not yet chosen), as ``{"tanh float32": "numpy", ...}``: what a worker process must
-    use (`adopted`) to compute the same numbers as this one."""
-    return {f"{name} {str(d)[6:]}": choice(name, d) for name in KERNELS for d in _DTYPES}
+    not yet chosen), as ``{("tanh", torch.float32): "numpy", ...}``: what a worker process
+    must use (`adopted`) to compute the same numbers as this one."""
+    return {(name, d): choice(name, d) for name in KERNELS for d in _DTYPES}
 
 
 @contextlib.contextmanager
-def adopted(kernels: Optional[dict[str, str]]) -> Iterator[None]:
-    """Use ``kernels`` (from `resolved` in another process) inside the context; None: this
-    process's own choices."""
-    if not kernels:
-        yield
-        return
-    wanted = {}
-    for key, label in kernels.items():
-        name, dtype = key.split()
-        wanted[(name, getattr(torch, dtype))] = label
+def adopted(kernels: dict[tuple[str, torch.dtype], str]) -> Iterator[None]:
+    """Use ``kernels`` (from `resolved` in another process) inside the context."""
     with _CHOOSING:
         before = dict(_ADOPTED)
-        _ADOPTED.update(wanted)
+        _ADOPTED.update(kernels)
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -97,12 +97,9 @@ RUNTIME = Runtime()
 
 
 @contextlib.contextmanager
-def runtime_settings(settings: Optional[dict[str, Any]]) -> Iterator[None]:
+def runtime_settings(settings: dict[str, Any]) -> Iterator[None]:
     """`RUNTIME` set to ``settings`` (``dataclasses.asdict`` of another process's) inside
-    the context, restored after; None leaves it as it is."""
-    if not settings:
-        yield
-        return
+    the context, restored after."""
     before = asdict(RUNTIME)
     for name, value in settings.items():
         setattr(RUNTIME, name, value)

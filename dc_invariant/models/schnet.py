@@ -19,7 +19,7 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels, label_weights
-from dc_invariant.models.elements import as_molecules, unsupported
+from dc_invariant.models.elements import as_molecules, unsupported, warn_unsupported
 from dc_invariant.models.elementwise import exp_, softplus_
 from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.runtime import RUNTIME
@@ -360,21 +360,19 @@ class SchNetModel(InvariantModel):
         return super().predict_forces(dataset, *args, **kwargs)
 
     def _warn_unsupported(self, molecules: Any) -> None:
-        if self.trained_elements() is None:
+        elements = self.trained_elements()
+        if elements is None:
             return
         try:
-            skipped = self.unsupported(molecules)
+            stacked = as_molecules(molecules)
         except TypeError:
             return  # not all Conformers: the batch checks name the bad one
+        skipped = unsupported(stacked, elements)
         if skipped:
-            reasons = "; ".join(sorted(set(skipped.values())))
-            warnings.warn(
-                f"SchNetModel: {len(skipped)} molecule(s) are predicted as NaN, {reasons} "
-                "(no offset was fitted for it); first: molecule "
-                + ", ".join(str(k) for k in list(skipped)[:3]),
-                UserWarning,
+            warn_unsupported(
+                "SchNetModel", skipped, "predicted as NaN", "no offset was fitted for it",
                 stacklevel=3,
-            )
+            )  # fmt: skip
 
     def fit(self, dataset: Any, *args: Any, **kwargs: Any) -> float:
         """DeepChem's ``fit``; the first call of a regression model also fits target
@@ -420,7 +418,7 @@ class SchNetModel(InvariantModel):
             if rows.any():
                 a = design[rows][:, new]
                 rest = y[rows, task] - design[rows] @ offsets[:, task]
-                fitted[:, task] = np.linalg.solve(a.T @ a + 1e-8 * np.eye(a.shape[1]), a.T @ rest)
+                fitted[:, task] = _least_squares(a, rest)
         with torch.no_grad():
             rows = torch.as_tensor(np.flatnonzero(new), device=network.atom_offset.device)
             network.atom_offset[rows] = torch.as_tensor(
@@ -441,10 +439,8 @@ class SchNetModel(InvariantModel):
             rows = labelled[:, task]
             if not rows.any():
                 continue
-            # A small ridge keeps the solve stable when two elements always occur together
-            # (or never in this task's molecules).
             a, t = design[rows][:, present], y[rows, task]
-            offsets[:, task] = np.linalg.solve(a.T @ a + 1e-8 * np.eye(a.shape[1]), a.T @ t)
+            offsets[:, task] = _least_squares(a, t)
             residual = t - a @ offsets[:, task]
             sizes = n_atoms[rows, 0]
             per_atom = residual if self.settings.pooling == "mean" else residual / sizes
@@ -474,3 +470,11 @@ class SchNetModel(InvariantModel):
             network.atom_offset[rows] = torch.as_tensor(offsets, dtype=dtype, device=device)
             network.scale.copy_(torch.as_tensor(scale, dtype=dtype, device=device))
             network.standardized.fill_(True)
+
+
+def _least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-element offsets fitting ``target``; a small ridge keeps the solve stable when two
+    elements always occur together, and gives exactly 0 to an element of no row (which
+    `SchNetModel.trained_elements` reads as unseen)."""
+    gram = design.T @ design + 1e-8 * np.eye(design.shape[1])
+    return np.linalg.solve(gram, design.T @ target)

@@ -94,14 +94,22 @@ def test_target_digest_reads_the_user_s_modules_a_target_reaches(tmp_path, monke
     (tmp_path / "target.py").write_text(
         "import numpy as np\nimport user_helpers\n"
         "def make():\n    return lambda r, x: np.array([user_helpers.energy(r)])\n"
+        "class Energy:\n    def __call__(self, r, x):\n"
+        "        return np.array([user_helpers.energy(r)])\n"
+        "def make_object():\n    return Energy()\n"
     )
     digests = []
     for body in ("float((r * r).sum())", "float((r * r).sum()) + float(r[0, 0])"):
         (tmp_path / "user_helpers.py").write_text(f"def energy(r):\n    return {body}\n")
         sys.modules.pop("user_helpers", None)  # a new process, as a resumed CLI run is
-        digests.append(target_digest(*reversed(load_target(f"{tmp_path / 'target.py'}:make"))))
+        digests.append(
+            [
+                target_digest(*reversed(load_target(f"{tmp_path / 'target.py'}:{factory}")))
+                for factory in ("make", "make_object")
+            ]
+        )
     # The helper's edit made the target break every symmetry; resume took the old results.
-    assert digests[0] != digests[1]
+    assert digests[0][0] != digests[1][0] and digests[0][1] != digests[1][1]
     sys.modules.pop("user_helpers", None)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -20,7 +19,7 @@ import torch
 from dc_invariant._deepchem import import_deepchem
 from dc_invariant.models.batching import check_labels, transform_scale
 from dc_invariant.models.contract import StackedArrays
-from dc_invariant.models.elements import as_molecules, unsupported
+from dc_invariant.models.elements import as_molecules, unsupported, warn_unsupported
 from dc_invariant.models.kernel import nystrom, search, solve, store
 from dc_invariant.models.kernel.inputs import (
     element_counts,
@@ -599,15 +598,10 @@ def _fitted(
 
 
 def _warn_unsupported(skipped: dict[int, str], name: Callable[[int], str], what: str) -> None:
-    """One ``UserWarning``: how many molecules, which elements, the first few by name."""
-    reasons = sorted(set(skipped.values()))
-    first = "; ".join(name(k) for k in list(skipped)[:3])
-    warnings.warn(
-        f"KernelModel: {len(skipped)} molecule(s) are {what}, {'; '.join(reasons)} (a kernel "
-        f"model has no training atoms to compare theirs with); first: {first}",
-        UserWarning,
-        stacklevel=5,
-    )
+    warn_unsupported(
+        "KernelModel", skipped, what, "a kernel model has no training atoms to compare theirs "
+        "with", name, stacklevel=5,
+    )  # fmt: skip
 
 
 MODEL_CLASSES[KernelModel.__name__] = KernelModel

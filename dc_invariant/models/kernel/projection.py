@@ -71,12 +71,13 @@ class Projection:
             # A copy, not ascontiguousarray: a single kept axis of the reversed view counts
             # as contiguous to NumPy but keeps its negative stride, which torch refuses.
             axes.append(vecs[:, : max(1, keep)].copy())
-            floors.append(float(_left_lengths(centred, torch.as_tensor(axes[-1])).max()))
+            kept = torch.as_tensor(axes[-1])
+            floors.append(float(_left_lengths(centred, centred @ kept, kept).max()))
         return cls(means, axes, floors)
 
     def project(self, vectors: torch.Tensor, e: int) -> torch.Tensor:
-        """Vectors of element ``e`` centred and projected, on their device (and the length
-        of what the axes leave, with ``residual``)."""
+        """Vectors of element ``e`` centred and projected, on their device, and (with
+        ``floors``) how far what the axes leave of each exceeds the element's floor."""
         axes = torch.as_tensor(self.axes[e], device=vectors.device)
         centred = vectors - torch.as_tensor(self.means[e], device=vectors.device)
         kept = centred @ axes
@@ -84,7 +85,7 @@ class Projection:
             return kept
         # Exactly 0 (and no gradient) up to the floor: what the axes leave of an atom like
         # the training ones is rounding-sized, and its direction noise in the forces.
-        beyond = (_left_lengths(centred, axes) - self.floors[e]).clamp_min(0.0)
+        beyond = (_left_lengths(centred, kept, axes) - self.floors[e]).clamp_min(0.0)
         return torch.cat([kept, beyond.unsqueeze(1)], dim=1)
 
     def atom_sets(self, vectors: torch.Tensor, index: np.ndarray, molecule: np.ndarray):
@@ -97,14 +98,13 @@ class Projection:
         return out
 
 
-def _left_lengths(centred: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
-    """Length of what ``axes`` (orthonormal columns) leave of each row of ``centred``, formed
-    as vectors (|c|^2 - |A^T c|^2 cancels to noise) a block of rows at a time (the
-    temporary is as wide as the representation)."""
+def _left_lengths(centred: torch.Tensor, kept: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """Length of what ``axes`` (orthonormal columns) leave of each row of ``centred``, given
+    its coordinates ``kept`` on them: formed as vectors (|c|^2 - |A^T c|^2 cancels to noise),
+    a block of rows at a time (the temporary is as wide as the representation)."""
     lengths = []
-    for rows in torch.split(torch.arange(len(centred), device=centred.device), _ROWS):
-        part = centred[rows]
-        left = part - (part @ axes) @ axes.T
+    for part, on_axes in zip(torch.split(centred, _ROWS), torch.split(kept, _ROWS)):
+        left = part - on_axes @ axes.T
         squared = (left * left).sum(dim=1)
         # The floor keeps the gradient finite for an atom exactly on the axes.
         lengths.append(squared.clamp_min(torch.finfo(squared.dtype).tiny).sqrt())
