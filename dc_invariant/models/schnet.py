@@ -341,7 +341,19 @@ class SchNetModel(InvariantModel):
     def unsupported(self, molecules: Any) -> dict[int, str]:
         """Molecules (a `Molecules` stack, a dataset or `Conformer`s) with an element absent
         from the labelled training molecules, each with a reason: their predictions (and
-        forces) are NaN, since the element has no offset."""
+        forces) are NaN, since the element has no offset.
+
+        Examples
+        --------
+        >>> import deepchem as dc
+        >>> from dc_invariant import ConformerFeaturizer
+        >>> featurize = ConformerFeaturizer().featurize
+        >>> model = SchNetModel(n_atom_basis=8, n_filters=8, n_interactions=1)
+        >>> data = dc.data.NumpyDataset(featurize(["C", "CC", "CCO", "CCCO"]), [-17, -30, -40, -52])
+        >>> _ = model.fit(data, nb_epoch=1)
+        >>> model.unsupported(featurize(["CN", "CCO"]))
+        {0: 'element N (Z=7) not in the training set'}
+        """
         elements = self.trained_elements()
         return {} if elements is None else unsupported(as_molecules(molecules), elements)
 
