@@ -29,6 +29,7 @@ __all__ = [
     "QM9_TASKS",
     "load_molnet",
     "load_qm9",
+    "molnet_smiles",
     "qm9_data_folder",
     "read_qm9_table",
 ]
@@ -345,3 +346,12 @@ def load_molnet(name: str, data_dir: str, featurizer: Any = None) -> Any:
         save_dir=data_dir,
     )
     return dataset
+
+
+def molnet_smiles(name: str, data_dir: str) -> list[str]:
+    """The SMILES of MoleculeNet's raw file in ``data_dir``, in file order: the ids of a
+    `load_molnet` dataset are these, less the molecules the featurizer failed on."""
+    import pandas as pd
+
+    path = os.path.join(data_dir, MOLNET_FILES[name])
+    return [str(s) for s in pd.read_csv(path, usecols=["smiles"])["smiles"]]

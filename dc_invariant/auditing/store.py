@@ -30,8 +30,8 @@ def open_store(
     """Prepare ``store``; return the chunks it already holds when resuming."""
     os.makedirs(store, exist_ok=True)
     path = os.path.join(store, "settings.json")
-    key = {k: v for k, v in settings.items() if k != "versions"}
-    key.update(chunk_size=chunk_size, n_inputs=n_inputs)
+    # Versions too: chunks from another torch or RDKit would be reported under today's.
+    key = {**settings, "chunk_size": chunk_size, "n_inputs": n_inputs}
     chunks = sorted(f for f in os.listdir(store) if f.startswith("chunk_") and f.endswith(".json"))
     if not resume:
         if chunks:
@@ -52,11 +52,12 @@ def open_store(
         stored = read_json(path)
         if stored != key:
             changed = sorted(k for k in key if stored.get(k) != key[k])
-            what = (
-                "the target (its weights, data or code) changed"
-                if changed == ["target_digest"]
-                else f"settings differ in {changed}"
-            )
+            if changed == ["target_digest"]:
+                what = "the target (its weights, data or code) changed"
+            elif changed == ["versions"]:
+                what = f"it was computed with other library versions ({_versions(stored, key)})"
+            else:
+                what = f"settings differ in {changed}"
             raise ValueError(f"cannot resume {store}: {what}; audit into an empty folder")
     elif chunks:
         raise ValueError(
@@ -70,6 +71,13 @@ def open_store(
         saved = read_json(os.path.join(store, name))
         done[int(name[6:-5])] = StoredChunk(saved["columns"], saved["skipped"], saved.get("inputs"))
     return done
+
+
+def _versions(stored: dict, current: dict) -> str:
+    """``name old -> new`` for each library whose version differs."""
+    old, new = stored.get("versions") or {}, current.get("versions") or {}
+    names = sorted(n for n in {*old, *new} if old.get(n) != new.get(n))
+    return ", ".join(f"{n} {old.get(n, 'none')} -> {new.get(n, 'none')}" for n in names)
 
 
 def check_chunk(store: str, start: int, chunk: StoredChunk, inputs: str) -> None:

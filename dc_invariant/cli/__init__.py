@@ -21,6 +21,7 @@ from dc_invariant.cli.arguments import (
     Parser,
     UsageError,
     as_flags,
+    refuse_empty,
     warnings_to_stderr,
 )
 
@@ -52,6 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             args = parser.parse_args(["audit"])
+        refuse_empty(args)
         with warnings_to_stderr():
             return {"audit": audit.run, "featurize": featurize.run}[args.command](args)
     except UsageError as err:

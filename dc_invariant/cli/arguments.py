@@ -26,6 +26,7 @@ __all__ = [
     "integer",
     "n_jobs",
     "positive_real",
+    "refuse_empty",
     "scheduler_address",
     "split",
     "symmetry_list",
@@ -186,6 +187,21 @@ def add_input_options(
         metavar="ADDRESS",
         help="run on this Dask cluster instead (e.g. tcp://10.0.0.5:8786; needs the dask extra)",
     )
+
+
+# Options naming a file, folder, column or target: an empty value (an unset shell variable)
+# must not read as "not given" and fall back to a default.
+_NAMES = ("csv", "sdf", "out", "target", "data_dir", "featurizer", "model", "id_column",
+          "smiles_column", "scheduler")  # fmt: skip
+
+
+def refuse_empty(args: argparse.Namespace) -> None:
+    """A `UsageError` when an option that names something was given an empty value."""
+    for dest in _NAMES:
+        value = getattr(args, dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            raise UsageError(f"--{dest.replace('_', '-')} was given an empty value")
 
 
 def split(text: Optional[str]) -> Optional[tuple[str, ...]]:

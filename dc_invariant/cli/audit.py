@@ -146,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.dataset and (args.smiles or args.csv or args.sdf):
         raise UsageError("--dataset is a source of molecules: give it or --smiles/--csv/--sdf")
+    if args.dataset and (args.id_column is not None or args.smiles_column != "smiles"):
+        raise UsageError("--id-column and --smiles-column name columns of --csv, not --dataset")
     custom = _custom_target(args)
     default = [] if custom else ["dense", "permutation", "translation", "rotation"]
     names = args.model or default
@@ -168,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot write {args.out}: folder {parent} does not exist")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise UsageError(f"--out names a folder for the reports, but {args.out} is a file")
+    folders = _report_folders(args, [*names, *([custom[0]] if custom else [])])
     scheduler = connect(args)
     workers = {"n_jobs": args.n_jobs or 1, "scheduler": scheduler}
     # Featurized once, for every model; failures keep RDKit's reason.
@@ -193,9 +196,7 @@ def run(args: argparse.Namespace) -> int:
             featurizer, model = make()
         except (OSError, ValueError) as err:  # a folder without a model, or a broken one
             raise UsageError(f"--model {name}: {err}") from err
-        folder = (
-            os.path.join(args.out, os.path.basename(os.path.normpath(name))) if args.out else None
-        )
+        folder = folders.get(name)
         try:
             report = audit(
                 model,
@@ -222,6 +223,36 @@ def run(args: argparse.Namespace) -> int:
         label = f"{name} ({report.settings['target']})"
         status = max(status, _status(report, required, label))
     return status
+
+
+def _report_folders(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
+    """``OUT/<name>`` for each model, checked before any work: inside ``--out``, one model
+    per folder, and empty unless ``--resume`` (reports are never overwritten silently)."""
+    if not args.out:
+        return {}
+    if len(set(names)) < len(names):
+        raise UsageError("the same model is named twice: its reports would share one folder")
+    folders: dict[str, str] = {}
+    for name in names:
+        # abspath first: normpath("..") stays "..", which would put the reports beside --out.
+        base = os.path.basename(os.path.abspath(name))
+        folder = os.path.join(args.out, base)
+        inside = os.path.realpath(args.out)
+        if not base or os.path.dirname(os.path.realpath(folder)) != inside:
+            raise UsageError(f"{name}: its reports would not land inside {args.out}")
+        if folder in folders.values():
+            other = next(n for n, f in folders.items() if f == folder)
+            raise UsageError(
+                f"--model {other} and {name} would write their reports to the same folder "
+                f"{folder}: audit them with separate --out folders"
+            )
+        if not args.resume and os.path.isdir(folder) and os.listdir(folder):
+            raise UsageError(
+                f"{folder} already holds audit results: add --resume to continue it, or "
+                "give another --out"
+            )
+        folders[name] = folder
+    return folders
 
 
 def _audit_jobs(args: argparse.Namespace, model: Any, featurizer: Any) -> int:
@@ -294,7 +325,7 @@ def _dataset(args: argparse.Namespace, workers: dict[str, Any]) -> Any:
             raise UsageError(str(err)) from err
         return dataset
     if args.dataset:
-        from dc_invariant.datasets import load_molnet
+        from dc_invariant.datasets import load_molnet, molnet_smiles
 
         if not args.data_dir or not os.path.isdir(args.data_dir):
             raise UsageError(f"--dataset {args.dataset} needs --data-dir, an existing folder")
@@ -302,12 +333,37 @@ def _dataset(args: argparse.Namespace, workers: dict[str, Any]) -> Any:
             dataset = load_molnet(args.dataset, args.data_dir, ConformerFeaturizer(**workers))
         except FileNotFoundError as err:
             raise UsageError(str(err)) from err
-        if args.limit:
-            import numpy as np
-
-            return dataset.select(np.arange(min(len(dataset), args.limit)))
-        return dataset
+        return _with_failures(dataset, molnet_smiles(args.dataset, args.data_dir), args.limit,
+                              workers)  # fmt: skip
     from dc_invariant.auditing import prepare
 
     inputs, labels = read_inputs(args)
     return prepare(inputs, ids=labels, **workers)
+
+
+def _with_failures(dataset: Any, raw: list[str], limit: Optional[int], workers: dict) -> Any:
+    """The first ``limit`` rows of the raw file as audit input: DeepChem's loader drops the
+    molecules its featurizer fails on, and the report must count them, with their reason."""
+    from dc_invariant.auditing import prepare
+    from dc_invariant.featurizer import ConformerFeaturizer
+
+    raw = raw[:limit] if limit else raw
+    ids = [str(i) for i in dataset.ids]
+    kept, failed = [], []
+    for smiles in raw:  # the dataset keeps the file's order, less its failures
+        if len(kept) < len(ids) and ids[len(kept)] == smiles:
+            kept.append(len(kept))
+        else:
+            failed.append(smiles)
+    if not limit and len(kept) < len(ids):
+        raise UsageError("the dataset's molecules do not follow its raw file's rows")
+    prepared = prepare(dataset.select(kept), **workers)
+    if failed:
+        again = ConformerFeaturizer(**workers)
+        again.featurize(failed, log_failures=False)
+        reasons = {i: why for i, _, why in again.failures}
+        prepared.skipped += [
+            (smiles, reasons.get(i, "dropped by DeepChem's loader"))
+            for i, smiles in enumerate(failed)
+        ]
+    return prepared

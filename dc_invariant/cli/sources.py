@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import io
 import os
 import sys
@@ -46,12 +47,22 @@ def _read_table(pd: Any, path: str, args: argparse.Namespace) -> Any:
     text = {args.id_column: str} if args.id_column is not None else None
     options = {"dtype": text, "keep_default_na": False, "na_values": [""]}
     rows = args.limit
+    blank = _blank_lines(path)
     while True:
         table = pd.read_csv(path, nrows=rows, skip_blank_lines=False, **options)
-        filled = table[table.notna().any(axis=1)]
+        # Only a blank line is no molecule: a row of empty cells ("" or ",") is one that fails.
+        on_blank_line = table.index.map(lambda i: i + 2 in blank).to_numpy(dtype=bool)
+        filled = table[~(table.isna().all(axis=1).to_numpy() & on_blank_line)]
         if args.limit is None or len(filled) >= args.limit or len(table) < rows:
             return filled.head(args.limit) if args.limit is not None else filled
         rows += len(table) - len(filled)  # blank lines took places of molecules
+
+
+def _blank_lines(path: str) -> set[int]:
+    """Numbers (from 1) of the file's lines that hold nothing but white space."""
+    opener: Any = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        return {n for n, line in enumerate(handle, start=1) if not line.strip()}
 
 
 def read_inputs(args: argparse.Namespace) -> tuple[list[Any], list[str]]:

@@ -1,5 +1,7 @@
 """The on-disk store of a long audit: resuming recomputes only the missing chunks."""
 
+import json
+
 import pandas as pd
 import pytest
 from audit_helpers import drug_dataset, spread
@@ -37,3 +39,13 @@ def test_resume_recomputes_only_missing_chunks_and_matches(dataset, tmp_path):
         audit(counting, many, chunk_size=64, seed=3, store=str(store), resume=True)
     with pytest.raises(ValueError, match="already holds audit results"):
         audit(counting, many, chunk_size=64, seed=2, store=str(store))
+
+
+def test_resume_refuses_chunks_computed_with_other_library_versions(dataset, tmp_path):
+    store = tmp_path / "store"
+    audit(spread, list(dataset.X)[:3], n_samples=1, store=str(store))
+    settings = json.loads((store / "settings.json").read_text())
+    settings["versions"]["torch"] = "1.0"
+    (store / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match=r"other library versions \(torch 1\.0 -> "):
+        audit(spread, list(dataset.X)[:3], n_samples=1, store=str(store), resume=True)

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -173,6 +174,16 @@ def test_audit_a_moleculenet_set_from_its_raw_file(tmp_path, capsys):
     argv = ["audit", "--dataset", "delaney", "--data-dir", str(tmp_path), "--model", "rotation"]
     assert main([*argv, "--n-samples", "1", "--require", "rotation"]) == 0
     assert "3 molecules in, 3 audited" in capsys.readouterr().out
+    assert main([*argv, "--id-column", "Compound ID"]) == 2  # a column of --csv only
+    assert "not --dataset" in capsys.readouterr().err
+    # DeepChem's loader drops what it cannot featurize: the report still counts it.
+    rows.insert(2, "broken,-9.0,C1CC")
+    (tmp_path / "delaney-processed.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main([*argv, "--n-samples", "1", "--limit", "2", "--out", str(out)]) == 0
+    assert "2 molecules in, 1 audited, 1 skipped" in capsys.readouterr().out
+    skipped = pd.read_csv(out / "rotation" / "skipped.csv")
+    assert skipped.values.tolist() == [["C1CC", "RDKit could not parse the SMILES"]]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["audit", "--dataset", "lipo", "--data-dir", str(empty)]) == 2
@@ -334,3 +345,59 @@ def test_a_folder_named_like_a_built_in_model_is_not_silently_replaced(
     assert main([*argv, "--model", "rotation"]) == 2
     assert "write ./rotation for the saved model" in capsys.readouterr().err
     assert main([*argv, "--model", "./rotation"]) == 0
+
+
+def test_an_empty_value_is_refused_not_read_as_absent(tmp_path, capsys):
+    # An unset shell variable must not fall back to the built-in molecules or models.
+    for argv in (
+        ["audit", "--csv", "", "--require", "rotation"],
+        ["audit", "--smiles", "CCO", "--out", ""],
+        ["audit", "--smiles", "CCO", "--target", "", "--model", "rotation"],
+        ["featurize", "--smiles", "CCO", "--out", " "],
+    ):
+        assert main(argv) == 2, argv
+        assert "was given an empty value" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_each_model_reports_in_its_own_folder_inside_out(tmp_path, capsys, monkeypatch):
+    base = ["audit", "--smiles", "CCO", "--n-samples", "1", "--symmetries", "translation"]
+    first, second = tmp_path / "a" / "m", tmp_path / "b" / "m"
+    out = tmp_path / "out"
+    assert main([*base, "--model", "rotation", "--model", "rotation", "--out", str(out)]) == 2
+    assert "named twice" in capsys.readouterr().err
+    # Two saved models in folders of the same name: refused before either is audited.
+    from dc_invariant.models import RotationInvariantModel
+
+    for folder in (first, second):
+        RotationInvariantModel(n_features=11, seed=0, model_dir=str(folder)).save_checkpoint()
+    assert main([*base, "--model", str(first), "--model", str(second), "--out", str(out)]) == 2
+    assert "to the same folder" in capsys.readouterr().err and not out.exists()
+    # ".." is the saved model's folder "m": its reports go to out/m, not beside out.
+    (first / "sub").mkdir()
+    monkeypatch.chdir(first / "sub")
+    assert main([*base, "--model", "..", "--out", str(out)]) == 0
+    assert os.listdir(out) == ["m"] and (out / "m" / "audit.json").is_file()
+
+
+def test_audit_out_never_overwrites_reports_without_resume(tmp_path, capsys):
+    argv = ["audit", "--model", "rotation", "--n-samples", "1", "--symmetries", "translation"]
+    out = tmp_path / "out"
+    assert main([*argv, "--smiles", "CCO", "--out", str(out)]) == 0
+    report = (out / "rotation" / "audit.json").read_text()
+    shutil.rmtree(out / "rotation" / "chunks")  # the store removed to save space
+    capsys.readouterr()
+    assert main([*argv, "--smiles", "CC", "--out", str(out)]) == 2
+    assert "already holds audit results" in capsys.readouterr().err
+    assert (out / "rotation" / "audit.json").read_text() == report
+
+
+def test_a_row_of_empty_cells_is_a_failure_a_blank_line_is_not(tmp_path, capsys):
+    csv = tmp_path / "m.csv"
+    csv.write_text('smiles\nCCO\n""\n\nCC\n')
+    assert main(["featurize", "--csv", str(csv)]) == 0
+    assert "2 of 3 molecules featurized" in capsys.readouterr().out
+    two = tmp_path / "two.csv"
+    two.write_text("smiles,name\nCCO,a\n,\n\nCC,c\n")
+    assert main(["featurize", "--csv", str(two), "--id-column", "name"]) == 0
+    assert "2 of 3 molecules featurized" in capsys.readouterr().out
