@@ -242,6 +242,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         batch_atoms = None if mode == "fit" else self.predict_batch_atoms
         for batch, y, w in self._batches(dataset, epochs, shuffle, pad_to, batch_atoms):
             if self.mode == "classification":
+                _check_classes(y, w, self.n_classes)
                 y = dc.metrics.to_one_hot(y.flatten(), self.n_classes).reshape(
                     -1, self.n_tasks, self.n_classes
                 )
@@ -330,8 +331,22 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
             checkpoint = checkpoints[0]
         data = torch.load(checkpoint, map_location=self.device, weights_only=True)
         self.model.load_state_dict(data["model_state_dict"], strict=bool(strict))
-        self._pytorch_optimizer.load_state_dict(data["optimizer_state_dict"])
+        # The checkpoint's optimizer state carries the settings it was saved with (rate,
+        # betas); this model's own (load_model's overrides) must stay, and only the
+        # optimizer's memory (Adam's moments) come back.
+        optimizer = self._pytorch_optimizer
+        settings = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        optimizer.load_state_dict(data["optimizer_state_dict"])
+        for group, own in zip(optimizer.param_groups, settings):
+            group.update(own)
         self._global_step = data["global_step"]
+        if self._lr_schedule is not None and self._global_step:
+            # A schedule starts at step 0; training goes on where the checkpoint stopped.
+            # Replayed, not set: StepLR's rate is recursive, a product over its steps.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch: "step() before optimizer.step()"
+                for _ in range(self._global_step):
+                    self._lr_schedule.step()
 
     @classmethod
     def load(cls, model_dir: str, **overrides: Any) -> InvariantModel:
@@ -339,6 +354,20 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         model = from_config(read_config(model_dir), **{**overrides, "model_dir": model_dir})
         model.restore()
         return model
+
+
+def _check_classes(y: np.ndarray, w: np.ndarray, n_classes: int) -> None:
+    """A ``ValueError`` unless every weighted label is a class index: DeepChem's one-hot
+    encoding would send -1 to the last class and 0.7 to class 0 without a word."""
+    labels = np.asarray(y).reshape(len(y), -1)
+    labelled = np.broadcast_to(np.asarray(w).reshape(len(y), -1), labels.shape) != 0
+    values = np.unique(labels[labelled])
+    bad = values[(values != np.round(values)) | (values < 0) | (values >= n_classes)]
+    if len(bad):
+        raise ValueError(
+            f"classification labels must be class indices 0..{n_classes - 1}, got "
+            f"{', '.join(f'{v:g}' for v in bad[:5])}"
+        )
 
 
 class _Head(torch.nn.Module):

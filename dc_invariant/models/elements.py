@@ -19,8 +19,11 @@ from dc_invariant.molecules import Molecules
 __all__ = ["as_molecules", "element_symbol", "unsupported", "warn_unsupported"]
 
 
-def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
-    """Molecules with an element not in ``elements``, each with a one-line reason.
+def unsupported(
+    molecules: Molecules, elements: np.ndarray, where: str = "the training set"
+) -> dict[int, str]:
+    """Molecules with an element not in ``elements`` (those of ``where``), each with a
+    one-line reason.
 
     Returns
     -------
@@ -35,7 +38,7 @@ def unsupported(molecules: Molecules, elements: np.ndarray) -> dict[int, str]:
         zs = np.unique(z[unknown & (molecule == k)])
         names = ", ".join(f"{element_symbol(int(v))} (Z={int(v)})" for v in zs)
         word = "element" if len(zs) == 1 else "elements"
-        out[int(k)] = f"{word} {names} not in the training set"
+        out[int(k)] = f"{word} {names} not in {where}"
     return out
 
 

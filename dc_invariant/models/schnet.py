@@ -236,11 +236,11 @@ class SchNetNetwork(torch.nn.Module):
         if self.pooling == "mean":
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
         if not self.training and bool(self.standardized):
-            # An element without a fitted offset was in no labelled training molecule: its
-            # atoms would add 0 where the offsets of others add eV. NaN, not a guess.
-            unseen = (self.atom_offset == 0).all(dim=1)[atomic_numbers]
+            # An element without a fitted offset in a task was in no molecule labelled for
+            # it: its atoms would add 0 where the offsets of others add eV. NaN, not a guess.
+            unseen = (self.atom_offset == 0)[atomic_numbers]
             if bool(unseen.any()):
-                holds = sum_over_molecules(unseen.to(pooled.dtype).unsqueeze(-1), counts) > 0
+                holds = sum_over_molecules(unseen.to(pooled.dtype), counts) > 0
                 pooled = pooled.masked_fill(holds, float("nan"))
         return pooled
 
@@ -331,12 +331,26 @@ class SchNetModel(InvariantModel):
         return Batch(inputs, counts, padded=False)
 
     def trained_elements(self) -> Optional[np.ndarray]:
-        """Atomic numbers with a fitted offset (those of the labelled training molecules), or
-        None before statistics were fitted (``standardize=False``, classification)."""
+        """Atomic numbers with a fitted offset in every task (those of the molecules
+        labelled for each), or None before statistics were fitted (``standardize=False``,
+        classification)."""
         network = self.model.network
         if not bool(network.standardized):
             return None
-        return np.flatnonzero((network.atom_offset != 0).any(dim=1).cpu().numpy())
+        return np.flatnonzero((network.atom_offset != 0).all(dim=1).cpu().numpy())
+
+    def _unsupported(self, stacked: Molecules) -> dict[int, str]:
+        """`unsupported` of a stack: an element in no labelled molecule, or (several tasks)
+        in none labelled for one of the tasks."""
+        if self.trained_elements() is None:
+            return {}
+        offsets = self.model.network.atom_offset != 0
+        out = unsupported(stacked, np.flatnonzero(offsets.any(dim=1).cpu().numpy()))
+        partly = unsupported(
+            stacked, np.flatnonzero(offsets.all(dim=1).cpu().numpy()),
+            "the training labels of every task",
+        )  # fmt: skip
+        return {**partly, **out}
 
     def unsupported(self, molecules: Any) -> dict[int, str]:
         """Molecules (a `Molecules` stack, a dataset or `Conformer`s) with an element absent
@@ -354,8 +368,7 @@ class SchNetModel(InvariantModel):
         >>> model.unsupported(featurize(["CN", "CCO"]))
         {0: 'element N (Z=7) not in the training set'}
         """
-        elements = self.trained_elements()
-        return {} if elements is None else unsupported(as_molecules(molecules), elements)
+        return self._unsupported(as_molecules(molecules))
 
     def predict(self, dataset: Any, transformers: Sequence[Any] = (), **kwargs: Any) -> Any:
         """DeepChem's ``predict``; molecules with an element the training labels never held
@@ -372,14 +385,13 @@ class SchNetModel(InvariantModel):
         return super().predict_forces(dataset, *args, **kwargs)
 
     def _warn_unsupported(self, molecules: Any) -> None:
-        elements = self.trained_elements()
-        if elements is None:
+        if self.trained_elements() is None:
             return
         try:
             stacked = as_molecules(molecules)
         except TypeError:
             return  # not all Conformers: the batch checks name the bad one
-        skipped = unsupported(stacked, elements)
+        skipped = self._unsupported(stacked)
         if skipped:
             warn_unsupported(
                 "SchNetModel", skipped, "predicted as NaN", "no offset was fitted for it",
@@ -392,11 +404,11 @@ class SchNetModel(InvariantModel):
         self._ensure_built()
         if self.settings.standardize and self.mode == "regression":
             y = check_labels(dataset, self.n_tasks)
-            labelled = label_weights(dataset, self.n_tasks) > 0
+            weights = label_weights(dataset, self.n_tasks)
             if self.model.network.standardized:
-                self._fit_new_offsets(dataset.X, y, labelled)
+                self._fit_new_offsets(dataset.X, y, weights)
             else:
-                self._fit_statistics(dataset.X, y, labelled)
+                self._fit_statistics(dataset.X, y, weights)
         return super().fit(dataset, *args, **kwargs)
 
     def _design(self, X: Any) -> Optional[tuple[np.ndarray, np.ndarray]]:
@@ -410,60 +422,58 @@ class SchNetModel(InvariantModel):
         n_atoms = counts.sum(axis=1, keepdims=True)
         return (counts / n_atoms if self.settings.pooling == "mean" else counts), n_atoms
 
-    def _fit_new_offsets(self, X: Any, y: np.ndarray, labelled: np.ndarray) -> None:
-        """Offsets of elements that labelled molecules now hold and the first fit's did not,
-        fitted to what the known offsets leave of the labels (those stay as they are)."""
+    def _fit_new_offsets(self, X: Any, y: np.ndarray, weights: np.ndarray) -> None:
+        """Offsets of (element, task) pairs that molecules labelled for the task now hold
+        and the first fit's did not, fitted (weighted) to what the known offsets leave of
+        the labels; the known offsets stay as they are."""
         made = self._design(X)
-        known = self.trained_elements()
-        if made is None or known is None:
+        if made is None or self.trained_elements() is None:
             return
         design = made[0]
-        new = design[labelled.any(axis=1)].any(axis=0)
-        new[known] = False
-        if not new.any():
-            return
         network = self.model.network
         offsets = network.atom_offset.detach().cpu().numpy().astype(np.float64)
-        fitted = np.zeros((int(new.sum()), y.shape[1]))
+        changed = False
         for task in range(y.shape[1]):
-            rows = labelled[:, task] & design[:, new].any(axis=1)
-            if rows.any():
-                a = design[rows][:, new]
-                rest = y[rows, task] - design[rows] @ offsets[:, task]
-                fitted[:, task] = _least_squares(a, rest)
-        with torch.no_grad():
-            rows = torch.as_tensor(np.flatnonzero(new), device=network.atom_offset.device)
-            network.atom_offset[rows] = torch.as_tensor(
-                fitted, dtype=network.atom_offset.dtype, device=network.atom_offset.device
-            )
+            rows = weights[:, task] > 0
+            new = design[rows].any(axis=0) & (offsets[:, task] == 0)
+            if not new.any():
+                continue
+            rows &= design[:, new].any(axis=1)
+            rest = y[rows, task] - design[rows] @ offsets[:, task]
+            offsets[new, task] = _least_squares(design[rows][:, new], rest, weights[rows, task])
+            changed = True
+        if changed:
+            with torch.no_grad():
+                network.atom_offset.copy_(torch.as_tensor(offsets, dtype=network.atom_offset.dtype))
 
-    def _fit_statistics(self, X: Any, y: np.ndarray, labelled: np.ndarray) -> None:
-        """Offsets and scale per task from the molecules whose label it has (weight > 0: a
-        missing label is a placeholder, usually 0, that the loss skips)."""
+    def _fit_statistics(self, X: Any, y: np.ndarray, weights: np.ndarray) -> None:
+        """Offsets and scale per task from the molecules whose label it has, as the loss
+        weighs them (weight 0: a missing label is a placeholder, usually 0, the loss skips)."""
         made = self._design(X)
         if made is None:
             return
         design, n_atoms = made
-        present = design[labelled.any(axis=1)].any(axis=0)
+        present = design[(weights > 0).any(axis=1)].any(axis=0)
         offsets = np.zeros((int(present.sum()), y.shape[1]))
         scale, floor = np.ones(y.shape[1]), np.ones(y.shape[1])
         for task in range(y.shape[1]):
-            rows = labelled[:, task]
+            rows = weights[:, task] > 0
             if not rows.any():
                 continue
-            a, t = design[rows][:, present], y[rows, task]
-            offsets[:, task] = _least_squares(a, t)
+            a, t, w = design[rows][:, present], y[rows, task], weights[rows, task]
+            offsets[:, task] = _least_squares(a, t, w)
             residual = t - a @ offsets[:, task]
             sizes = n_atoms[rows, 0]
             per_atom = residual if self.settings.pooling == "mean" else residual / sizes
-            scale[task] = per_atom.std()
+            scale[task] = _weighted_std(per_atom, w)
             # The scale is a buffer training never changes: offsets that explain the labels
             # (a few molecules, one per element mix) would leave it ~0 and the network's
             # part, geometry included, silenced for good. It is held to a share of the
             # labels' spread.
             labels = t if self.settings.pooling == "mean" else t / sizes
-            spread = labels.std()
-            floor[task] = SCALE_FLOOR * (spread if spread > 0 else np.abs(labels).mean()) or 1.0
+            spread = _weighted_std(labels, w)
+            typical = np.average(np.abs(labels), weights=w)
+            floor[task] = SCALE_FLOOR * (spread if spread > 0 else typical) or 1.0
         if (scale < floor).any():
             warnings.warn(
                 "SchNetModel: the per-element offsets alone explain the training labels "
@@ -484,9 +494,16 @@ class SchNetModel(InvariantModel):
             network.standardized.fill_(True)
 
 
-def _least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per-element offsets fitting ``target``; a small ridge keeps the solve stable when two
-    elements always occur together, and gives exactly 0 to an element of no row (which
-    `SchNetModel.trained_elements` reads as unseen)."""
-    gram = design.T @ design + 1e-8 * np.eye(design.shape[1])
-    return np.linalg.solve(gram, design.T @ target)
+def _least_squares(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-element offsets fitting ``target`` with each row weighted as the loss weighs it;
+    a small ridge keeps the solve stable when two elements always occur together, and gives
+    exactly 0 to an element of no row (which `SchNetModel.trained_elements` reads as unseen)."""
+    weighted = design * weights[:, None]
+    gram = weighted.T @ design + 1e-8 * np.eye(design.shape[1])
+    return np.linalg.solve(gram, weighted.T @ target)
+
+
+def _weighted_std(values: np.ndarray, weights: np.ndarray) -> float:
+    """Standard deviation of ``values`` with ``weights`` (all 1: NumPy's ``std``)."""
+    mean = np.average(values, weights=weights)
+    return float(np.sqrt(np.average((values - mean) ** 2, weights=weights)))

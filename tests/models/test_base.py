@@ -117,6 +117,12 @@ def test_several_tasks_and_classification(dc, conformers):
     assert accuracy >= 0.9
     score = model.evaluate(has_nitrogen, [dc.metrics.Metric(dc.metrics.roc_auc_score)])
     assert score["roc_auc_score"] > 0.9
+    # Labels -1/+1 were one-hot encoded as class 1 for all: refused, unless unweighted.
+    signs = 2.0 * y[:, 1:2] - 1.0
+    with pytest.raises(ValueError, match=r"class indices 0\.\.1, got -1"):
+        model.fit(dc.data.NumpyDataset(np.array(conformers), signs), nb_epoch=1)
+    missing = np.where(signs < 0, -1.0, 1.0), (signs > 0).astype(float)
+    model.fit(dc.data.NumpyDataset(np.array(conformers), *missing), nb_epoch=1)
 
 
 def test_restore_refuses_pickled_objects(tmp_path):

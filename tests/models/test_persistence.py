@@ -107,3 +107,38 @@ def test_numpy_integer_settings_are_saved_as_plain_json(dc, first_four, tmp_path
     restored = load_model(str(tmp_path))
     dataset = dc.data.NumpyDataset(objects(first_four))
     np.testing.assert_array_equal(restored.predict(dataset), model.predict(dataset))
+
+
+def test_a_reloaded_model_trains_at_its_own_rate_and_where_its_schedule_stopped(
+    dc, first_four, tmp_path
+):
+    from dc_invariant.models import RotationInvariantModel
+
+    optimizers = dc.models.optimizers
+    data = dc.data.NumpyDataset(objects(first_four), np.arange(1.0, 5.0))
+    model = RotationInvariantModel(model_dir=str(tmp_path / "m"), batch_size=2, seed=0)
+    model.fit(data, nb_epoch=1)
+    # The checkpoint's optimizer state holds 0.001; the override must be what steps use.
+    faster = load_model(str(tmp_path / "m"), learning_rate=0.5)
+    assert faster._pytorch_optimizer.param_groups[0]["lr"] == 0.5
+    # A schedule goes on from the checkpoint's step, as if training had not stopped
+    # (StepLR, behind a staircase decay, is recursive: its rate is replayed, not set).
+    for schedule in (
+        lambda: optimizers.PolynomialDecay(0.02, 0.0002, 6, power=1.0),
+        lambda: optimizers.ExponentialDecay(0.001, 0.1, 2, staircase=True),
+    ):
+
+        def made(folder, schedule=schedule):
+            return RotationInvariantModel(
+                model_dir=str(tmp_path / folder), batch_size=2, dtype="float64", seed=0,
+                optimizer=optimizers.Adam(learning_rate=schedule()),
+            )  # fmt: skip
+
+        straight, stopped = made("a"), made("b")
+        straight.fit(data, nb_epoch=3, deterministic=True)
+        stopped.fit(data, nb_epoch=1, deterministic=True)
+        resumed = load_model(str(tmp_path / "b"))
+        resumed.fit(data, nb_epoch=2, deterministic=True)
+        rates = [m._pytorch_optimizer.param_groups[0]["lr"] for m in (straight, resumed)]
+        assert rates[0] == pytest.approx(rates[1], rel=1e-12)
+        np.testing.assert_array_equal(straight.predict(data), resumed.predict(data))

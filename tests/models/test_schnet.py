@@ -201,3 +201,47 @@ def test_schnet_filters_never_see_subnormal_gaussians(conformers):
         assert float(rbf.max()) > 0.5 and int((rbf == 0).sum()) > 0  # near and far pairs
         assert not bool(((rbf > 0) & (rbf < tiny)).any())
     np.testing.assert_allclose(trained_path, inference, rtol=1e-5)
+
+
+def test_schnet_an_element_unlabelled_in_one_task_is_nan_in_that_task(dc):
+    from dc_invariant import ConformerFeaturizer
+
+    train = ConformerFeaturizer().featurize(["C", "CC", "CCO", "CO", "CN", "CCN", "NCCN"])
+    h, c, n, o = ((np.array([(m.atomic_numbers == z).sum() for m in train])) for z in (1, 6, 7, 8))
+    y = np.column_stack([-1.0 * h - 30.0 * c - 5.0 * n - 70.0 * o, 2.0 * h + 7.0 * c + 9.0 * n])
+    w = np.ones_like(y)
+    w[4:, 1] = 0.0  # task 1 is missing on every molecule with nitrogen
+    model = SchNetModel(**SMALL_SCHNET, n_tasks=2, dtype="float64", seed=0)
+    model.fit(dc.data.NumpyDataset(train, y, w), nb_epoch=1)
+    assert model.trained_elements().tolist() == [1, 6, 8]
+    test = ConformerFeaturizer().featurize(["CN", "CCO"])
+    with pytest.warns(UserWarning, match="element N"):
+        predicted = model.predict(dc.data.NumpyDataset(test))
+    # Task 0 knows nitrogen; task 1 would have added 0 for it (17 against 47).
+    assert np.isfinite(predicted[0, 0]) and np.isnan(predicted[0, 1])
+    assert np.isfinite(predicted[1]).all()
+    assert model.unsupported(test) == {
+        0: "element N (Z=7) not in the training labels of every task"
+    }
+    # Labelled later for task 1: its task-1 offset is fitted, task 0's kept.
+    offsets = model.model.network.atom_offset
+    before = offsets[7, 0].item()
+    model.fit(dc.data.NumpyDataset(train[4:], y[4:]), nb_epoch=1)
+    assert offsets[7, 0].item() == before
+    assert offsets[7, 1].item() == pytest.approx(9.0, abs=1e-3)
+    assert model.trained_elements().tolist() == [1, 6, 7, 8]
+
+
+def test_schnet_offsets_weigh_labels_as_the_loss_does(dc):
+    from dc_invariant import ConformerFeaturizer
+
+    train = ConformerFeaturizer().featurize(["C", "CC", "CCO", "CO", "OCCO", "CCCO", "CCC"])
+    h, c, o = ((np.array([(m.atomic_numbers == z).sum() for m in train])) for z in (1, 6, 8))
+    y = -1.0 * h - 30.0 * c - 70.0 * o
+    w = np.ones_like(y)
+    y[:3] += 200.0  # three wrong labels the user weighs at almost nothing
+    w[:3] = 1e-6
+    model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=0)
+    model.fit(dc.data.NumpyDataset(train, y, w), nb_epoch=1)
+    fitted = model.model.network.atom_offset[[1, 6, 8], 0].detach().numpy()
+    np.testing.assert_allclose(fitted, [-1.0, -30.0, -70.0], atol=1e-2)
