@@ -132,10 +132,12 @@ class Encoder:
             if self.settings.heavy_atoms_only:
                 # A new, sanitized Mol whose conformers keep the heavy atoms' coordinates.
                 mol = without_hydrogens(mol)
-            elif _implicit_hydrogens(mol):
+            elif _implicit_hydrogens(mol) and not _any_hydrogen(mol):
                 # A geometry written without hydrogens (an SDF or PDB without H): the model
                 # would see a molecule without them, unlike the same one from SMILES. They
-                # are placed by RDKit's rules; the given atoms keep their coordinates.
+                # are placed by RDKit's rules; the given atoms keep their coordinates. A Mol
+                # with some H keeps its atoms as given: without bond orders (a PDB without
+                # CONECT, an XYZ block) RDKit would add H to atoms that have theirs.
                 mol = Chem.Mol(mol)
                 mol.UpdatePropertyCache(strict=False)
                 # AddHs places hydrogens by hybridization, which a Mol built atom by atom
@@ -149,6 +151,11 @@ class Encoder:
                 mol = Chem.Mol(mol)
                 Chem.SanitizeMol(mol)
             ids = own[: self.settings.n_conformers]
+            if len(ids) < self.settings.n_conformers:
+                raise FeaturizationError(
+                    f"the Mol has {len(ids)} 3D conformer(s) where n_conformers="
+                    f"{self.settings.n_conformers}; give a SMILES to embed them all"
+                )
             geometries = np.stack([mol.GetConformer(i).GetPositions() for i in ids])
             if not np.isfinite(geometries).all():
                 raise FeaturizationError("the Mol's 3D conformer has non-finite coordinates")
@@ -158,7 +165,15 @@ class Encoder:
 
     def embed(self, mol: Chem.Mol) -> Chem.Mol:
         s = self.settings
-        work = Chem.AddHs(mol)  # always a copy, so the caller's Mol is never touched
+        work = Chem.Mol(mol)  # a copy, so the caller's Mol is never touched
+        if s.atom_properties:
+            # As for a 3D Mol: a Mol built without sanitization (or kekulized with its
+            # aromatic flags cleared) would give every ring atom aromatic = 0.
+            Chem.SanitizeMol(work)
+        else:
+            # An unsanitized Mol (SDFLoader's default) has no implicit H counts for AddHs.
+            work.UpdatePropertyCache(strict=False)
+        work = Chem.AddHs(work)
         if "hybridization" in s.atom_properties:
             Chem.SetHybridization(work)  # AddHs leaves new hydrogens UNSPECIFIED; RDKit's is S
         params = rdDistGeom.ETKDGv3()
@@ -260,6 +275,10 @@ class Encoder:
         n = mol.GetNumAtoms()
         atoms = [mol.GetAtomWithIdx(i) for i in range(n)]
         z = np.fromiter((a.GetAtomicNum() for a in atoms), dtype=np.int64, count=n)
+        if not z.all():
+            raise FeaturizationError(
+                f"atom {int(np.argmin(z))} is a dummy atom (*, atomic number 0), not an element"
+            )
         x = self.element_block(z)
         column = self.n_element_columns
         for prop in self.settings.atom_properties:
@@ -301,6 +320,11 @@ def _implicit_hydrogens(mol: Chem.Mol) -> bool:
         probe = Chem.Mol(mol)
         probe.UpdatePropertyCache(strict=False)
         return probe.GetNumAtoms(onlyExplicit=False) != probe.GetNumAtoms()
+
+
+def _any_hydrogen(mol: Chem.Mol) -> bool:
+    """Whether ``mol`` has a hydrogen atom."""
+    return any(atom.GetAtomicNum() == 1 for atom in mol.GetAtoms())
 
 
 def without_hydrogens(mol: Chem.Mol) -> Chem.Mol:

@@ -83,8 +83,8 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
     **Several conformers.** With ``n_conformers=k`` each input still gives one `Conformer`:
     ``positions`` is the first geometry and ``ensemble`` holds all ``k``, shape
     (k, n_atoms, 3); an input for which fewer than ``k`` embed is a failure. A Mol that already
-    has 3D conformers contributes its first ``k`` of them. `Conformer.split_ensemble` gives one
-    datapoint per geometry.
+    has 3D conformers contributes its first ``k`` of them (fewer is a failure).
+    `Conformer.split_ensemble` gives one datapoint per geometry.
 
     Parameters
     ----------

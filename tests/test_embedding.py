@@ -67,3 +67,36 @@ def test_inputs_are_described_briefly_for_log_lines():
     long = "C" * 100
     assert describe_input(long) == "C" * 77 + "..." and len(describe_input(long)) == 80
     assert describe_input(42) == "42"
+
+
+def test_a_3d_mol_with_its_hydrogens_but_no_bond_orders_keeps_its_atoms():
+    # An XYZ block has no bonds: RDKit would add two H to O and one to each H.
+    water = Chem.MolFromXYZBlock("3\n\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n")
+    conformer = Encoder(FeaturizerSettings())(water)
+    assert conformer.atomic_numbers.tolist() == [8, 1, 1]
+    np.testing.assert_array_equal(conformer.positions, water.GetConformer().GetPositions())
+    # Without any H (an SDF written without them) they are still added.
+    bare = Chem.RemoveHs(water)
+    assert Encoder(FeaturizerSettings())(bare).atomic_numbers.tolist() == [8, 1, 1]
+
+
+def test_an_unsanitized_mol_gets_its_aromatic_flags_before_featurizing():
+    encoder = Encoder(FeaturizerSettings(atom_properties=("aromatic",)))
+    pyridine = Chem.MolFromSmiles("c1ccncc1", sanitize=False)
+    phenol = Chem.MolFromSmiles("c1ccccc1O")
+    Chem.Kekulize(phenol, clearAromaticFlags=True)
+    for mol in (pyridine, phenol):
+        assert encoder(mol).features[:, -1].sum() == 6
+
+
+def test_a_mol_with_fewer_3d_conformers_than_asked_fails():
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCCO"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    with pytest.raises(FeaturizationError, match=r"1 3D conformer\(s\) where n_conformers=4"):
+        Encoder(FeaturizerSettings(n_conformers=4))(mol)
+
+
+@pytest.mark.parametrize("smiles", ["*CC*", "[*]c1ccccc1", "CC[1*]"])
+def test_dummy_atoms_are_a_failure_not_an_element(smiles):
+    with pytest.raises(FeaturizationError, match="dummy atom"):
+        Encoder(FeaturizerSettings())(smiles)

@@ -518,3 +518,22 @@ def test_sdf_loader_default_sanitize_false_gives_same_atom_properties(tmp_path):
     for sane, raw in zip(by_sanitize[True].X, by_sanitize[False].X):
         np.testing.assert_array_equal(raw.positions, sane.positions)
         np.testing.assert_array_equal(raw.features, sane.features)
+
+
+def test_a_2d_sdf_through_deepchems_sdfloader_is_embedded(tmp_path):
+    # SDFLoader reads without sanitizing: AddHs failed on every molecule ("getNumImplicitHs()
+    # called without preceding call to calcImplicitValence()").
+    dc = import_deepchem()
+    path = str(tmp_path / "flat.sdf")
+    writer = Chem.SDWriter(path)
+    for smiles in ("CCO", "c1ccccc1O"):
+        mol = Chem.MolFromSmiles(smiles)
+        AllChem.Compute2DCoords(mol)
+        mol.SetProp("y", "1.0")
+        writer.write(mol)
+    writer.close()
+    featurizer = ConformerFeaturizer(atom_properties=("aromatic",))
+    data = dc.data.SDFLoader(tasks=["y"], featurizer=featurizer).create_dataset(path)
+    assert [c.n_atoms for c in data.X] == [9, 13]
+    assert [int(c.features[:, -1].sum()) for c in data.X] == [0, 6]
+    assert all(np.ptp(c.positions[:, 2]) > 0.1 for c in data.X)  # embedded in 3D
