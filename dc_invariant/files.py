@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import numbers
 import os
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any, Optional
@@ -22,6 +24,7 @@ __all__ = [
     "columns_of",
     "csv_text",
     "dumps_readable",
+    "numbers_back",
     "read_json",
     "write_json",
     "write_tables",
@@ -63,6 +66,10 @@ def dumps_readable(data: Any, default: Optional[Callable[[Any], Any]] = None) ->
     """JSON text of ``data``, indented by two spaces except that a list of plain values
     (numbers, strings, booleans, null: judged by its first item) stays on one line.
 
+    Standard JSON, which has no NaN or infinity (JavaScript's ``JSON.parse`` refuses
+    Python's ``NaN`` tokens): NaN is written as ``null``, infinities as the strings ``"inf"``
+    and ``"-inf"`` (`numbers_back` reads them back).
+
     A report's columns of 100,000s of values are then written by `json`'s C encoder, which
     ``indent`` turns off (3x slower, and a value per line), while its settings and summary
     stay readable.
@@ -79,6 +86,8 @@ def dumps_readable(data: Any, default: Optional[Callable[[Any], Any]] = None) ->
       ],
       "values": [1.5, null]
     }
+    >>> dumps_readable([float("nan"), float("inf"), 2.0])
+    '[null, "inf", 2.0]'
     """
     return _readable(data, "", default)
 
@@ -95,7 +104,34 @@ def _readable(data: Any, indent: str, default: Optional[Callable[[Any], Any]]) -
     if isinstance(data, (list, tuple)) and data and isinstance(data[0], (dict, list, tuple)):
         items = (inner + _readable(v, inner, default) for v in data)
         return "[\n" + ",\n".join(items) + f"\n{indent}]"
-    return json.dumps(data, default=default)
+    try:  # the C encoder's speed for the usual, finite data
+        return json.dumps(data, default=default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(data), default=default, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN as None and infinities as ``"inf"`` / ``"-inf"``, at any depth."""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        number = float(value)  # NumPy's floats too
+        if not math.isfinite(number):
+            return None if math.isnan(number) else ("inf" if number > 0 else "-inf")
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def numbers_back(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``table`` with ``columns`` as floats again, as `dumps_readable` wrote them (null: NaN,
+    ``"inf"``: infinity)."""
+    import pandas as pd
+
+    for name in columns:
+        table[name] = pd.to_numeric(table[name])
+    return table
 
 
 def columns_of(table: pd.DataFrame) -> dict[str, list]:

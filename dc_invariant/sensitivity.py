@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dc_invariant.auditing.targets import predictor, target_dtype
 from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
-from dc_invariant.files import TableReport, columns_of, read_json
+from dc_invariant.files import TableReport, columns_of, numbers_back, read_json
 from dc_invariant.molecules import Molecules, split_segments
 from dc_invariant.validation import check_int
 
@@ -116,7 +116,9 @@ class SensitivityReport(TableReport):
     def from_json(cls, path: str) -> SensitivityReport:
         """Read a report written by `to_json`."""
         data = read_json(path)
-        molecules = pd.DataFrame(data["molecules"], columns=_COLUMNS)
+        molecules = numbers_back(
+            pd.DataFrame(data["molecules"], columns=_COLUMNS), ["mean", "std", "range", "rel_range"]
+        )
         skipped = pd.DataFrame(data["skipped"], columns=["id", "reason"])
         return cls(molecules, skipped, data["settings"])
 

@@ -13,6 +13,7 @@ from dc_invariant.files import (
     columns_of,
     csv_text,
     dumps_readable,
+    numbers_back,
     read_json,
     write_json,
     write_tables,
@@ -45,14 +46,16 @@ def test_json_that_cannot_be_written_leaves_nothing_behind(tmp_path):
 def test_readable_json_keeps_columns_on_one_line_and_reads_back():
     data = {"settings": {"seed": 3}, "rows": [{"id": "a"}], "x": [1.5, float("nan"), None]}
     text = dumps_readable(data)
-    assert '"x": [1.5, NaN, null]' in text and '    "seed": 3' in text
+    # Standard JSON: NaN is null (Python's NaN token is refused by JavaScript's JSON.parse).
+    assert '"x": [1.5, null, null]' in text and '    "seed": 3' in text
     back = json.loads(text)
     assert back["settings"] == {"seed": 3} and back["rows"] == [{"id": "a"}]
-    assert back["x"][0] == 1.5 and np.isnan(back["x"][1]) and back["x"][2] is None
-    table = pd.DataFrame({"id": ["a", "b"], "ok": [True, False], "d": [0.5, np.nan]})
-    pd.testing.assert_frame_equal(
-        pd.DataFrame(json.loads(dumps_readable(columns_of(table)))), table
-    )
+    table = pd.DataFrame({"id": ["a", "inf"], "ok": [True, False], "d": [-np.inf, np.nan]})
+    table["e"] = np.array([np.inf, 1.0], dtype=np.float32)
+    text = dumps_readable(columns_of(table))
+    assert '"d": ["-inf", null]' in text and '"e": ["inf", 1.0]' in text
+    read = numbers_back(pd.DataFrame(json.loads(text)), ["d", "e"])
+    pd.testing.assert_frame_equal(read, table, check_dtype=False)
 
 
 def test_tables_are_written_one_csv_each_into_a_new_folder(tmp_path):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dc_invariant.auditing.html import render
 from dc_invariant.auditing.words import OUTPUT_WORDS, deviation
-from dc_invariant.files import TableReport, columns_of, read_json, write_text
+from dc_invariant.files import TableReport, columns_of, numbers_back, read_json, write_text
 
 __all__ = ["AuditReport", "COLUMNS", "CONTROL"]
 
@@ -253,8 +253,9 @@ class AuditReport(TableReport):
     def from_json(cls, path: str) -> AuditReport:
         """Read a report written by `to_json`."""
         data = read_json(path)
+        molecules = pd.DataFrame(data["molecules"], columns=COLUMNS)
         return cls(
-            pd.DataFrame(data["molecules"], columns=COLUMNS),
+            numbers_back(molecules, ["abs_deviation", "rel_deviation"]),
             pd.DataFrame(data["skipped"], columns=["id", "reason"]),
             data["settings"],
             data["n_inputs"],

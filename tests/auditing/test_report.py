@@ -142,6 +142,18 @@ def test_lost_outputs_read_inf_in_every_export(tmp_path):
     report.to_html(str(tmp_path / "page.html"))
     page = (tmp_path / "page.html").read_text()
     assert "<td>inf</td><td>inf</td>" in page and "3 infinite (output lost)" in page
+    # Standard JSON (no NaN or Infinity tokens, which JavaScript refuses), read back exactly.
+    report.to_json(str(tmp_path / "audit.json"))
+    text = (tmp_path / "audit.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+
+    def strict(token):
+        raise ValueError(f"not standard JSON: {token}")
+
+    json.loads(text, parse_constant=strict)
+    back = AuditReport.from_json(str(tmp_path / "audit.json"))
+    pd.testing.assert_frame_equal(back.molecules, report.molecules)
+    pd.testing.assert_frame_equal(back.summary, report.summary)
 
 
 def test_unchecked_symmetry_is_not_checked_and_blind_control_is_a_note():
