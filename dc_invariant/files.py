@@ -138,8 +138,21 @@ def columns_of(table: pd.DataFrame) -> dict[str, list]:
     """A table as JSON data: one list of values per column (``pd.DataFrame`` reads it back).
 
     Columns rather than a record per row: a tenth of the time to build, half the text.
+    Non-finite floats are already in `dumps_readable`'s form, found by NumPy: its fallback
+    would visit every value of the column in Python.
     """
-    return {str(name): table[name].tolist() for name in table.columns}
+    import numpy as np
+
+    out = {}
+    for name in table.columns:
+        column = table[name]
+        values = column.tolist()
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind == "f":
+            array = column.to_numpy()
+            for i in np.flatnonzero(~np.isfinite(array)):
+                values[i] = _finite(values[i])
+        out[str(name)] = values
+    return out
 
 
 def read_json(path: str) -> Any:
