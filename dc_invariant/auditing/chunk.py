@@ -29,6 +29,9 @@ NOISE_FACTOR = 2.0
 #: ...and this many units in the last place of the output's precision, at the output's size.
 FLOOR_ULPS = 4
 
+# Outputs a rigid motion leaves as they are: one that changed reads the geometry. A vector
+# or pseudoscalar that fails to turn or flip may be a constant that reads nothing.
+_UNMOVED = ("invariant", "per_atom")
 # Symmetries that move atoms without renumbering them: an output they change reads the
 # coordinates.
 _RIGID = ("translation", "rotation", "reflection")
@@ -125,7 +128,11 @@ def _audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]
         scale,
         atol,
         settings.dtype,
-        broken=~passed[:, rigid].all(axis=1) if rigid else np.zeros(n, bool),
+        broken=(
+            ~passed[:, rigid].all(axis=1)
+            if rigid and settings.output in _UNMOVED
+            else np.zeros(n, bool)
+        ),
     )
     # Moving a single atom is rigid, so the control needs two; a copy the target failed on
     # leaves the control unmeasured rather than the molecule unaudited.

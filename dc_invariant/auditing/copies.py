@@ -70,7 +70,7 @@ def audit_batch(
     """One batch of a chunk's molecules, then their transformed copies, then their controls.
 
     Copies: ``n_samples`` elements of each symmetry per molecule. Rotations: the tutorial's
-    60° about x first, then Haar-random. Reflections: a Householder mirror and a rotation
+    60° about x first (with two samples or more), then Haar-random. Reflections: a Householder mirror and a rotation
     times -1 in turn (plain x -> -x is exact in floating point and would prove nothing about
     precision). Translations alternate 10 Å and 1,000 Å, the second to expose float32
     cancellation. Renumberings always move an atom onto a position held by another element
@@ -164,7 +164,8 @@ def _draw_elements(
             translation[:, s] = direction * np.where(even, 10.0, 1e3)[None, :, None]
         elif symmetry == "rotation":
             rotation[:, s] = haar_rotations(z.reshape(-1, 9)).reshape(n_mol, n_samples, 3, 3)
-            rotation[:, s, 0] = TUTORIAL_ROTATION
+            if n_samples > 1:  # alone, a turn about x would miss what depends on y and z
+                rotation[:, s, 0] = TUTORIAL_ROTATION
         else:
             mirrors = householder_reflections(z[..., :3].reshape(-1, 3))
             turned = -haar_rotations(z.reshape(-1, 9))

@@ -119,7 +119,9 @@ def model_dtype(model: Any) -> Optional[str]:
     dtype = getattr(model, "dtype", None)
     if dtype is not None:
         return precision_name(dtype)
-    network = getattr(model, "model", None)
+    # A DeepChem TorchModel holds its network in .model; a torch module audited as a
+    # function is the network itself.
+    network = getattr(model, "model", model)
     if hasattr(network, "parameters"):
         parameters = next(iter(network.parameters()), None)
         return precision_name(parameters.dtype) if parameters is not None else None

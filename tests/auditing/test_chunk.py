@@ -67,3 +67,13 @@ def test_trained_energy_models_read_the_geometry_and_fingerprints_do_not(qm9_spl
     blind = audit(fingerprint, audited, featurizer=featurizer, n_samples=1)
     assert blind.geometry_blind is True
     assert blind.control["passed"].astype(bool).all()
+
+
+@pytest.mark.parametrize("output", ["vector", "pseudoscalar"])
+def test_a_constant_that_fails_to_turn_is_still_geometry_blind(output):
+    def constant(r, x):
+        return np.ones_like(r) if output == "vector" else 1.0
+
+    report = audit(constant, ["CCO", "c1ccccc1O"], output=output)
+    assert not report.holds("rotation" if output == "vector" else "reflection")
+    assert report.geometry_blind  # breaking the symmetry does not mean it reads positions

@@ -174,3 +174,13 @@ def test_control_is_a_seeded_distortion_of_the_given_size():
     assert not np.array_equal(
         draw_control(molecules, 3, seed=1).molecules.positions, control.molecules.positions
     )
+
+
+def test_one_sample_of_rotation_is_a_random_turn_not_the_turn_about_x():
+    from dc_invariant.auditing import audit
+
+    def about_x(r, x):  # unchanged by any turn about x, changed by most others
+        return float(((r[:, 0] - r[:, 0].mean()) ** 2).sum())
+
+    report = audit(about_x, ["CCO", "c1ccccc1O"], n_samples=1, symmetries=["rotation"])
+    assert not report.holds("rotation")

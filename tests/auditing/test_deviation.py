@@ -130,3 +130,35 @@ def test_compare_fails_a_changed_size_and_refuses_outputs_that_are_not_per_atom(
     values[2] = np.nan
     finite = compare("invariant", values, lengths, 3, copies, molecules.counts, 0.0, 1.0)[3]
     assert finite.tolist() == [True, True, False, True, True, True]
+
+
+def test_a_vector_s_tolerance_scales_with_the_whole_vector_not_each_component():
+    def forces(r, x):
+        # Exact -grad of harmonic pair springs in float32: rounding follows each force's
+        # size, so a turned force's near-zero component carries ~eps32 * |F| of it.
+        r = (r - r.mean(axis=0)).astype(np.float32)
+        d = r[:, None] - r[None]
+        dist = np.sqrt((d**2).sum(-1) + np.eye(len(r), dtype=np.float32))
+        g = np.float32(200.0) * (dist - np.float32(1.5)) / dist * (dist < 2.0)
+        np.fill_diagonal(g, 0)
+        return -(g[:, :, None] * d).sum(1)
+
+    forces.dtype = "float32"
+    molecules = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]
+    report = audit(forces, molecules, output="vector", symmetries=["rotation", "reflection"])
+    assert report.holds("rotation") and report.holds("reflection")
+    # Still broken where the vectors do not turn.
+    frozen = audit(lambda r, x: r * 0 + [1.0, 0.0, 0.0], ["CCO"], output="vector")
+    assert not frozen.holds("rotation")
+
+
+@pytest.mark.parametrize("output", ["per_atom", "vector"])
+def test_a_molecule_a_per_atom_target_fails_on_is_skipped_not_a_shape_error(output):
+    def target(r, x):
+        if len(r) > 10:
+            raise ValueError("too big for this model")
+        return r - r.mean(axis=0)  # three values per atom: a vector, or per-atom values
+
+    report = audit(target, ["CCO", "c1ccccc1O"], output=output, symmetries=["translation"])
+    assert report.skipped.values.tolist() == [["c1ccccc1O", "ValueError: too big for this model"]]
+    assert report.holds("translation")

@@ -45,3 +45,12 @@ def test_deepchem_featurizer_failures_keep_deepchem_s_reason(dc):
     assert row["id"] == "C"
     assert not row["passed"] and row["abs_deviation"] == np.inf
     assert not report.holds("permutation")
+
+
+def test_a_torch_module_audited_as_a_function_gets_its_own_precision():
+    import torch
+
+    from dc_invariant.auditing.featurizing import model_dtype
+
+    assert model_dtype(torch.nn.Linear(3, 1)) == "float32"
+    assert model_dtype(torch.nn.Linear(3, 1).double()) == "float64"
