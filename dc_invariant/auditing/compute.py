@@ -91,8 +91,9 @@ def audit(
         is chunked or distributed.
     rtol, atol : float, optional
         A molecule passes when ``|y(gx) - y(x)| <= max(atol, rtol * |y(x)|)`` for every
-        output (for vectors, ``|y(x)|`` is each atom's vector length). Defaults by the target's precision (`TOLERANCES`; float32 when unknown for
-        models, float64 for callables; DeepChem torch models are float32 unless converted).
+        output (for vectors, ``|y(x)|`` is each atom's vector length). Defaults by the
+        target's precision (`TOLERANCES`; float32 when unknown for models, float64 for
+        callables; DeepChem torch models are float32 unless converted).
     output : {"invariant", "per_atom", "vector", "pseudoscalar"}, default="invariant"
         How the target's output should transform (`OUTPUTS`). With ``"vector"``, a model
         with ``predict_forces`` is audited on its forces, which must turn with the molecule.

@@ -70,12 +70,12 @@ def audit_batch(
     """One batch of a chunk's molecules, then their transformed copies, then their controls.
 
     Copies: ``n_samples`` elements of each symmetry per molecule. Rotations: the tutorial's
-    60° about x first (with two samples or more), then Haar-random. Reflections: a Householder mirror and a rotation
-    times -1 in turn (plain x -> -x is exact in floating point and would prove nothing about
-    precision). Translations alternate 10 Å and 1,000 Å, the second to expose float32
-    cancellation. Renumberings always move an atom onto a position held by another element
-    (swapping identical atoms proves nothing); molecules of one element get a non-identity
-    order. ``"identity"`` gives unchanged copies.
+    60° about x first (with two samples or more), then Haar-random. Reflections: a
+    Householder mirror and a rotation times -1 in turn (plain x -> -x is exact in floating
+    point and would prove nothing about precision). Translations alternate 10 Å and
+    1,000 Å, the second to expose float32 cancellation. Renumberings always move an atom
+    onto a position held by another element (swapping identical atoms proves nothing);
+    molecules of one element get a non-identity order. ``"identity"`` gives unchanged copies.
 
     Controls: one non-rigidly distorted copy per molecule, the geometry-blindness control. A
     target that reads coordinates must change its output; one whose output stays put

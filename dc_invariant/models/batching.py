@@ -195,6 +195,15 @@ def transform_scale(transformers: Sequence[Any], n_tasks: int) -> np.ndarray:
     from dc_invariant._deepchem import import_deepchem
 
     dc = import_deepchem()
-    ones = dc.trans.undo_transforms(np.ones((1, n_tasks)), list(transformers))
-    zeros = dc.trans.undo_transforms(np.zeros((1, n_tasks)), list(transformers))
-    return (ones - zeros).reshape(-1)
+    at = [dc.trans.undo_transforms(np.full((1, n_tasks), v), list(transformers)) for v in (0, 1, 2)]
+    step, next_step = (at[1] - at[0]).reshape(-1), (at[2] - at[1]).reshape(-1)
+    # One factor per task is the chain rule of a linear undo only: a LogTransformer's would
+    # scale every force by its value at y = 0 (1.34x too large, silently).
+    if not np.allclose(step, next_step, rtol=1e-9, atol=0.0):
+        names = ", ".join(type(t).__name__ for t in transformers)
+        raise ValueError(
+            f"forces and gradients need transformers whose undo is linear in y (such as "
+            f"NormalizationTransformer); {names} is not: undo the transform of the energies "
+            "yourself and differentiate that"
+        )
+    return step

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["offsets", "solve"]
+__all__ = ["CONSTANT_SHARE", "dressed_counts", "offsets", "solve", "with_constant"]
+
+#: The offsets get a constant per molecule when it takes away at least this share of what
+#: per-element offsets leave of the labels (RMS, in some task). Labels a transformer shifted
+#: (``NormalizationTransformer`` subtracts their mean) carry one that element offsets cannot
+#: hold, and the kernel learned it instead: 20x the error on QM9 (residual RMS 0.2% with the
+#: constant). Untransformed labels lose 0.1% (QM9) to 7% (FreeSolv) and are fitted as before.
+CONSTANT_SHARE = 0.5
 
 
 def offsets(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -16,6 +23,23 @@ def offsets(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
     ``lstsq`` then returns the minimum-norm solution, which predicts the same.
     """
     return np.linalg.lstsq(counts, y, rcond=None)[0]
+
+
+def dressed_counts(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The offsets' basis: ``counts``, with a column of ones when a constant per molecule
+    takes away most of what per-element offsets leave of ``y`` (`CONSTANT_SHARE`)."""
+    with_one = with_constant(counts, counts.shape[1] + 1)
+    left = np.sqrt(np.mean((y - counts @ offsets(counts, y)) ** 2, axis=0))
+    rest = np.sqrt(np.mean((y - with_one @ offsets(with_one, y)) ** 2, axis=0))
+    return with_one if bool(np.any(rest < CONSTANT_SHARE * left)) else counts
+
+
+def with_constant(counts: np.ndarray, n_offsets: int) -> np.ndarray:
+    """``counts`` as the basis of ``n_offsets`` offsets: with the column of ones of
+    `dressed_counts` when there is one more offset than elements."""
+    if n_offsets == counts.shape[1]:
+        return counts
+    return np.column_stack([counts, np.ones(len(counts))])
 
 
 def solve(kernel: np.ndarray, regularization: float, residual: np.ndarray) -> np.ndarray:

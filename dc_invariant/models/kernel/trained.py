@@ -11,6 +11,7 @@ from dc_invariant.models.kernel.inputs import element_counts
 from dc_invariant.models.kernel.kernels import AtomSet, atom_sums, sum_gradients
 from dc_invariant.models.kernel.projection import Projection
 from dc_invariant.models.kernel.representation import FCHL19, atom_vectors
+from dc_invariant.models.kernel.solve import with_constant
 
 __all__ = ["TrainedKernel"]
 
@@ -25,7 +26,8 @@ class TrainedKernel:
     projection : Projection
     train : list of AtomSet
         Training atoms per element, on the device where predictions run.
-    offsets : np.ndarray of shape (n_elements, n_tasks)
+    offsets : np.ndarray of shape (n_elements, n_tasks), or (n_elements + 1, n_tasks)
+        The last row then is a constant per molecule (`solve.dressed_counts`).
     alpha : np.ndarray of shape (n_train, n_tasks)
     sigma : float
     memory_bytes : int
@@ -96,7 +98,9 @@ class TrainedKernel:
         )
         sets = self.projection.atom_sets(vectors, index, molecule)
         del vectors
-        out = element_counts(index, molecule, len(counts), n_elements) @ self.offsets
+        basis = with_constant(element_counts(index, molecule, len(counts), n_elements),
+                              len(self.offsets))  # fmt: skip
+        out = basis @ self.offsets
         for atoms, train in zip(sets, self.train):
             if len(atoms.molecule) == 0:
                 continue

@@ -299,3 +299,44 @@ def test_a_model_saved_before_the_extra_coordinate_projects_as_it_was_fitted(fit
     assert (
         trained.projection.project(vectors, 0).shape[1] == trained.projection.axes[0].shape[1] + 1
     )
+
+
+def test_labels_shifted_by_a_transformer_get_a_constant_and_predict_the_same(dc, qm9, tmp_path):
+    # NormalizationTransformer subtracts the labels' mean: per-element offsets cannot hold
+    # that constant, and the kernel had to learn it (QM9: 20x the error).
+    raw = KernelModel()
+    raw.fit(qm9)
+    assert raw.fitted["offsets_constant"] is False
+    predicted = {}
+    for shift in (1000.0, -500.0):
+        model = KernelModel(model_dir=str(tmp_path))
+        model.fit(dc.data.NumpyDataset(qm9.X, qm9.y + shift, ids=qm9.ids))
+        assert model.fitted["offsets_constant"] is True
+        predicted[shift] = model.predict(qm9) - shift
+    # Any shift is undone exactly: the same choice and the same predictions.
+    np.testing.assert_allclose(predicted[1000.0], predicted[-500.0], atol=1e-8)
+    model.save()
+    np.testing.assert_array_equal(load_model(str(tmp_path)).predict(qm9), model.predict(qm9))
+
+
+def test_exact_copies_are_fitted_once_on_their_mean_label(dc, qm9):
+    once = KernelModel()
+    once.fit(qm9)
+    n = len(qm9)
+    twice = dc.data.NumpyDataset(
+        np.concatenate([qm9.X, qm9.X]), np.concatenate([qm9.y - 0.1, qm9.y + 0.1]),
+        ids=np.concatenate([qm9.ids, qm9.ids]),
+    )  # fmt: skip
+    model = KernelModel()
+    with pytest.warns(UserWarning, match=rf"{n} training molecule\(s\) are exact copies"):
+        model.fit(twice)
+    # Leave-one-out predicted each copy from its twin: the narrowest width, no regularization.
+    assert model.fitted["sigma"] == once.fitted["sigma"] and model.fitted["n_train"] == n
+    np.testing.assert_allclose(model.predict(qm9), once.predict(qm9), atol=1e-9)
+
+
+def test_forces_refuse_a_transformer_whose_undo_is_not_linear(dc, qm9, fitted):
+    positive = dc.data.NumpyDataset(qm9.X, qm9.y - qm9.y.min() + 1.0)
+    log = dc.trans.LogTransformer(transform_y=True, dataset=positive)
+    with pytest.raises(ValueError, match="LogTransformer is not"):
+        fitted.predict_forces(qm9.select([0]), [log])
