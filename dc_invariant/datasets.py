@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import re
 import warnings
@@ -20,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from dc_invariant.validation import check_choice, check_names
+from dc_invariant.validation import check_choice, check_int, check_names, check_real, check_seed
 
 __all__ = [
     "HARTREE_TO_EV",
@@ -118,9 +119,10 @@ def read_qm9_table(
         raise ValueError("the QM9 files list a molecule id twice; the qm9pack data is damaged")
     raw = raw.sort_values("Index")
     if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be a positive number of molecules, got {limit}")
-        picked = np.random.default_rng(seed).permutation(len(raw))[: min(limit, len(raw))]
+        limit = check_int(limit, "limit", min_val=1)
+        picked = np.random.default_rng(check_seed(seed)).permutation(len(raw))[
+            : min(limit, len(raw))
+        ]
         raw = raw.iloc[np.sort(picked)]
 
     table = pd.DataFrame(index=raw.index)
@@ -233,14 +235,31 @@ def load_qm9(
     tasks = list(QM9_TASKS) if tasks is None else check_names(tasks, "tasks")
     known = [*QM9_TASKS, *QM9_ATOMIZATION_TASKS]
     unknown = [t for t in tasks if t not in known]
-    if unknown or not tasks:
-        raise ValueError(f"tasks must be a non-empty list drawn from {known}, got {tasks}")
+    if unknown or not tasks or len(set(tasks)) < len(tasks):
+        raise ValueError(
+            f"tasks must be a non-empty list of distinct names drawn from {known}, got {tasks}"
+        )
     check_choice(splitter, "splitter", ("random", None))
+    seed = check_seed(seed)
+    if splitter is not None:
+        # DeepChem checks only the sum: a negative fraction makes train and test overlap.
+        fractions = [
+            check_real(f, n, min_val=0.0, max_val=1.0)
+            for f, n in ((frac_train, "frac_train"), (frac_valid, "frac_valid"),
+                         (frac_test, "frac_test"))
+        ]  # fmt: skip
+        if not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
+            raise ValueError(f"frac_train, frac_valid and frac_test must sum to 1, got {fractions}")
     if featurizer is None:
         featurizer = ConformerFeaturizer()
     if not isinstance(featurizer, ConformerFeaturizer):
         raise TypeError(
             f"featurizer must be a ConformerFeaturizer, got {type(featurizer).__name__}"
+        )
+    if featurizer.settings.n_conformers > 1:
+        raise ValueError(
+            "QM9 gives one DFT geometry per molecule: load it with n_conformers=1, got "
+            f"{featurizer.settings.n_conformers}"
         )
 
     table = read_qm9_table(limit=limit, seed=seed, data_dir=data_dir)

@@ -364,6 +364,11 @@ def conformer_from_arrays(
         raise FeaturizationError("the geometry has non-finite coordinates")
     if ((z < 1) | (z > 118)).any():
         raise FeaturizationError(f"atomic numbers must lie in 1..118, got {z.min()}..{z.max()}")
+    if encoder.settings.n_conformers > 1:  # as a Mol with one 3D conformer would fail
+        raise FeaturizationError(
+            f"the geometry is 1 conformer where n_conformers={encoder.settings.n_conformers}; "
+            "give a SMILES to embed them all"
+        )
     if encoder.settings.heavy_atoms_only:
         keep = z > 1
         z, r = z[keep], r[keep]

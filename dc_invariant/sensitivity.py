@@ -206,6 +206,8 @@ def conformer_sensitivity(
     # on its seed. Per seed, geometry j is the one `ConformerFeaturizer(random_seed=seed + j)`
     # gives, and asking for more conformers only adds geometries.
     base = featurizer.replace(n_conformers=1, random_seed=seed, progress=False)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
     run, dtype = predictor(target), target_dtype(target)
     ids = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
     rows: list[dict[str, Any]] = []
@@ -236,7 +238,7 @@ def _measure(
     run: Any, base: Any, items: list[Any], ids: list[str], k: int
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Rows and skips for one chunk: k embeddings each, then one call of the target."""
-    inputs = [_without_conformers(item) for item in items]
+    inputs = [_one_stereoisomer(_without_conformers(item)) for item in items]
     geometries: list[list[Conformer]] = [[] for _ in items]
     reasons: list[list[str]] = [[] for _ in items]
     seed = base.settings.random_seed
@@ -302,6 +304,25 @@ def _outputs(run: Any, conformers: list[Conformer]) -> list[np.ndarray]:
     """
     outputs = run(Molecules.from_conformers(conformers))
     return split_segments(np.asarray(outputs.values, dtype=np.float64), outputs.lengths)
+
+
+def _one_stereoisomer(item: Any) -> Any:
+    """``item`` with its unassigned stereocentres and double bonds set as in the first
+    stereoisomer RDKit enumerates: each seed would otherwise embed one at random (ClC=CCl:
+    cis on some seeds, trans on others), a spread of isomers reported as one of conformers."""
+    from rdkit.Chem.EnumerateStereoisomers import (
+        EnumerateStereoisomers,
+        StereoEnumerationOptions,
+    )
+
+    mol = Chem.MolFromSmiles(item) if isinstance(item, str) else item
+    if not isinstance(mol, Chem.Mol):
+        return item  # the featurizer names what is wrong with it
+    options = StereoEnumerationOptions(onlyUnassigned=True, unique=True)
+    first = next(iter(EnumerateStereoisomers(mol, options=options)), None)
+    if first is None or Chem.MolToSmiles(first) == Chem.MolToSmiles(mol):
+        return item
+    return Chem.MolToSmiles(first) if isinstance(item, str) else first
 
 
 def _without_conformers(item: Any) -> Any:

@@ -157,15 +157,21 @@ def test_heavy_atoms_only_drops_qm9_hydrogens():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"tasks": ["u0", "energy"]}, ValueError, "tasks must be a non-empty list drawn from"),
+        ({"tasks": ["u0", "energy"]}, ValueError, "tasks must be a non-empty list of distinct"),
         ({"tasks": []}, ValueError, "tasks must be a non-empty list"),
+        ({"tasks": ["mu", "mu", "gap"]}, ValueError, "distinct names"),  # mu would weigh double
+        # DeepChem checks only the sum: a negative fraction made train and test overlap.
+        ({"frac_train": -0.2, "frac_valid": 0.6, "frac_test": 0.6}, ValueError, "frac_train"),
+        ({"frac_train": 0.5}, ValueError, "must sum to 1"),
+        ({"limit": True}, TypeError, "limit must be an int"),  # read as one molecule
+        ({"seed": True}, TypeError, "seed must be an int"),
         ({"splitter": "scaffold"}, ValueError, r"splitter must be one of \['random', None\]"),
         (
             {"featurizer": "ConformerFeaturizer"},
             TypeError,
             "featurizer must be a ConformerFeaturizer",
         ),
-        ({"limit": 0}, ValueError, "limit must be a positive number"),
+        ({"limit": 0}, ValueError, "limit == 0"),
     ],
 )
 def test_bad_arguments(kwargs, error, match):
@@ -352,3 +358,12 @@ def test_molnet_cache_is_per_featurizer_settings(variant, tmp_path):
     first_folder = os.path.realpath(cache_root / str(first))
     assert os.path.realpath(again[0].data_dir).startswith(first_folder + os.sep)
     check(again, first)
+
+
+def test_qm9_geometries_are_one_conformer_each():
+    # The arrays path ignored n_conformers=3, where the Mol path failed every molecule.
+    with pytest.raises(ValueError, match="one DFT geometry per molecule"):
+        load_qm9(ConformerFeaturizer(n_conformers=3), data_dir=MINI, splitter=None)
+    featurizer = ConformerFeaturizer(n_conformers=2)
+    assert featurizer.featurize_arrays([[8, 1, 1]], [np.eye(3)], log_failures=False)[0].size == 0
+    assert "n_conformers=2" in featurizer.failures[0][2]

@@ -242,3 +242,15 @@ def test_outputs_of_different_sizes_are_an_error():
     calls = iter(range(10))
     with pytest.raises(ValueError, match="outputs of sizes \\[1, 2\\] for the conformers of"):
         conformer_sensitivity(lambda r, x: np.ones(1 + next(calls) % 2), ["CCO"], n_conformers=2)
+
+
+def test_unassigned_stereo_is_embedded_as_one_isomer():
+    # ETKDG picks cis or trans at random per seed: the "conformer" spread mixed isomers.
+    def cl_cl(r, x):
+        return float(np.linalg.norm(r[0] - r[3]))
+
+    report = conformer_sensitivity(cl_cl, ["ClC=CCl"], n_conformers=6)
+    assert report.molecules["smiles"].tolist() == ["Cl/C=C/Cl"]
+    assert report.molecules["range"].iloc[0] < 0.2  # cis and trans differ by 1.4 Å
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        conformer_sensitivity(cl_cl, ["CCl"], progress="no")

@@ -34,6 +34,7 @@ from dc_invariant.models.prediction import PredictionMixin, inference_threads
 from dc_invariant.models.runtime import training_threads
 from dc_invariant.models.settings import ModelSettings
 from dc_invariant.molecules import Molecules
+from dc_invariant.validation import check_int, check_positive
 
 __all__ = ["DTYPES", "InvariantModel"]
 
@@ -140,6 +141,7 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
                 f"unknown keyword argument(s) {unknown} for {type(self).__name__}; it takes "
                 f"{sorted(names)} and TorchModel's {sorted(_TORCH_MODEL_KWARGS)}"
             )
+        _check_torch_values(kwargs)
         #: The model's settings, checked and frozen.
         self.settings = settings
         self.hyperparameters = settings.to_dict()
@@ -354,6 +356,17 @@ class InvariantModel(PredictionMixin, dc.models.TorchModel):
         model = from_config(read_config(model_dir), **{**overrides, "model_dir": model_dir})
         model.restore()
         return model
+
+
+def _check_torch_values(kwargs: dict[str, Any]) -> None:
+    """The numbers among DeepChem's own keywords, checked as the model's are: DeepChem takes
+    ``batch_size=True`` as batches of one and ``learning_rate=True`` as a rate of 1."""
+    for name in ("batch_size", "log_frequency"):
+        if name in kwargs:
+            check_int(kwargs[name], name, min_val=1)
+    rate = kwargs.get("learning_rate")
+    if rate is not None and not hasattr(rate, "_create_pytorch_schedule"):  # a schedule is fine
+        check_positive(rate, "learning_rate")
 
 
 def _check_classes(y: np.ndarray, w: np.ndarray, n_classes: int) -> None:

@@ -151,3 +151,15 @@ def test_same_seed_same_training(dataset):
 def test_typo_in_torch_model_keyword_is_an_error():
     with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['batch_sise'\]"):
         RotationInvariantModel(batch_sise=7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"batch_size": True}, TypeError), ({"batch_size": 0}, ValueError),
+     ({"learning_rate": True}, TypeError), ({"learning_rate": -0.1}, ValueError),
+     ({"log_frequency": 2.5}, TypeError)],
+)  # fmt: skip
+def test_deepchem_s_numbers_are_checked_as_the_model_s(kwargs, error):
+    # DeepChem took batch_size=True as batches of one and learning_rate=True as a rate of 1.
+    with pytest.raises(error):
+        RotationInvariantModel(**kwargs)
