@@ -8,7 +8,10 @@ features keep 4 conformers per molecule (``ConformerFeaturizer(n_conformers=4)``
 ``KernelModel(conformers="first")`` (the default: the first geometry only) is compared with
 ``KernelModel(conformers="average")`` (the kernel averaged over every pair of conformers) on
 the same split. Molecules: flexible ones (5+ rotatable bonds, C, H, N and O) from RDKit's
-bundled NCI set.
+bundled NCI set, each once. On this property the two tie (2026-12-05: test MAE 0.110 Å each on
+240 molecules; an earlier version of this example let a molecule listed twice in the NCI file
+into both training and test, which made averaging look better); on FreeSolv averaging lowered
+the test MAE by 8% (see the models guide).
 
 Run ``python examples/kernel_conformer_ensembles.py`` (``--small``: 120 molecules instead
 of 240; under a minute on two cores).
@@ -41,8 +44,10 @@ def flexible_smiles(n: int) -> list[str]:
                 continue
             if {a.GetSymbol() for a in mol.GetAtoms()} - {"C", "N", "O"}:
                 continue
-            if 5 <= rdMolDescriptors.CalcNumRotatableBonds(mol) <= 8:
-                out.append(Chem.MolToSmiles(mol))
+            smiles = Chem.MolToSmiles(mol)
+            # The NCI file lists some molecules twice: a copy in train and test is memorised.
+            if 5 <= rdMolDescriptors.CalcNumRotatableBonds(mol) <= 8 and smiles not in out:
+                out.append(smiles)
             if len(out) == n:
                 break
     RDLogger.EnableLog("rdApp.*")
@@ -84,7 +89,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         )
     spread = float(np.abs(test.y - train.y.mean()).mean())
     print(f"predicting the training mean: {spread:.3f} Å")
-    print(f"averaging the kernel beats the first geometry: {errors['average'] < errors['first']}")
+    change = errors["average"] / errors["first"] - 1.0
+    print(f'averaging the kernel changes the test MAE by {100 * change:+.0f}% against "first"')
 
     # The averaged model saves and reloads like any other (JSON settings, .npz arrays).
     model.save()

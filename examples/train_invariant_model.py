@@ -72,7 +72,7 @@ def run(small: bool = False) -> dict[str, Any]:
         seed=0,
     )
     metric = dc.metrics.Metric(dc.metrics.mean_absolute_error)
-    model.fit(train, nb_epoch=20 if small else 100)
+    model.fit(train, nb_epoch=40 if small else 100)
     return {
         "model": model,
         "train": train,
@@ -116,8 +116,10 @@ def report(result: dict[str, Any]) -> int:
     turned = model.predict_forces(transform(first, rotation=rotation))[0]
     error = float(np.abs(turned - forces[0] @ rotation.T).max())
     print(f"forces rotate with the molecule: max |F(Rx) - R F(x)| = {error:.1e}")
-    beats = result["test_mae"] < 0.5 * result["baseline_mae"]
-    print(f"model beats the mean by more than 2x: {beats}")
+    # Per-element offsets alone beat the mean by far before any training step; only a
+    # network that learned the geometric term beats composition.
+    beats = result["test_mae"] < result["composition_mae"]
+    print(f"model beats per-element least squares (it learned the geometry): {beats}")
     return 0 if beats and error < 1e-3 else 1
 
 

@@ -21,7 +21,8 @@ EXPECTED = {
         "within 1.5x of the exact fit: True",
     ],
     "kernel_conformer_ensembles": [
-        "averaging the kernel beats the first geometry: True",
+        "averaging the kernel changes the test MAE by",
+        'conformers="average": test MAE',
         "reloaded model predicts identically: True",
     ],
     "featurize_csv": ["20 molecules featurized", "labels aligned with molecules: True"],
@@ -31,7 +32,7 @@ EXPECTED = {
     ],
     "train_invariant_model": [
         "forces rotate with the molecule",
-        "model beats the mean by more than 2x: True",
+        "model beats per-element least squares (it learned the geometry): True",
     ],
     "tutorial_tables": ["tutorial reproduced"],
 }
@@ -87,6 +88,7 @@ def test_training_example_prints_figures_that_recompute(capsys):
     assert printed["model"] == pytest.approx(model_mae, abs=1e-3)
     assert printed["baseline"] == pytest.approx(baseline_mae, abs=1e-3)
     # The labels are an extensive energy with a geometric term: the mean is a poor model,
-    # composition a good one, and the trained network must beat the mean by far.
+    # composition a good one, and the trained network must beat composition: its offsets
+    # alone beat the mean before any training step.
     assert printed["composition"] < printed["baseline"]
-    assert printed["model"] < 0.5 * printed["baseline"]
+    assert printed["model"] < printed["composition"]
