@@ -41,7 +41,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     shape = conformer_sensitivity(radius_of_gyration, smiles, n_conformers=k, seed=0)
     print("radius of gyration (Å) over re-embedded conformers")
     print(shape.format())
-    table = shape.molecules.assign(name=shape.molecules["smiles"].map(names))
+    table = shape.molecules.assign(name=shape.molecules["id"].map(names))
     print(table[["name", "n_atoms", "mean", "range"]].round(3).to_string(index=False))
     rigid = table.set_index("name").loc[["benzene", "caffeine"], "range"].max()
     flexible = table.set_index("name").loc[["fluoxetine", "chloroquine"], "range"].min()
