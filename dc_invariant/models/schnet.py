@@ -19,7 +19,12 @@ import torch
 from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels, label_weights
-from dc_invariant.models.elements import as_molecules, unsupported, warn_unsupported
+from dc_invariant.models.elements import (
+    CONSTANT_SHARE,
+    as_molecules,
+    unsupported,
+    warn_unsupported,
+)
 from dc_invariant.models.elementwise import exp_, softplus_
 from dc_invariant.models.pooling import sum_over_molecules
 from dc_invariant.models.runtime import RUNTIME
@@ -190,9 +195,16 @@ class SchNetNetwork(torch.nn.Module):
         # Target statistics (per-element offsets and a scale), fitted on the training set
         # by SchNetModel.fit; stored here so they travel with the checkpoint.
         self.register_buffer("atom_offset", torch.zeros(119, n_outputs))
+        # A constant per molecule (sum pooling), for labels a transformer shifted.
+        self.register_buffer("molecule_offset", torch.zeros(n_outputs))
         self.register_buffer("scale", torch.ones(n_outputs))
         self.register_buffer("standardized", torch.zeros((), dtype=torch.bool))
         self._scratch = _PairScratch()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # Checkpoints saved before the constant existed fitted none: it is 0 for them.
+        state_dict.setdefault(prefix + "molecule_offset", torch.zeros_like(self.molecule_offset))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(
         self,
@@ -235,6 +247,8 @@ class SchNetNetwork(torch.nn.Module):
         pooled = sum_over_molecules(per_atom, counts)
         if self.pooling == "mean":
             pooled = pooled / counts.unsqueeze(-1).to(pooled.dtype)
+        else:
+            pooled = pooled + self.molecule_offset
         if not self.training and bool(self.standardized):
             # An element without a fitted offset in a task was in no molecule labelled for
             # it: its atoms would add 0 where the offsets of others add eV. NaN, not a guess.
@@ -439,7 +453,8 @@ class SchNetModel(InvariantModel):
             if not new.any():
                 continue
             rows &= design[:, new].any(axis=1)
-            rest = y[rows, task] - design[rows] @ offsets[:, task]
+            constant = float(network.molecule_offset[task])
+            rest = y[rows, task] - design[rows] @ offsets[:, task] - constant
             offsets[new, task] = _least_squares(design[rows][:, new], rest, weights[rows, task])
             changed = True
         if changed:
@@ -455,6 +470,7 @@ class SchNetModel(InvariantModel):
         design, n_atoms = made
         present = design[(weights > 0).any(axis=1)].any(axis=0)
         offsets = np.zeros((int(present.sum()), y.shape[1]))
+        constant = np.zeros(y.shape[1])
         scale, floor = np.ones(y.shape[1]), np.ones(y.shape[1])
         for task in range(y.shape[1]):
             rows = weights[:, task] > 0
@@ -463,6 +479,12 @@ class SchNetModel(InvariantModel):
             a, t, w = design[rows][:, present], y[rows, task], weights[rows, task]
             offsets[:, task] = _least_squares(a, t, w)
             residual = t - a @ offsets[:, task]
+            if self.settings.pooling == "sum":  # mean pooling holds a constant already
+                ones = np.column_stack([a, np.ones(len(a))])
+                both = _least_squares(ones, t, w)
+                rest = t - ones @ both
+                if _weighted_std(rest, w, 0.0) < CONSTANT_SHARE * _weighted_std(residual, w, 0.0):
+                    offsets[:, task], constant[task], residual = both[:-1], both[-1], rest
             sizes = n_atoms[rows, 0]
             per_atom = residual if self.settings.pooling == "mean" else residual / sizes
             scale[task] = _weighted_std(per_atom, w)
@@ -490,6 +512,7 @@ class SchNetModel(InvariantModel):
             network.atom_offset.zero_()
             rows = torch.as_tensor(np.flatnonzero(present), device=device)
             network.atom_offset[rows] = torch.as_tensor(offsets, dtype=dtype, device=device)
+            network.molecule_offset.copy_(torch.as_tensor(constant, dtype=dtype, device=device))
             network.scale.copy_(torch.as_tensor(scale, dtype=dtype, device=device))
             network.standardized.fill_(True)
 
@@ -503,7 +526,9 @@ def _least_squares(design: np.ndarray, target: np.ndarray, weights: np.ndarray) 
     return np.linalg.solve(gram, weighted.T @ target)
 
 
-def _weighted_std(values: np.ndarray, weights: np.ndarray) -> float:
-    """Standard deviation of ``values`` with ``weights`` (all 1: NumPy's ``std``)."""
-    mean = np.average(values, weights=weights)
+def _weighted_std(values: np.ndarray, weights: np.ndarray, mean: Optional[float] = None) -> float:
+    """Standard deviation of ``values`` with ``weights`` (all 1: NumPy's ``std``); around
+    ``mean`` when given (0: the root mean square)."""
+    if mean is None:
+        mean = np.average(values, weights=weights)
     return float(np.sqrt(np.average((values - mean) ** 2, weights=weights)))

@@ -245,3 +245,30 @@ def test_schnet_offsets_weigh_labels_as_the_loss_does(dc):
     model.fit(dc.data.NumpyDataset(train, y, w), nb_epoch=1)
     fitted = model.model.network.atom_offset[[1, 6, 8], 0].detach().numpy()
     np.testing.assert_allclose(fitted, [-1.0, -30.0, -70.0], atol=1e-2)
+
+
+def test_schnet_labels_shifted_by_a_transformer_get_a_constant(dc, conformers, tmp_path):
+    # NormalizationTransformer subtracts the labels' mean: with sum pooling no per-element
+    # offset holds that constant, and the network had to learn it.
+    h, c, o = (np.array([(m.atomic_numbers == z).sum() for m in conformers]) for z in (1, 6, 8))
+    y = (-1.0 * h - 30.0 * c - 70.0 * o)[:, None]
+    raw = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=0)
+    raw.fit(dc.data.NumpyDataset(np.array(conformers), y), nb_epoch=1)
+    assert raw.model.network.molecule_offset.item() == 0.0
+    predicted = {}
+    for shift in (1000.0, -500.0):
+        model = SchNetModel(**SMALL_SCHNET, dtype="float64", seed=0, model_dir=str(tmp_path))
+        model.fit(dc.data.NumpyDataset(np.array(conformers), y + shift), nb_epoch=2)
+        assert model.model.network.molecule_offset.item() == pytest.approx(shift, abs=1e-2)
+        predicted[shift] = model.predict(dc.data.NumpyDataset(np.array(conformers))) - shift
+    # Labels exact in element counts: offsets and the constant predict them, whatever shift.
+    for shift in predicted:
+        np.testing.assert_allclose(predicted[shift], y, atol=2.0)  # 160 without the constant
+    # A checkpoint written before the constant existed loads with it at 0.
+    model.save_checkpoint()
+    for path in model.get_checkpoints():
+        data = torch.load(path, weights_only=True)
+        del data["model_state_dict"]["network.molecule_offset"]
+        torch.save(data, path)
+    old = load_model(str(tmp_path))
+    assert old.model.network.molecule_offset.item() == 0.0

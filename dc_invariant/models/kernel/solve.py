@@ -5,14 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["CONSTANT_SHARE", "dressed_counts", "offsets", "solve", "with_constant"]
+from dc_invariant.models.elements import CONSTANT_SHARE
 
-#: The offsets get a constant per molecule when it takes away at least this share of what
-#: per-element offsets leave of the labels (RMS, in some task). Labels a transformer shifted
-#: (``NormalizationTransformer`` subtracts their mean) carry one that element offsets cannot
-#: hold, and the kernel learned it instead: 20x the error on QM9 (residual RMS 0.2% with the
-#: constant). Untransformed labels lose 0.1% (QM9) to 7% (FreeSolv) and are fitted as before.
-CONSTANT_SHARE = 0.5
+__all__ = ["dressed_counts", "offsets", "solve", "with_constant"]
 
 
 def offsets(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
