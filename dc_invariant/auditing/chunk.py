@@ -16,9 +16,9 @@ from dc_invariant.auditing.copies import BLOCK, audit_batch
 from dc_invariant.auditing.deviation import compare, segment_reduce
 from dc_invariant.auditing.featurizing import describe
 from dc_invariant.auditing.rebuild import Lineage, own_lineage
-from dc_invariant.auditing.report import CONTROL
+from dc_invariant.auditing.report import COLUMNS, CONTROL
 from dc_invariant.auditing.settings import AuditSettings
-from dc_invariant.auditing.targets import Outputs, predictor, run_isolating
+from dc_invariant.auditing.targets import Outputs, TargetFailed, predictor, run_isolating
 from dc_invariant.molecules import Molecules, segment_arange, starts_of
 
 __all__ = ["FLOOR_ULPS", "NOISE_FACTOR", "ChunkTask", "audit_chunk", "control_moved"]
@@ -37,6 +37,11 @@ _UNMOVED = ("invariant", "per_atom")
 _RIGID = ("translation", "rotation", "reflection")
 
 
+#: What a chunk gives back: its columns, its skips, and the `TargetFailed` when the target
+#: raised on every one of its molecules.
+ChunkResult = tuple[dict[str, list], list[tuple[str, str]], Optional[TargetFailed]]
+
+
 @dataclass
 class ChunkTask:
     """One chunk of an audit, complete: it runs on any process (`audit_chunk`)."""
@@ -53,7 +58,7 @@ class ChunkTask:
     runtime: Optional[dict[str, Any]] = None
 
 
-def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]]:
+def audit_chunk(task: ChunkTask) -> ChunkResult:
     """Audit the molecules of one chunk (`_audit_chunk`) under the task's runtime settings."""
     if task.runtime is None:
         return _audit_chunk(task)
@@ -64,11 +69,12 @@ def audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]
         return _audit_chunk(task)
 
 
-def _audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]]]:
+def _audit_chunk(task: ChunkTask) -> ChunkResult:
     """Audit the molecules of one chunk.
 
     Returns per-(molecule, symmetry) columns, the positive control's rows among them
-    (symmetry `CONTROL`), and ``(id, reason)`` skips. Runs anywhere: it depends only on its
+    (symmetry `CONTROL`), ``(id, reason)`` skips, and the `TargetFailed` when the target
+    raised on every molecule of the chunk (else None). Runs anywhere: it depends only on its
     task, which is what lets chunks go to other processes.
     """
     settings, molecules, ids = task.settings, task.molecules, task.ids
@@ -85,9 +91,15 @@ def _audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]
     unsupported = getattr(task.target, "unsupported", None)
     excluded = dict(unsupported(molecules)) if callable(unsupported) else {}
     # One call: the molecules and all their copies are one large batch for the target.
-    outputs = run_isolating(
-        run, batch, lineage, excluded, name=describe(task.target, task.featurizer)
-    )
+    try:
+        outputs = run_isolating(
+            run, batch, lineage, excluded, name=describe(task.target, task.featurizer)
+        )
+    except TargetFailed as failed:
+        # Every molecule of this chunk raised: skipped here, with their errors. `audit`
+        # stops only when every chunk did, so the chunk size never decides.
+        skipped = [(ids[m], failed.reasons.get(m, str(failed))) for m in range(n)]
+        return {name: [] for name in COLUMNS}, skipped, failed
     base = np.arange(n)
     mine = _subset(outputs, np.concatenate([base, n + np.arange(n_copies)]))
     rtol, atol = settings.rtol, settings.atol
@@ -162,7 +174,7 @@ def _audit_chunk(task: ChunkTask) -> tuple[dict[str, list], list[tuple[str, str]
         (ids[m], reasons.get(int(m), "the target returned NaN or infinity"))
         for m in np.flatnonzero(bad)
     ]
-    return columns, skipped
+    return columns, skipped, None
 
 
 def control_moved(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional
@@ -24,7 +25,7 @@ from dc_invariant.auditing.inputs import AuditInput, prepare
 from dc_invariant.auditing.report import COLUMNS, AuditReport
 from dc_invariant.auditing.settings import SYMMETRIES, AuditSettings
 from dc_invariant.auditing.store import StoredChunk, check_chunk, open_store, save_chunk
-from dc_invariant.auditing.targets import check_target, target_dtype
+from dc_invariant.auditing.targets import TargetFailed, check_target, target_dtype
 from dc_invariant.auditing.words import environment
 from dc_invariant.molecules import Molecules
 from dc_invariant.parallel import check_workers, connected, map_ordered
@@ -215,19 +216,28 @@ def _audit_prepared(
     )
     columns: dict[str, list] = {name: [] for name in COLUMNS}
     skipped = list(prepared.skipped)
+    failures: list[TargetFailed] = []  # chunks on every molecule of which the target raised
+    failed = 0
     bar = tqdm(total=len(molecules), disable=not progress, desc="audit", unit="mol")
     with bar, hold:
         for start in starts:
             if start in done:
                 chunk_columns, chunk_skipped = done[start].columns, done[start].skipped
             else:
-                chunk_columns, chunk_skipped = next(results)
-                if store:
+                chunk_columns, chunk_skipped, failure = next(results)
+                if failure is not None:
+                    failures.append(failure)  # not stored: a resume runs it again
+                    failed += len(chunk_skipped)
+                elif store:
                     save_chunk(store, start, chunk_columns, chunk_skipped, digests.pop(start))
             for name in COLUMNS:
                 columns[name].extend(chunk_columns[name])
             skipped.extend(tuple(s) for s in chunk_skipped)
             bar.update(min(size, len(molecules) - start))
+    if failures and len(failures) == len(starts):
+        first = failures[0]
+        message = re.sub(r"every molecule \(\d+\)", f"every molecule ({failed})", str(first))
+        raise TargetFailed(message) from first.__cause__
     return AuditReport.from_rows(
         columns, skipped, report_settings, n_inputs=prepared.n_inputs, clashes=prepared.clashes
     )

@@ -52,7 +52,12 @@ class Outputs(NamedTuple):
 
 class TargetFailed(RuntimeError):
     """The target raised an error on every molecule it was given: a broken target or a bug,
-    not a molecule to skip. The target's own error is the ``__cause__``."""
+    not a molecule to skip. The target's own error is the ``__cause__``; ``reasons`` holds
+    each molecule's (batch index -> "Type: message")."""
+
+    def __init__(self, message: str, reasons: Optional[dict[int, str]] = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or {}
 
 
 class PipelineMismatch(ValueError):
@@ -303,9 +308,11 @@ def run_isolating(
         first = errors[int(wanted[0])]
         if isinstance(first, PipelineMismatch):
             raise first
+        reasons = {m: f"{type(e).__name__}: {e}" for m, e in errors.items()}
         raise TargetFailed(
             f"{name} raised an error on every molecule ({len(wanted)}), e.g. "
-            f"{type(first).__name__}: {first}"
+            f"{type(first).__name__}: {first}",
+            {**reasons, **excluded},
         ) from first
     if len(pieces) == 1 and len(pieces[0][0]) == len(batch):
         return pieces[0][1]  # the usual case: one call, nothing failed or left out

@@ -39,6 +39,20 @@ def test_a_target_failing_everywhere_is_an_error_not_a_skip():
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
+def test_a_chunk_whose_molecules_all_fail_is_skipped_not_the_audit():
+    def no_water(r, x):
+        if len(r) == 3:
+            raise ValueError("three atoms not supported")
+        return spread(r, x)
+
+    # Chunks of 64 molecules: the second holds only water. The chunk size must not decide.
+    molecules = ["CCO", "c1ccccc1O"] * 32 + ["O", "O"]
+    for size in (64, 1024):
+        report = audit(no_water, molecules, n_samples=1, chunk_size=size)
+        assert report.skipped["reason"].tolist() == ["ValueError: three atoms not supported"] * 2
+        assert report.holds("rotation")
+
+
 WATER = Conformer([[0.96, 0, 0], [0, 0, 0], [-0.24, 0.93, 0]], np.eye(3), [8, 1, 1])
 
 
