@@ -27,7 +27,8 @@ class Conformer:
     atomic_numbers : np.ndarray of shape (n_atoms,)
         Element of each atom, stored as int64.
     smiles : str or None, default=None
-        The SMILES the datapoint came from (as given for SMILES input; canonical for a Mol).
+        The SMILES the datapoint came from (as given for SMILES input, or the kept fragment's
+        when ``fragments="largest"`` dropped others; canonical for a Mol).
     ensemble : np.ndarray of shape (n_conformers, n_atoms, 3) or None, default=None
         All geometries when several conformers were generated; ``ensemble[0]`` equals
         ``positions``. ``None`` for a single conformer.

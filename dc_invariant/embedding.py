@@ -89,7 +89,7 @@ class Encoder:
                 mol = Chem.MolFromSmiles(Chem.MolToSmiles(mol))
             return mol
         if isinstance(item, Chem.Mol):
-            return self.select_fragments(item)
+            return self.select_fragments(with_valences(item))
         if item is None:
             raise FeaturizationError("no molecule (None), e.g. a record RDKit could not read")
         if isinstance(item, float) and item != item:
@@ -304,10 +304,23 @@ class Encoder:
         z, x = self.features(mol)
         if isinstance(item, str):
             smiles: Optional[str] = item
+            if "." in item and self.settings.fragments == "largest":
+                # The molecule featurized, not the salt given: reports show and draw it.
+                smiles = Chem.MolToSmiles(Chem.RemoveHs(mol, sanitize=False))
         else:
             smiles = Chem.MolToSmiles(mol) if self.settings.record_smiles else None
         ensemble = geometries if self.settings.n_conformers > 1 else None
         return Conformer(geometries[0], x, z, smiles=smiles, ensemble=ensemble)
+
+
+def with_valences(mol: Chem.Mol) -> Chem.Mol:
+    """``mol``, or a copy with its valences and implicit hydrogen counts computed when they
+    never were (an unsanitized Mol): what is decided from them must not depend on the path."""
+    if not mol.NeedsUpdatePropertyCache():
+        return mol
+    mol = Chem.Mol(mol)
+    mol.UpdatePropertyCache(strict=False)
+    return mol
 
 
 def _implicit_hydrogens(mol: Chem.Mol) -> bool:
@@ -387,7 +400,10 @@ class ShippedMol:
 
     def __init__(self, mol: Chem.Mol) -> None:
         flags = Chem.PropertyPickleOptions.AllProps | Chem.PropertyPickleOptions.CoordsAsDouble
-        self.binary = mol.ToBinary(flags)
+        # Valences first, as `Encoder.to_mol` computes them: a Mol that never had them
+        # (RDKit's XYZ reader) came back from the binary with 0 implicit hydrogens, and a
+        # worker then decided about hydrogens and fragments unlike a serial run.
+        self.binary = with_valences(mol).ToBinary(flags)
 
     def mol(self) -> Chem.Mol:
         return Chem.Mol(self.binary)

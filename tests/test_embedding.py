@@ -100,3 +100,19 @@ def test_a_mol_with_fewer_3d_conformers_than_asked_fails():
 def test_dummy_atoms_are_a_failure_not_an_element(smiles):
     with pytest.raises(FeaturizationError, match="dummy atom"):
         Encoder(FeaturizerSettings())(smiles)
+
+
+def test_a_mol_without_valences_is_featurized_alike_here_and_on_workers():
+    from dc_invariant.embedding import ShippedMol
+
+    # RDKit's XYZ reader computes no valences; its binary then said "no implicit H", so a
+    # worker kept [C, O] where a serial run added hydrogens.
+    for block in (
+        "2\n\nC 0 0 0\nO 1.43 0 0\n",
+        "3\n\nO 0 0 0.12\nH 0 0.76 -0.47\nH 0 -0.76 -0.47\n",
+    ):
+        mol = Chem.MolFromXYZBlock(block)
+        for settings in (FeaturizerSettings(), FeaturizerSettings(fragments="largest")):
+            encoder = Encoder(settings)
+            here = encoder(mol).atomic_numbers.tolist()
+            assert encoder(ShippedMol(mol).mol()).atomic_numbers.tolist() == here

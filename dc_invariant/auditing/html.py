@@ -212,8 +212,10 @@ def render(report: Any, worst: int = 5) -> str:
         f"<p>{e(report.control_line())}</p>",
         *(f"<p class=note>{e(n)}</p>" for n in report.notes()),
         "<h2>Deviations</h2><p>Relative deviation of each molecule's output, per symmetry, "
-        "on a log scale; dashed line: the tolerance rtol. A log scale has no zero, so "
-        "deviations that are exactly zero are counted in words.</p>",
+        "on a log scale; dashed line: the tolerance rtol. A molecule whose output is near "
+        "zero also passes when its absolute deviation is within atol, right of the line: the "
+        "tables below say which passed. A log scale has no zero, so deviations that are "
+        "exactly zero are counted in words.</p>",
         _histograms(report),
     ]
     listed = 0
@@ -225,13 +227,15 @@ def render(report: Any, worst: int = 5) -> str:
             continue
         listed += 1
         parts.append(f"<h2>Largest deviations: {e(symmetry)}</h2>")
-        header = [("id", True), ("SMILES", True), ("atoms", False), ("rel dev", False)]
+        header = [("id", True), ("SMILES", True), ("atoms", False), ("rel dev", False),
+                  ("passed", True)]  # fmt: skip
         cells = []
         for _, r in table.iterrows():
             cells.append(
                 f"<tr><td class='text wrap'>{e(str(r['id']))}</td>"
                 f"<td class='text wrap'>{e(str(r['smiles']))}</td>"
                 f"<td>{r['n_atoms']}</td><td>{r['rel_deviation']:.2e}</td>"
+                f"<td class=text>{'yes' if r['passed'] else 'no'}</td>"
                 f"<td class=drawing>{_depiction(r['smiles'], str(r['id']))}</td></tr>"
             )
         parts.append(_table([*header, ("drawing", True)], cells))

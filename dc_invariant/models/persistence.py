@@ -206,3 +206,9 @@ class PortableModel:
     def predict_molecules(self, molecules: Any, **options: Any) -> np.ndarray:
         """``predict_molecules`` of the rebuilt model (the `MoleculeModel` contract)."""
         return self.model().predict_molecules(molecules, **options)
+
+    def unsupported(self, molecules: Any) -> dict[int, str]:
+        """The rebuilt model's `unsupported` (none for a model without one): the audit skips
+        those molecules with that reason, on workers as in this process."""
+        own = getattr(self.model(), "unsupported", None)
+        return dict(own(molecules)) if callable(own) else {}

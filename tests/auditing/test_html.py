@@ -43,3 +43,18 @@ def test_html_page_marks_unchecked_blind_and_long_smiles(tmp_path):
     page = path.read_text()
     assert "<td class='text unchecked'>not checked</td>" in page
     assert "class='text holds'>not checked" not in page
+
+
+def test_html_tables_say_which_listed_molecules_passed(tmp_path):
+    # An output near zero passes by atol with a relative deviation right of the rtol line;
+    # without a pass mark the page read as broken while the verdict said it holds.
+    def tiny(r, x):
+        return 1e-7 * float(r[0, 0] - r.mean(axis=0)[0])  # reads orientation, at ~1e-7
+
+    report = audit(tiny, ["CCO", "c1ccccc1O"], symmetries=["rotation"], rtol=1e-4, atol=1e-5)
+    assert report.holds("rotation") and (report.molecules["rel_deviation"] > 1e-4).any()
+    path = tmp_path / "report.html"
+    report.to_html(str(path))
+    page = path.read_text()
+    assert "<th>passed</th>" in page or ">passed<" in page
+    assert "<td class=text>yes</td>" in page and "<td class=text>no</td>" not in page

@@ -142,3 +142,23 @@ def test_a_reloaded_model_trains_at_its_own_rate_and_where_its_schedule_stopped(
         rates = [m._pytorch_optimizer.param_groups[0]["lr"] for m in (straight, resumed)]
         assert rates[0] == pytest.approx(rates[1], rel=1e-12)
         np.testing.assert_array_equal(straight.predict(data), resumed.predict(data))
+
+
+def test_a_model_sent_to_workers_keeps_its_unsupported_molecules(dc):
+    # On Dask or worker processes the audit got a PortableModel without `unsupported`: the
+    # molecules were predicted as NaN and skipped with a generic reason.
+    import pickle
+
+    from dc_invariant import ConformerFeaturizer
+    from dc_invariant.models.persistence import PortableModel
+
+    featurize = ConformerFeaturizer().featurize
+    model = SchNetModel(n_atom_basis=8, n_filters=8, n_interactions=1, n_rbf=8)
+    model.fit(dc.data.NumpyDataset(featurize(["C", "CC", "CCO", "CO"]), [-17, -30, -40, -52]))
+    sent = pickle.loads(pickle.dumps(PortableModel(model)))
+    test = featurize(["CN", "CCO"])
+    assert (
+        sent.unsupported(test)
+        == model.unsupported(test)
+        == {0: "element N (Z=7) not in the training set"}
+    )
