@@ -94,8 +94,11 @@ def mixes(
 
     ``orders`` holds, molecule after molecule, local atom indices of molecules that start at
     ``starts`` in ``atomic_numbers`` and have ``counts`` atoms. An order proves something when
-    it moves an atom onto a position held by another element; for a molecule of one element,
-    when it is not the identity; a single atom can only stay.
+    it moves an atom onto a position held by another element, and, when the heavy atoms are
+    of two elements or more, when it changes their order too: a target that drops hydrogens
+    (``CoulombMatrix(remove_hydrogens=True)``) would otherwise see the same molecule when only
+    hydrogens trade places with heavy atoms. For a molecule of one element, when it is not the
+    identity; a single atom can only stay.
     """
     counts = np.asarray(counts, dtype=np.int64)
     first = starts_of(counts)
@@ -106,7 +109,24 @@ def mixes(
     changes_element = np.logical_or.reduceat(moved != original, first)
     not_identity = np.logical_or.reduceat(orders != local, first)
     one_element = np.maximum.reduceat(original, first) == np.minimum.reduceat(original, first)
-    return np.where(one_element, not_identity | (counts < 2), changes_element)
+    # The heavy atoms in their new order against the old, molecule by molecule (a molecule
+    # has as many heavy atoms either way).
+    heavy = original > 1
+    segment = np.repeat(np.arange(len(counts)), counts)
+    n_heavy = np.bincount(segment[heavy], minlength=len(counts))
+    heavy_first = starts_of(n_heavy)
+    differs = moved[moved > 1] != original[heavy]
+    heavy_moved = np.zeros(len(counts), dtype=bool)
+    some = n_heavy > 0
+    if differs.size:
+        heavy_moved[some] = np.logical_or.reduceat(differs, heavy_first[some])
+    lightest = np.full(len(counts), 119)
+    heaviest = np.zeros(len(counts), dtype=np.int64)
+    np.minimum.at(lightest, segment[heavy], original[heavy])
+    np.maximum.at(heaviest, segment[heavy], original[heavy])
+    mixed_heavy = some & (lightest < heaviest)
+    proves = changes_element & (heavy_moved | ~mixed_heavy)
+    return np.where(one_element, not_identity | (counts < 2), proves)
 
 
 def transform(

@@ -50,3 +50,13 @@ def test_transform_moves_atoms_with_their_features():
     np.testing.assert_array_equal(moved.features, c.features[order])
     assert moved.atomic_numbers.tolist() == [6, 8, 1] and moved.smiles == "x"
     assert c.positions[0].tolist() == [0.0, 1.0, 2.0]  # input untouched
+
+
+def test_an_order_proves_something_only_if_it_reorders_mixed_heavy_atoms():
+    from dc_invariant.symmetry import mixes
+
+    methanol = np.array([6, 8, 1, 1, 1, 1])
+    assert not mixes(np.array([2, 0, 1, 3, 4, 5]), methanol, [0], [6])[0]  # C, O keep order
+    assert mixes(np.array([2, 1, 0, 3, 4, 5]), methanol, [0], [6])[0]  # O now before C
+    ethane = np.array([6, 6, 1, 1, 1, 1, 1, 1])  # heavy atoms of one element: H moves suffice
+    assert mixes(np.array([2, 0, 1, 3, 4, 5, 6, 7]), ethane, [0], [8])[0]

@@ -54,3 +54,12 @@ def test_a_torch_module_audited_as_a_function_gets_its_own_precision():
 
     assert model_dtype(torch.nn.Linear(3, 1)) == "float32"
     assert model_dtype(torch.nn.Linear(3, 1).double()) == "float64"
+
+
+def test_every_renumbering_reorders_the_heavy_atoms_for_a_target_that_drops_hydrogens(dc):
+    # An order that only traded hydrogens with heavy atoms kept C before O: with hydrogens
+    # removed the Coulomb matrix was the same, and permutation "held" on 2 seeds of 12.
+    featurizer = dc.feat.CoulombMatrix(max_atoms=6, remove_hydrogens=True)
+    for seed in range(12):
+        report = audit(featurizer, ["CO"], n_samples=1, seed=seed, symmetries=["permutation"])
+        assert not report.holds("permutation"), seed
