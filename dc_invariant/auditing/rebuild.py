@@ -84,6 +84,10 @@ def mols_for(batch: Molecules, lineage: Optional[Lineage] = None) -> list[Any]:
         else:
             mol = Chem.Mol(templates[owner])
         mol.GetConformer().SetPositions(np.ascontiguousarray(batch.positions[start : start + n]))
+        if templates[owner].HasProp(_SANITIZED):
+            # Stereo from this copy's own coordinates: a template matched onto a Mol's atoms
+            # keeps no chiral tags, and a mirrored copy is the other enantiomer.
+            Chem.AssignStereochemistryFrom3D(mol)
         mols.append(mol)
     return mols
 

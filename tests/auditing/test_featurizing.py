@@ -63,3 +63,25 @@ def test_every_renumbering_reorders_the_heavy_atoms_for_a_target_that_drops_hydr
     for seed in range(12):
         report = audit(featurizer, ["CO"], n_samples=1, seed=seed, symmetries=["permutation"])
         assert not report.holds("permutation"), seed
+
+
+def test_a_stereo_reading_featurizer_sees_each_copy_s_own_stereo(dc):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from dc_invariant.auditing.inputs import prepare
+    from dc_invariant.auditing.rebuild import mols_for
+    from dc_invariant.molecules import Molecules
+
+    chiral = dc.feat.CircularFingerprint(chiral=True)
+    # A mirrored copy is the other enantiomer: its tags must follow its coordinates.
+    report = audit(chiral, ["C[C@H](N)C(=O)O"], n_samples=2, symmetries=["reflection"])
+    assert not report.holds("reflection")
+    # A 3D Mol whose atoms are not in its SMILES' order kept no chiral tags: (R) and (S)
+    # alanine were featurized as one molecule.
+    for smiles in ("C[C@H](N)C(=O)O", "C[C@@H](N)C(=O)O"):
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=1)
+        shuffled = Chem.RenumberAtoms(mol, list(range(mol.GetNumAtoms()))[::-1])
+        rebuilt = mols_for(Molecules.from_conformers(prepare([shuffled]).molecules))[0]
+        assert Chem.MolToSmiles(Chem.RemoveHs(rebuilt)) == smiles
