@@ -8,11 +8,13 @@ never executed as expressions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, Optional
 
 from dc_invariant._deepchem import import_deepchem
@@ -40,21 +42,43 @@ def load_target(spec: str) -> tuple[Optional[Any], Any]:
     # Most target files import DeepChem; imported here first, its import-time log lines
     # are held back instead of burying our one-line errors.
     import_deepchem()
-    module = _import(where)
-    factory = getattr(module, name, None)
-    if factory is None:
-        raise TargetError(f"--target: {where} has no {name!r}")
-    if not callable(factory):
-        raise TargetError(f"--target: {where}:{name} is not a function")
-    try:
-        made = factory()
-    except Exception as err:  # the user's code: report it, never a traceback
-        raise TargetError(f"--target: {where}:{name}() raised {type(err).__name__}: {err}") from err
+    with _importable_folder(where):
+        module = _import(where)
+        factory = getattr(module, name, None)
+        if factory is None:
+            raise TargetError(f"--target: {where} has no {name!r}")
+        if not callable(factory):
+            raise TargetError(f"--target: {where}:{name} is not a function")
+        try:
+            made = factory()
+        except Exception as err:  # the user's code: report it, never a traceback
+            raise TargetError(
+                f"--target: {where}:{name}() raised {type(err).__name__}: {err}"
+            ) from err
     return _unpack(made, f"{where}:{name}()")
 
 
+@contextlib.contextmanager
+def _importable_folder(where: str) -> Iterator[None]:
+    """A target file's own folder on ``sys.path`` while it is imported and its factory runs
+    (a factory may import a helper beside it), as when the file is run with python."""
+    if not _is_file(where):
+        yield
+        return
+    folder = os.path.dirname(os.path.abspath(where))
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)
+
+
+def _is_file(where: str) -> bool:
+    return where.endswith(".py") or os.sep in where or "/" in where
+
+
 def _import(where: str) -> Any:
-    if where.endswith(".py") or os.sep in where or "/" in where:
+    if _is_file(where):
         path = os.path.abspath(where)
         if not os.path.isfile(path):
             raise TargetError(f"--target: no such file: {where}")
@@ -65,16 +89,16 @@ def _import(where: str) -> Any:
         if loader_spec is None or loader_spec.loader is None:
             raise TargetError(f"--target: {where} is not a Python file")
         module = importlib.util.module_from_spec(loader_spec)
-        # A file's own folder is importable from it, as when it is run with python.
-        sys.path.insert(0, os.path.dirname(path))
+        # Registered first, as Python's own import does: dataclasses (and pickling) look
+        # the module up by name while it runs.
+        sys.modules[module_name] = module
         try:
             loader_spec.loader.exec_module(module)
         except Exception as err:
+            del sys.modules[module_name]
             raise TargetError(
                 f"--target: importing {where} raised {type(err).__name__}: {err}"
             ) from err
-        finally:
-            sys.path.remove(os.path.dirname(path))
         return module
     try:
         return importlib.import_module(where)

@@ -118,3 +118,25 @@ def test_nothing_checkable_exits_1_with_that_message(capsys):
     printed, err = capsys.readouterr()
     assert "rotation (RotationInvariantModel): required symmetry checked on no molecule" in err
     assert "permutation" in err and "broken" not in printed + err
+
+
+def test_a_target_file_imports_as_python_runs_it(tmp_path, capsys):
+    # A dataclass under postponed annotations looks its module up in sys.modules, and a
+    # factory may import a helper beside the file: both failed under --target.
+    (tmp_path / "helper.py").write_text("SCALE = 2.0\n")
+    (tmp_path / "pipeline.py").write_text(
+        "from __future__ import annotations\n"
+        "from dataclasses import dataclass\n"
+        "import numpy as np\n"
+        "@dataclass\n"
+        "class Spread:\n"
+        "    scale: float\n"
+        "    def __call__(self, r: np.ndarray, x: np.ndarray) -> float:\n"
+        "        return self.scale * float(((r - r.mean(axis=0)) ** 2).sum())\n"
+        "def make():\n"
+        "    import helper\n"
+        "    return Spread(helper.SCALE)\n"
+    )
+    argv = ["audit", "--target", f"{tmp_path / 'pipeline.py'}:make", "--smiles", "CCO"]
+    assert main([*argv, "--n-samples", "1", "--require", "rotation"]) == 0
+    assert "holds" in capsys.readouterr().out
