@@ -165,15 +165,13 @@ class Encoder:
 
     def embed(self, mol: Chem.Mol) -> Chem.Mol:
         s = self.settings
-        work = Chem.Mol(mol)  # a copy, so the caller's Mol is never touched
+        work = mol
         if s.atom_properties:
             # As for a 3D Mol: a Mol built without sanitization (or kekulized with its
             # aromatic flags cleared) would give every ring atom aromatic = 0.
+            work = Chem.Mol(mol)
             Chem.SanitizeMol(work)
-        else:
-            # An unsanitized Mol (SDFLoader's default) has no implicit H counts for AddHs.
-            work.UpdatePropertyCache(strict=False)
-        work = Chem.AddHs(work)
+        work = Chem.AddHs(work)  # always a copy, so the caller's Mol is never touched
         if "hybridization" in s.atom_properties:
             Chem.SetHybridization(work)  # AddHs leaves new hydrogens UNSPECIFIED; RDKit's is S
         params = rdDistGeom.ETKDGv3()

@@ -31,6 +31,7 @@ from dc_invariant.embedding import (
 from dc_invariant.featurizer_settings import DEFAULT_ELEMENTS, FeaturizerSettings
 from dc_invariant.geometry import clashing_molecules
 from dc_invariant.parallel import check_workers, connected, map_ordered
+from dc_invariant.validation import check_bool
 
 dc = import_deepchem()
 logger = logging.getLogger(__name__)
@@ -167,14 +168,10 @@ class ConformerFeaturizer(dc.feat.MolecularFeaturizer):
         scheduler: Any = None,
         progress: Optional[bool] = None,
     ) -> None:
-        if not isinstance(use_original_atoms_order, (bool, np.bool_)):
-            raise TypeError(
-                f"use_original_atoms_order must be True or False, got {use_original_atoms_order!r}"
-            )
-        if progress is not None and not isinstance(progress, (bool, np.bool_)):
-            raise TypeError(f"progress must be True, False or None, got {progress!r}")
+        original_order = check_bool(use_original_atoms_order, "use_original_atoms_order")
+        check_bool(progress, "progress", optional=True)
         check_workers(n_jobs, scheduler)
-        super().__init__(use_original_atoms_order=bool(use_original_atoms_order))
+        super().__init__(use_original_atoms_order=original_order)
         self.settings = FeaturizerSettings(
             elements=elements,
             other_element=other_element,

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from rdkit import Chem
 
-from dc_invariant.validation import check_choice, check_int, check_names, store
+from dc_invariant.validation import check_bool, check_choice, check_int, check_names, store
 
 __all__ = [
     "ATOM_PROPERTIES",
@@ -65,9 +65,7 @@ class FeaturizerSettings:
 
     def __post_init__(self) -> None:
         for name in ("other_element", "heavy_atoms_only", "record_smiles", "canonical_atom_order"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-            store(self, name, bool(getattr(self, name)))
+            store(self, name, check_bool(getattr(self, name), name))
         for name, low, high in _LIMITS:
             store(self, name, check_int(getattr(self, name), name, min_val=low, max_val=high))
         elements = check_names(self.elements, "elements")

@@ -22,7 +22,7 @@ from dc_invariant.auditing.words import environment
 from dc_invariant.conformer import Conformer
 from dc_invariant.files import TableReport, columns_of, numbers_back, read_json
 from dc_invariant.molecules import Molecules, split_segments
-from dc_invariant.validation import check_int
+from dc_invariant.validation import check_bool, check_int
 
 __all__ = ["SensitivityReport", "conformer_sensitivity"]
 
@@ -206,8 +206,7 @@ def conformer_sensitivity(
     # on its seed. Per seed, geometry j is the one `ConformerFeaturizer(random_seed=seed + j)`
     # gives, and asking for more conformers only adds geometries.
     base = featurizer.replace(n_conformers=1, random_seed=seed, progress=False)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+    check_bool(progress, "progress")
     run, dtype = predictor(target), target_dtype(target)
     ids = [item if isinstance(item, str) else str(i) for i, item in enumerate(items)]
     rows: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 __all__ = [
+    "check_bool",
     "check_choice",
     "check_int",
     "check_n_jobs",
@@ -83,6 +84,25 @@ def check_real(
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value}")
     return float(value)
+
+
+def check_bool(value: Any, name: str, *, optional: bool = False) -> Optional[bool]:
+    """``value`` as a ``bool`` (None too when ``optional``): a string such as ``"no"``, or a
+    1, would otherwise read as True.
+
+    Examples
+    --------
+    >>> check_bool(np.True_, "record_smiles")
+    True
+    >>> check_bool(None, "progress", optional=True) is None
+    True
+    """
+    if optional and value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        allowed = "True, False or None" if optional else "True or False"
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    return bool(value)
 
 
 def check_seed(value: Any) -> int:

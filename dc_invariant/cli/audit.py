@@ -232,26 +232,26 @@ def _report_folders(args: argparse.Namespace, names: list[str]) -> dict[str, str
         return {}
     if len(set(names)) < len(names):
         raise UsageError("the same model is named twice: its reports would share one folder")
+    inside = os.path.realpath(args.out)
     folders: dict[str, str] = {}
+    owners: dict[str, str] = {}  # folder -> model
     for name in names:
         # abspath first: normpath("..") stays "..", which would put the reports beside --out.
         base = os.path.basename(os.path.abspath(name))
         folder = os.path.join(args.out, base)
-        inside = os.path.realpath(args.out)
         if not base or os.path.dirname(os.path.realpath(folder)) != inside:
             raise UsageError(f"{name}: its reports would not land inside {args.out}")
-        if folder in folders.values():
-            other = next(n for n, f in folders.items() if f == folder)
+        if folder in owners:
             raise UsageError(
-                f"--model {other} and {name} would write their reports to the same folder "
-                f"{folder}: audit them with separate --out folders"
+                f"--model {owners[folder]} and {name} would write their reports to the same "
+                f"folder {folder}: audit them with separate --out folders"
             )
         if not args.resume and os.path.isdir(folder) and os.listdir(folder):
             raise UsageError(
                 f"{folder} already holds audit results: add --resume to continue it, or "
                 "give another --out"
             )
-        folders[name] = folder
+        folders[name], owners[folder] = folder, name
     return folders
 
 
@@ -349,15 +349,15 @@ def _with_failures(dataset: Any, raw: list[str], limit: Optional[int], workers: 
 
     raw = raw[:limit] if limit else raw
     ids = [str(i) for i in dataset.ids]
-    kept, failed = [], []
-    for smiles in raw:  # the dataset keeps the file's order, less its failures
-        if len(kept) < len(ids) and ids[len(kept)] == smiles:
-            kept.append(len(kept))
+    kept, failed = 0, []  # the dataset keeps the file's order, less its failures
+    for smiles in raw:
+        if kept < len(ids) and ids[kept] == smiles:
+            kept += 1
         else:
             failed.append(smiles)
-    if not limit and len(kept) < len(ids):
+    if not limit and kept < len(ids):
         raise UsageError("the dataset's molecules do not follow its raw file's rows")
-    prepared = prepare(dataset.select(kept), **workers)
+    prepared = prepare(dataset.select(list(range(kept))), **workers)
     if failed:
         again = ConformerFeaturizer(**workers)
         again.featurize(failed, log_failures=False)

@@ -20,8 +20,8 @@ from dc_invariant.conformer import Conformer
 from dc_invariant.models.base import Batch, InvariantModel
 from dc_invariant.models.batching import check_labels, label_weights
 from dc_invariant.models.elements import (
-    CONSTANT_SHARE,
     as_molecules,
+    takes_constant,
     unsupported,
     warn_unsupported,
 )
@@ -356,15 +356,12 @@ class SchNetModel(InvariantModel):
     def _unsupported(self, stacked: Molecules) -> dict[int, str]:
         """`unsupported` of a stack: an element in no labelled molecule, or (several tasks)
         in none labelled for one of the tasks."""
-        if self.trained_elements() is None:
+        in_every_task = self.trained_elements()
+        if in_every_task is None:
             return {}
-        offsets = self.model.network.atom_offset != 0
-        out = unsupported(stacked, np.flatnonzero(offsets.any(dim=1).cpu().numpy()))
-        partly = unsupported(
-            stacked, np.flatnonzero(offsets.all(dim=1).cpu().numpy()),
-            "the training labels of every task",
-        )  # fmt: skip
-        return {**partly, **out}
+        in_some = (self.model.network.atom_offset != 0).any(dim=1).cpu().numpy()
+        partly = unsupported(stacked, in_every_task, "the training labels of every task")
+        return {**partly, **unsupported(stacked, np.flatnonzero(in_some))}
 
     def unsupported(self, molecules: Any) -> dict[int, str]:
         """Molecules (a `Molecules` stack, a dataset or `Conformer`s) with an element absent
@@ -483,7 +480,7 @@ class SchNetModel(InvariantModel):
                 ones = np.column_stack([a, np.ones(len(a))])
                 both = _least_squares(ones, t, w)
                 rest = t - ones @ both
-                if _weighted_std(rest, w, 0.0) < CONSTANT_SHARE * _weighted_std(residual, w, 0.0):
+                if takes_constant(_weighted_std(residual, w, 0.0), _weighted_std(rest, w, 0.0)):
                     offsets[:, task], constant[task], residual = both[:-1], both[-1], rest
             sizes = n_atoms[rows, 0]
             per_atom = residual if self.settings.pooling == "mean" else residual / sizes

@@ -11,9 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import numpy as np
-
 from dc_invariant.validation import (
+    check_bool,
     check_choice,
     check_int,
     check_positive,
@@ -136,6 +135,4 @@ class SchNetSettings(ModelSettings):
         store(self, "n_interactions", check_int(self.n_interactions, "n_interactions", min_val=1))
         store(self, "cutoff", check_positive(self.cutoff, "cutoff (Å)"))
         check_choice(self.pooling, "pooling", ("sum", "mean"))
-        if not isinstance(self.standardize, (bool, np.bool_)):  # "no" would read as True
-            raise TypeError(f"standardize must be True or False, got {self.standardize!r}")
-        store(self, "standardize", bool(self.standardize))
+        store(self, "standardize", check_bool(self.standardize, "standardize"))

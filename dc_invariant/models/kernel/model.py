@@ -38,7 +38,7 @@ from dc_invariant.models.kernel.settings import KernelSettings
 from dc_invariant.models.kernel.trained import TrainedKernel
 from dc_invariant.models.persistence import MODEL_CLASSES
 from dc_invariant.molecules import Molecules
-from dc_invariant.validation import check_task
+from dc_invariant.validation import check_bool, check_task
 
 dc = import_deepchem()
 
@@ -195,9 +195,7 @@ class KernelModel(StackedArrays, dc.models.Model):
             pca_tolerance=pca_tolerance, representation=representation, memory_mb=memory_mb,
             seed=seed, solver=solver, landmarks=landmarks, conformers=conformers,
         )  # fmt: skip
-        if progress is not None and not isinstance(progress, (bool, np.bool_)):
-            raise TypeError(f"progress must be True, False or None, got {progress!r}")
-        self.progress = progress
+        self.progress = check_bool(progress, "progress", optional=True)
         self.device = resolve_device(device)
         super().__init__(model_dir=model_dir)
         self.n_tasks = self.settings.n_tasks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dc_invariant.models.elements import CONSTANT_SHARE
+from dc_invariant.models.elements import takes_constant
 
 __all__ = ["dressed_counts", "offsets", "solve", "with_constant"]
 
@@ -22,11 +22,11 @@ def offsets(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def dressed_counts(counts: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The offsets' basis: ``counts``, with a column of ones when a constant per molecule
-    takes away most of what per-element offsets leave of ``y`` (`CONSTANT_SHARE`)."""
+    takes away most of what per-element offsets leave of ``y`` (`takes_constant`)."""
     with_one = with_constant(counts, counts.shape[1] + 1)
     left = np.sqrt(np.mean((y - counts @ offsets(counts, y)) ** 2, axis=0))
     rest = np.sqrt(np.mean((y - with_one @ offsets(with_one, y)) ** 2, axis=0))
-    return with_one if bool(np.any(rest < CONSTANT_SHARE * left)) else counts
+    return with_one if takes_constant(left, rest) else counts
 
 
 def with_constant(counts: np.ndarray, n_offsets: int) -> np.ndarray:
